@@ -1,0 +1,29 @@
+"""Dependency aliases for the routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.services.container import Services
+from app.services.task_service import TaskService
+from config.settings import Settings
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def get_task_service(request: Request) -> TaskService:
+    return get_services(request).tasks
+
+
+def get_settings(request: Request) -> Settings:
+    return get_services(request).settings
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,217 @@
+"""All database access for tasks: create, query, atomic claim and fenced result writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Task, utcnow
+from app.schemas.task import TaskPriority, TaskStatus, TaskType
+
+
+@dataclass(frozen=True)
+class TaskFilters:
+    """Optional filters for listing tasks; ``None`` means 'any'."""
+
+    status: TaskStatus | None = None
+    priority: TaskPriority | None = None
+    task_type: TaskType | None = None
+    language: str | None = None
+    platform: str | None = None
+    engine: str | None = None
+    model: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    has_error: bool | None = None
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = []
+        if self.status is not None:
+            clauses.append(Task.status == self.status.value)
+        if self.priority is not None:
+            clauses.append(Task.priority == self.priority.rank)
+        if self.task_type is not None:
+            clauses.append(Task.task_type == self.task_type.value)
+        for column, value in (
+            (Task.language, self.language),
+            (Task.platform, self.platform),
+            (Task.engine, self.engine),
+            (Task.model, self.model),
+        ):
+            if value is not None:
+                clauses.append(column == value)
+        if self.created_after is not None:
+            clauses.append(Task.created_at >= self.created_after)
+        if self.created_before is not None:
+            clauses.append(Task.created_at < self.created_before)
+        if self.has_error is not None:
+            clauses.append(Task.error.is_not(None) if self.has_error else Task.error.is_(None))
+        return clauses
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A task claimed by a worker. ``attempt`` is the fencing token for every later write."""
+
+    task_id: str
+    attempt: int
+
+
+class TaskRepository:
+    """Owns every query on the ``tasks`` table."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = session_factory
+
+    async def add(self, task: Task) -> Task:
+        async with self._sessions() as session:
+            session.add(task)
+            await session.commit()
+            return task
+
+    async def get(self, task_id: str) -> Task | None:
+        async with self._sessions() as session:
+            return await session.get(Task, task_id)
+
+    async def list(
+        self, filters: TaskFilters, *, limit: int, offset: int
+    ) -> tuple[Sequence[Task], int]:
+        clauses = filters.clauses()
+        async with self._sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(Task).where(*clauses))
+            rows = await session.scalars(
+                select(Task)
+                .where(*clauses)
+                .order_by(Task.created_at.desc(), Task.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return rows.all(), int(total or 0)
+
+    async def delete(self, task_id: str) -> Task | None:
+        """Delete the row and return it as it was, or ``None`` when it does not exist."""
+        async with self._sessions() as session, session.begin():
+            task = await session.get(Task, task_id)
+            if task is None:
+                return None
+            await session.execute(delete(Task).where(Task.id == task_id))
+            return task
+
+    async def claim_next(self, worker_id: str) -> Claim | None:
+        """Atomically move the best queued task (highest priority, then oldest) to processing."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "status": TaskStatus.processing.value,
+            "worker_id": worker_id,
+            "started_at": now,
+            "updated_at": now,
+            "progress": 0.0,
+            "attempts": Task.attempts + 1,
+        }
+        oldest_best = (
+            select(Task.id)
+            .where(Task.status == TaskStatus.queued.value)
+            .order_by(Task.priority, Task.created_at, Task.id)
+            .limit(1)
+        )
+        async with self._sessions() as session, session.begin():
+            if session.bind.dialect.name == "sqlite":
+                # One statement: SQLite serialises writers, so the sub-select and the
+                # update cannot interleave with another claimer.
+                row = (
+                    await session.execute(
+                        update(Task)
+                        .where(Task.id == oldest_best.scalar_subquery())
+                        .where(Task.status == TaskStatus.queued.value)
+                        .values(values)
+                        .returning(Task.id, Task.attempts)
+                        .execution_options(synchronize_session=False)
+                    )
+                ).first()
+            else:
+                task_id = await session.scalar(oldest_best.with_for_update(skip_locked=True))
+                if task_id is None:
+                    return None
+                await session.execute(
+                    update(Task)
+                    .where(Task.id == task_id)
+                    .values(values)
+                    .execution_options(synchronize_session=False)
+                )
+                row = (
+                    await session.execute(select(Task.id, Task.attempts).where(Task.id == task_id))
+                ).first()
+            if row is None:
+                return None
+            return Claim(task_id=row[0], attempt=row[1])
+
+    def _owned(self, claim: Claim) -> list[ColumnElement[bool]]:
+        return [
+            Task.id == claim.task_id,
+            Task.status == TaskStatus.processing.value,
+            Task.attempts == claim.attempt,
+        ]
+
+    async def update_owned(self, claim: Claim, **values: Any) -> bool:
+        """Write ``values`` only while the claim still owns the task (fenced by attempt)."""
+        values.setdefault("updated_at", utcnow())
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(Task)
+                .where(*self._owned(claim))
+                .values(values)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def requeue_abandoned(self, worker_id: str) -> int:
+        """Return tasks this node was processing when it stopped (crash or kill) to the queue."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(Task)
+                .where(Task.status == TaskStatus.processing.value, Task.worker_id == worker_id)
+                .values(
+                    status=TaskStatus.queued.value,
+                    worker_id=None,
+                    progress=0.0,
+                    started_at=None,
+                    updated_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def media_paths(self) -> set[str]:
+        async with self._sessions() as session:
+            rows = await session.scalars(select(Task.media_path).where(Task.media_path.is_not(None)))
+            return {path for path in rows if path}
+
+    async def expired_media(self, finished_before: datetime) -> Sequence[tuple[str, str]]:
+        """(task id, media path) of finished tasks whose media outlived the retention."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Task.id, Task.media_path).where(
+                    Task.media_path.is_not(None),
+                    Task.status.in_([TaskStatus.completed.value, TaskStatus.failed.value]),
+                    Task.completed_at < finished_before,
+                )
+            )
+            return [(row[0], row[1]) for row in rows]
+
+    async def forget_media(self, task_id: str) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(Task)
+                .where(Task.id == task_id)
+                .values(media_path=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def status_of(self, task_id: str) -> str | None:
+        async with self._sessions() as session:
+            return await session.scalar(select(Task.status).where(Task.id == task_id))

@@ -1,0 +1,37 @@
+"""The engine interface: every speech engine returns the same result shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from app.schemas.result import Segment
+from app.schemas.task import DecodeOptions, TaskType
+
+
+@dataclass
+class TranscriptionStream:
+    """Metadata known up front, and segments produced lazily as decoding advances."""
+
+    language: str | None
+    language_probability: float | None
+    duration: float
+    segments: Iterator[Segment]
+
+
+class SpeechModel(Protocol):
+    """A loaded model instance. Its methods block; callers run them in worker threads."""
+
+    engine: str
+    name: str
+    device: str
+
+    def transcribe(self, audio: Path, task_type: TaskType, options: DecodeOptions) -> TranscriptionStream:
+        """Start decoding ``audio``; iterating ``segments`` performs the work."""
+        ...
+
+    def close(self) -> None:
+        """Release the weights."""
+        ...

@@ -1,0 +1,66 @@
+"""Logging: a rotating file in ``log_files/`` (safe across processes) and the console.
+
+Every record carries ``task_id`` from a context variable, so each line about a task names it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from concurrent_log_handler import ConcurrentRotatingFileHandler
+
+from config.settings import LoggingSettings
+
+current_task_id: ContextVar[str] = ContextVar("current_task_id", default="-")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [task=%(task_id)s] %(name)s: %(message)s"
+_HANDLER_MARK = "_tingxie_handler"
+
+
+class TaskIdFilter(logging.Filter):
+    """Adds ``record.task_id`` from the current context."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "task_id"):
+            record.task_id = current_task_id.get()
+        return True
+
+
+@contextmanager
+def task_log_context(task_id: str) -> Iterator[None]:
+    """Tag every log line emitted inside the block (and tasks it spawns) with ``task_id``."""
+    token = current_task_id.set(task_id)
+    try:
+        yield
+    finally:
+        current_task_id.reset(token)
+
+
+def configure_logging(settings: LoggingSettings) -> None:
+    """Install the file and console handlers on the root logger (idempotent)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _HANDLER_MARK, False):
+            root.removeHandler(handler)
+            handler.close()
+    settings.dir.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter(LOG_FORMAT)
+    file_handler = ConcurrentRotatingFileHandler(
+        str(settings.dir / "tingxie.log"),
+        maxBytes=settings.max_bytes,
+        backupCount=settings.backup_count,
+        encoding="utf-8",
+    )
+    console = logging.StreamHandler(sys.stderr)
+    for handler in (file_handler, console):
+        handler.setFormatter(formatter)
+        handler.addFilter(TaskIdFilter())
+        setattr(handler, _HANDLER_MARK, True)
+        root.addHandler(handler)
+    root.setLevel(settings.level)
+    for noisy in ("faster_whisper", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,55 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api.problems import install_problem_handlers
+from app.api.routes import health, tasks
+from app.logging_setup import configure_logging
+from app.services.container import Services
+from config.settings import Settings
+
+DESCRIPTION = """
+**Tingxie (听写)** turns audio and video into text with Whisper models on your own hardware.
+Create a task from an upload or a URL, then read the result or download subtitles.
+
+**听写** 在自有硬件上使用 Whisper 模型把音视频转成文字。通过上传文件或 URL 创建任务，然后读取结果或下载字幕。
+
+Errors are RFC 9457 problem details (`application/problem+json`). / 错误以 RFC 9457 problem+json 返回。
+"""
+
+FORM_OVERHEAD_BYTES = 1024 * 1024
+"""Room for multipart boundaries and text fields on top of the media size limit."""
+
+
+def create_app(settings: Settings | None = None, *, start_processor_paused: bool = False) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.logging)
+        services = await Services.start(settings, start_processor_paused=start_processor_paused)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="Tingxie 听写",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/",
+        redoc_url="/redoc",
+        lifespan=lifespan,
+        max_body_size=settings.storage.max_upload_bytes + FORM_OVERHEAD_BYTES,
+    )
+    install_problem_handlers(app)
+    app.include_router(tasks.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,54 @@
+"""Periodic media housekeeping: retention of finished tasks' media and orphan sweeping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from datetime import timedelta
+
+from app.db.models import utcnow
+from app.db.task_repository import TaskRepository
+from app.media.storage import MediaStorage
+from config.settings import StorageSettings
+
+logger = logging.getLogger(__name__)
+
+
+class MediaJanitor:
+    """Deletes media past its retention and files that no task references."""
+
+    def __init__(
+        self, settings: StorageSettings, storage: MediaStorage, repository: TaskRepository
+    ) -> None:
+        self._settings = settings
+        self._storage = storage
+        self._repository = repository
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def sweep(self, *, grace_seconds: float = 600.0) -> None:
+        if self._settings.media_retention_hours > 0:
+            cutoff = utcnow() - timedelta(hours=self._settings.media_retention_hours)
+            for task_id, media_name in await self._repository.expired_media(cutoff):
+                self._storage.remove(media_name)
+                await self._repository.forget_media(task_id)
+                logger.info("media of task %s passed its retention and was deleted", task_id)
+        referenced = await self._repository.media_paths()
+        await asyncio.to_thread(self._storage.sweep_orphans, referenced, grace_seconds=grace_seconds)
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name="media-janitor")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._loop_task
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval_seconds)
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("media sweep failed")

@@ -1,0 +1,256 @@
+"""The background processor: claims queued tasks and runs them through the models."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+from app.db.models import utcnow
+from app.db.task_repository import Claim, TaskRepository
+from app.engines.model_manager import ModelManager
+from app.logging_setup import task_log_context
+from app.media.storage import MediaStorage
+from app.processor.task_events import TaskEvents
+from app.schemas.result import Segment, TranscriptionResult
+from app.schemas.task import DecodeOptions, TaskStatus, TaskType
+from config.settings import ProcessorSettings
+
+logger = logging.getLogger(__name__)
+
+
+class TaskCancelledError(Exception):
+    """The task was deleted while it ran; its result must be dropped."""
+
+
+@dataclass
+class _Running:
+    claim: Claim
+    cancelled: bool = False
+    job: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class TaskProcessor:
+    """Claims tasks atomically (priority, then FIFO) and runs up to N of them at once.
+
+    Inference runs in worker threads, one decoded segment at a time, so the event loop
+    stays free, progress is written as audio advances, and a deleted task stops at the
+    next segment boundary.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: ProcessorSettings,
+        repository: TaskRepository,
+        models: ModelManager,
+        storage: MediaStorage,
+        events: TaskEvents,
+        delete_media_after_processing: bool,
+    ) -> None:
+        self._settings = settings
+        self._repository = repository
+        self._models = models
+        self._storage = storage
+        self._events = events
+        self._delete_media = delete_media_after_processing
+        self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
+        self._wake = asyncio.Event()
+        self._resumed = asyncio.Event()
+        self._running: dict[str, _Running] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def worker_id(self) -> str:
+        return self._settings.node_id
+
+    @property
+    def running_task_ids(self) -> list[str]:
+        return list(self._running)
+
+    @property
+    def paused(self) -> bool:
+        return not self._resumed.is_set()
+
+    @property
+    def started(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    async def start(self, *, paused: bool = False) -> None:
+        requeued = await self._repository.requeue_abandoned(self.worker_id)
+        if requeued:
+            logger.warning("re-queued %d task(s) this node left in processing", requeued)
+        if not paused:
+            self._resumed.set()
+        self._loop_task = asyncio.create_task(self._claim_loop(), name="task-processor")
+
+    def pause(self) -> None:
+        """Stop claiming new tasks; running ones finish."""
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        self._resumed.set()
+        self.wake()
+
+    def wake(self) -> None:
+        """Look for work now instead of at the next poll."""
+        self._wake.set()
+
+    def cancel(self, task_id: str) -> bool:
+        """Ask a running task to stop and drop its result. True when it runs here."""
+        running = self._running.get(task_id)
+        if running is None:
+            return False
+        running.cancelled = True
+        return True
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming; wait for running tasks, then give unfinished ones back to the queue."""
+        self.pause()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._loop_task
+        jobs = [r.job for r in self._running.values() if r.job is not None]
+        if jobs:
+            _done, pending = await asyncio.wait(jobs, timeout=timeout)
+            for job in pending:
+                job.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _claim_loop(self) -> None:
+        while True:
+            await self._resumed.wait()
+            await self._slots.acquire()
+            claim: Claim | None = None
+            try:
+                self._wake.clear()
+                claim = await self._repository.claim_next(self.worker_id)
+            except Exception:
+                logger.exception("claiming a task failed; retrying")
+            if claim is None:
+                self._slots.release()
+                # asyncio.timeout, unlike wait_for on 3.11, never swallows a cancellation.
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(self._settings.poll_interval_seconds):
+                        await self._wake.wait()
+                continue
+            running = _Running(claim)
+            self._running[claim.task_id] = running
+            running.job = asyncio.create_task(self._run(running), name=f"task-{claim.task_id}")
+            running.job.add_done_callback(lambda _job, task_id=claim.task_id: self._finished(task_id))
+
+    def _finished(self, task_id: str) -> None:
+        self._running.pop(task_id, None)
+        self._slots.release()
+        self._events.finished(task_id)
+        self.wake()
+
+    async def _run(self, running: _Running) -> None:
+        claim = running.claim
+        with task_log_context(claim.task_id):
+            started = time.perf_counter()
+            media_name: str | None = None
+            try:
+                task = await self._repository.get(claim.task_id)
+                if task is None:
+                    return
+                media_name = task.media_path
+                logger.info("processing %s with %s (attempt %d)", task.task_type, task.model, claim.attempt)
+                result = await self._transcribe(
+                    running,
+                    model_name=task.model,
+                    media_name=task.media_path,
+                    task_type=TaskType(task.task_type),
+                    options=DecodeOptions.model_validate(task.options),
+                )
+                elapsed = time.perf_counter() - started
+                stored = await self._repository.update_owned(
+                    claim,
+                    status=TaskStatus.completed.value,
+                    result=result.model_dump(mode="json"),
+                    progress=100.0,
+                    language=result.language,
+                    language_probability=result.language_probability,
+                    duration=result.duration,
+                    processing_time=round(elapsed, 3),
+                    completed_at=utcnow(),
+                    error=None,
+                )
+                if stored:
+                    logger.info(
+                        "completed in %.2fs (%.1fs of audio, language %s)",
+                        elapsed,
+                        result.duration,
+                        result.language,
+                    )
+                else:
+                    logger.warning("result dropped: the task was deleted or taken over")
+            except TaskCancelledError:
+                logger.info("cancelled: the task was deleted while running")
+            except asyncio.CancelledError:
+                logger.warning("interrupted by shutdown; returning the task to the queue")
+                await asyncio.shield(
+                    self._repository.update_owned(
+                        claim, status=TaskStatus.queued.value, worker_id=None, progress=0.0
+                    )
+                )
+                raise
+            except Exception as exc:
+                logger.exception("failed")
+                with suppress(Exception):
+                    await self._repository.update_owned(
+                        claim,
+                        status=TaskStatus.failed.value,
+                        error=f"{type(exc).__name__}: {exc}"[:4000],
+                        processing_time=round(time.perf_counter() - started, 3),
+                        completed_at=utcnow(),
+                    )
+            if self._delete_media and media_name and not running.cancelled:
+                self._storage.remove(media_name)
+                with suppress(Exception):
+                    await self._repository.forget_media(claim.task_id)
+
+    async def _transcribe(
+        self,
+        running: _Running,
+        *,
+        model_name: str,
+        media_name: str | None,
+        task_type: TaskType,
+        options: DecodeOptions,
+    ) -> TranscriptionResult:
+        if not media_name:
+            raise FileNotFoundError("the task's media is no longer available")
+        audio = self._storage.path_of(media_name)
+        if not audio.is_file():
+            raise FileNotFoundError("the task's media is no longer available")
+        model = await self._models.get(model_name)
+        stream = await asyncio.to_thread(model.transcribe, audio, task_type, options)
+        duration = stream.duration
+        segments: list[Segment] = []
+        last_write = time.monotonic()
+        while True:
+            if running.cancelled:
+                raise TaskCancelledError
+            segment = await asyncio.to_thread(next, stream.segments, None)
+            if segment is None:
+                break
+            segments.append(segment)
+            now = time.monotonic()
+            if duration > 0 and now - last_write >= self._settings.progress_interval_seconds:
+                last_write = now
+                progress = round(min(99.0, 100.0 * segment.end / duration), 1)
+                if not await self._repository.update_owned(running.claim, progress=progress):
+                    raise TaskCancelledError
+        if running.cancelled:
+            raise TaskCancelledError
+        return TranscriptionResult(
+            text="".join(segment.text for segment in segments).strip(),
+            language=stream.language,
+            language_probability=stream.language_probability,
+            duration=duration,
+            segments=segments,
+        )

@@ -1,0 +1,277 @@
+"""Request and response schemas for tasks."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.schemas.result import TranscriptionResult
+
+WHISPER_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+class TaskStatus(StrEnum):
+    """Lifecycle of a task. / 任务状态。"""
+
+    queued = "queued"
+    processing = "processing"
+    completed = "completed"
+    failed = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TaskStatus.completed, TaskStatus.failed)
+
+
+class TaskType(StrEnum):
+    """What to do with the audio. / 任务类型。"""
+
+    transcribe = "transcribe"
+    translate = "translate"
+
+
+class TaskPriority(StrEnum):
+    """Queue priority. / 队列优先级。"""
+
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+    @property
+    def rank(self) -> int:
+        """Stored rank: lower runs first."""
+        return _PRIORITY_RANK[self]
+
+    @classmethod
+    def from_rank(cls, rank: int) -> TaskPriority:
+        return _RANK_PRIORITY[rank]
+
+
+_PRIORITY_RANK = {TaskPriority.high: 0, TaskPriority.normal: 1, TaskPriority.low: 2}
+_RANK_PRIORITY = {rank: priority for priority, rank in _PRIORITY_RANK.items()}
+
+
+class MediaSource(StrEnum):
+    """Where the media came from. / 媒体来源。"""
+
+    upload = "upload"
+    url = "url"
+
+
+def _parse_float_list(value: Any) -> Any:
+    """Accept ``0.2``, ``"0.2"``, ``"0,0.2,0.4"``, ``"[0, 0.2]"`` or a list (repeated form fields)."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        value = value[0]
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if text.startswith("["):
+            return json.loads(text)
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        return parts if len(parts) > 1 else parts[0]
+    return value
+
+
+class DecodeOptions(BaseModel):
+    """Whisper decoding options; defaults are Whisper's own. / Whisper 解码参数，默认值与 Whisper 相同。"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=16,
+        description="Spoken language code such as `en` or `zh`; empty detects it. / 语言代码（如 en、zh），留空自动检测。",
+    )
+    temperature: float | list[float] = Field(
+        default=list(WHISPER_TEMPERATURES),
+        description="One temperature, or a fallback list (`0,0.2,0.4`). / 温度，或回退温度列表。",
+    )
+    beam_size: int = Field(default=5, ge=1, le=20, description="Beam width. / 束搜索宽度。")
+    best_of: int = Field(
+        default=5, ge=1, le=20, description="Candidates when sampling at temperature > 0. / 采样候选数。"
+    )
+    patience: float = Field(default=1.0, gt=0, le=10, description="Beam search patience. / 束搜索耐心系数。")
+    compression_ratio_threshold: float | None = Field(
+        default=2.4, description="Retry above this gzip ratio. / 压缩比超过此值时回退重试。"
+    )
+    log_prob_threshold: float | None = Field(
+        default=-1.0, description="Retry below this average log probability. / 平均对数概率低于此值时重试。"
+    )
+    no_speech_threshold: float | None = Field(
+        default=0.6, description="Silence threshold for skipping segments. / 静音判定阈值。"
+    )
+    condition_on_previous_text: bool = Field(
+        default=True, description="Prompt each window with the previous text. / 以前文作为提示。"
+    )
+    initial_prompt: str | None = Field(
+        default=None, max_length=2000, description="Prompt for the first window. / 首个窗口的提示词。"
+    )
+    hotwords: str | None = Field(
+        default=None, max_length=2000, description="Hotwords / hint phrases. / 热词。"
+    )
+    word_timestamps: bool = Field(default=False, description="Return word timings. / 返回词级时间戳。")
+    prepend_punctuations: str = Field(
+        default="\"'“¿([{-",
+        max_length=64,
+        description="Punctuation merged into the next word. / 并入下一个词的标点。",
+    )
+    append_punctuations: str = Field(
+        default="\"'.。,，!！?？:：”)]}、",
+        max_length=64,
+        description="Punctuation merged into the previous word. / 并入上一个词的标点。",
+    )
+    clip_timestamps: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="Comma-separated start,end,... seconds to process. / 仅处理的时间段（逗号分隔的秒数）。",
+    )
+    hallucination_silence_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="Skip silences longer than this around hallucinations (needs word timestamps). / 幻觉静音阈值。",
+    )
+    vad_filter: bool = Field(default=False, description="Drop silence with Silero VAD. / 使用 VAD 过滤静音。")
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _temperature(cls, value: Any) -> Any:
+        return _parse_float_list(value)
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_range(cls, value: float | list[float]) -> float | list[float]:
+        values = value if isinstance(value, list) else [value]
+        if not values or any(not 0.0 <= item <= 2.0 for item in values):
+            raise ValueError("temperatures must lie in [0, 2]")
+        return value
+
+    @field_validator("clip_timestamps")
+    @classmethod
+    def _clip_timestamps(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            numbers = [float(part) for part in value.split(",")]
+        except ValueError as exc:
+            raise ValueError("clip_timestamps must be comma-separated seconds") from exc
+        if any(number < 0 for number in numbers):
+            raise ValueError("clip_timestamps must not be negative")
+        return ",".join(f"{number:g}" for number in numbers)
+
+    @field_validator("language", "initial_prompt", "hotwords", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+
+class TaskOut(BaseModel):
+    """A task as the API returns it. / API 返回的任务。"""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(description="Task id. / 任务 ID。")
+    status: TaskStatus = Field(description="Status. / 状态。")
+    priority: TaskPriority = Field(description="Priority. / 优先级。")
+    task_type: TaskType = Field(description="transcribe or translate. / 转录或翻译。")
+    engine: str = Field(description="Speech engine. / 推理引擎。")
+    model: str = Field(description="Model name. / 模型名称。")
+    options: DecodeOptions = Field(description="Decoding options. / 解码参数。")
+    source: MediaSource = Field(description="upload or url. / 来源。")
+    file_name: str | None = Field(description="Original file name (display only). / 原始文件名（仅展示）。")
+    file_url: str | None = Field(description="Source URL if any. / 源 URL。")
+    file_size: int | None = Field(description="Media size in bytes. / 文件大小（字节）。")
+    duration: float | None = Field(description="Audio duration in seconds. / 音频时长（秒）。")
+    platform: str | None = Field(description="Platform tag. / 平台标签。")
+    callback_url: str | None = Field(description="Callback URL. / 回调地址。")
+    progress: float = Field(description="Progress 0-100 by audio position. / 进度（0-100）。")
+    language: str | None = Field(description="Detected language. / 检测到的语言。")
+    language_probability: float | None = Field(description="Language probability. / 语言概率。")
+    error: str | None = Field(description="Error message of a failed task. / 失败原因。")
+    processing_time: float | None = Field(description="Processing seconds. / 处理耗时（秒）。")
+    worker_id: str | None = Field(description="Node that ran the task. / 执行节点。")
+    media_available: bool = Field(description="Whether the original media is retained. / 原始媒体是否仍保留。")
+    created_at: datetime = Field(description="Created (UTC). / 创建时间（UTC）。")
+    updated_at: datetime = Field(description="Last update (UTC). / 更新时间（UTC）。")
+    started_at: datetime | None = Field(description="Processing start (UTC). / 开始处理时间。")
+    completed_at: datetime | None = Field(description="End of processing (UTC). / 结束时间。")
+    result: TranscriptionResult | None = Field(
+        default=None, description="Result once completed. / 完成后的结果。"
+    )
+
+
+class TaskPage(BaseModel):
+    """One page of tasks, newest first. / 分页任务列表（最新在前）。"""
+
+    items: list[TaskOut] = Field(description="Tasks on this page. / 本页任务。")
+    total: int = Field(description="Tasks matching the filters. / 符合条件的总数。")
+    limit: int = Field(description="Page size. / 每页数量。")
+    offset: int = Field(description="Offset of this page. / 偏移量。")
+    next_offset: int | None = Field(description="Offset of the next page, if any. / 下一页偏移量。")
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return value
+
+
+class TaskCreateForm(DecodeOptions):
+    """Multipart form fields of ``POST /api/v1/tasks`` (the file itself is a separate part)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    file_url: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="http(s) URL of the media, instead of `file`. / 媒体文件的 http(s) 地址（与 file 二选一）。",
+    )
+    task_type: TaskType = Field(
+        default=TaskType.transcribe,
+        description="`transcribe` keeps the language; `translate` outputs English. / transcribe 保留原语言，translate 译为英文。",
+    )
+    priority: TaskPriority = Field(
+        default=TaskPriority.normal, description="Queue priority. / 队列优先级。"
+    )
+    model: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Model from the configured allowlist (e.g. `base`, `tiny.en`); empty uses the default. / 模型名（需在允许列表中），留空使用默认模型。",
+    )
+    callback_url: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="URL that receives the task when it ends. / 任务结束时接收回调的地址。",
+    )
+    platform: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Free-form platform tag for filtering (e.g. `tiktok`). / 平台标签，便于筛选。",
+    )
+
+    @field_validator("file_url", "callback_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @field_validator("model", "platform", mode="before")
+    @classmethod
+    def _blank(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    def decode_options(self) -> DecodeOptions:
+        return DecodeOptions.model_validate(self.model_dump(include=set(DecodeOptions.model_fields)))

@@ -1,0 +1,103 @@
+"""Builds and owns the long-lived services of one app instance (no module-level singletons)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.migrate import upgrade_to_head
+from app.db.session import create_engine, create_session_factory
+from app.db.task_repository import TaskRepository
+from app.engines.model_manager import ModelManager
+from app.engines.model_resolver import ModelResolver
+from app.media.janitor import MediaJanitor
+from app.media.storage import MediaStorage
+from app.processor.task_events import TaskEvents
+from app.processor.task_processor import TaskProcessor
+from app.services.task_service import TaskService
+from config.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    http: httpx.AsyncClient
+    repository: TaskRepository
+    storage: MediaStorage
+    models: ModelManager
+    events: TaskEvents
+    processor: TaskProcessor | None
+    janitor: MediaJanitor
+    tasks: TaskService
+
+    @classmethod
+    async def start(cls, settings: Settings, *, start_processor_paused: bool = False) -> Services:
+        """Migrate the database, sweep orphans, load the default model and start the processor."""
+        await asyncio.to_thread(upgrade_to_head, settings.database_url)
+        engine = create_engine(settings.database_url)
+        repository = TaskRepository(create_session_factory(engine))
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.storage.download_timeout_seconds),
+            headers={"User-Agent": "Tingxie/1.0"},
+        )
+        storage = MediaStorage(
+            settings.storage.temp_dir, max_bytes=settings.storage.max_upload_bytes, http=http
+        )
+        models = ModelManager(settings.whisper, ModelResolver(settings.whisper.model_dir))
+        events = TaskEvents()
+        processor = None
+        if settings.processor.enabled:
+            processor = TaskProcessor(
+                settings=settings.processor,
+                repository=repository,
+                models=models,
+                storage=storage,
+                events=events,
+                delete_media_after_processing=settings.storage.delete_media_after_processing,
+            )
+        janitor = MediaJanitor(settings.storage, storage, repository)
+        services = cls(
+            settings=settings,
+            engine=engine,
+            http=http,
+            repository=repository,
+            storage=storage,
+            models=models,
+            events=events,
+            processor=processor,
+            janitor=janitor,
+            tasks=TaskService(
+                repository=repository,
+                storage=storage,
+                models=models,
+                processor=processor,
+                events=events,
+                default_model=settings.whisper.default_model,
+                poll_interval=settings.processor.poll_interval_seconds,
+            ),
+        )
+        await janitor.sweep()
+        janitor.start()
+        if settings.whisper.preload and processor is not None:
+            try:
+                await models.get(settings.whisper.default_model)
+            except Exception:
+                logger.exception("preloading %s failed; it is retried on the first task", settings.whisper.default_model)
+        if processor is not None:
+            await processor.start(paused=start_processor_paused)
+        return services
+
+    async def stop(self) -> None:
+        if self.processor is not None:
+            await self.processor.stop()
+        await self.janitor.stop()
+        await self.models.close()
+        await self.http.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,196 @@
+"""Tingxie configuration: one pydantic-settings ``Settings`` with nested groups.
+
+Values come from (highest priority first) init arguments, environment variables,
+the ``.env`` file and the defaults below. Nested groups use ``__`` as the
+delimiter, e.g. ``WHISPER__COMPUTE_TYPE=int8`` or ``STORAGE__MAX_UPLOAD_MB=200``.
+Every field's docstring is its documentation; ``.env.example`` lists them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_GROUP_CONFIG = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+
+class ServerSettings(BaseModel):
+    """HTTP server options used by ``start.py``."""
+
+    model_config = _GROUP_CONFIG
+
+    host: str = "127.0.0.1"
+    """Interface the HTTP server binds to (``--host`` overrides it)."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    """TCP port the HTTP server listens on (``--port`` overrides it)."""
+
+
+class StorageSettings(BaseModel):
+    """Where media files live and how long they are kept."""
+
+    model_config = _GROUP_CONFIG
+
+    temp_dir: Path = Path("temp_files")
+    """Directory for uploaded and downloaded media. Files are named by the server, never by the user."""
+
+    max_upload_mb: float = Field(default=1024.0, gt=0)
+    """Largest accepted media file in MiB, for uploads and ``file_url`` downloads alike (413 beyond it)."""
+
+    download_timeout_seconds: float = Field(default=120.0, gt=0)
+    """Network timeout for downloading a ``file_url`` (connect and between reads)."""
+
+    delete_media_after_processing: bool = False
+    """Delete a task's media file as soon as the task completes or fails."""
+
+    media_retention_hours: float = Field(default=72.0, ge=0)
+    """Delete media of finished tasks older than this many hours (0 keeps it until the task is deleted)."""
+
+    sweep_interval_seconds: float = Field(default=600.0, gt=0)
+    """How often expired media and orphaned temp files are swept."""
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+class WhisperSettings(BaseModel):
+    """Speech engine and model options."""
+
+    model_config = _GROUP_CONFIG
+
+    engine: Literal["faster_whisper"] = "faster_whisper"
+    """Speech engine used for inference."""
+
+    default_model: str = "base"
+    """Model used when a task names none."""
+
+    allowed_models: Annotated[list[str], NoDecode] = ["base", "tiny.en"]
+    """Models a task may request. Names resolve to a locally installed copy first, then to the hub."""
+
+    model_dir: Path = Path.home() / ".cache" / "tingxie" / "models"
+    """Directory where bundled models that ship in parts are assembled and verified."""
+
+    device: str = "auto"
+    """Inference device: ``auto``, ``cpu`` or ``cuda``."""
+
+    device_index: Annotated[list[int], NoDecode] = [0]
+    """GPU indices the model is placed on when the device is CUDA."""
+
+    compute_type: str = "default"
+    """CTranslate2 compute type: ``default`` (int8 on CPU, float16 on CUDA), ``int8``, ``int8_float16``, ``float16``, ``float32``."""
+
+    cpu_threads: int = Field(default=0, ge=0)
+    """Threads per model instance on CPU; 0 uses every core of the machine."""
+
+    num_workers: int = Field(default=1, ge=1)
+    """Parallel inferences one loaded model accepts (CTranslate2 ``num_workers``)."""
+
+    preload: bool = True
+    """Load the default model at start-up instead of on the first task."""
+
+    @field_validator("allowed_models", "device_index", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def resolved_cpu_threads(self) -> int:
+        return self.cpu_threads or os.cpu_count() or 1
+
+    def resolved_compute_type(self, device: str) -> str:
+        if self.compute_type != "default":
+            return self.compute_type
+        return "float16" if device == "cuda" else "int8"
+
+
+class ProcessorSettings(BaseModel):
+    """Background task processor."""
+
+    model_config = _GROUP_CONFIG
+
+    enabled: bool = True
+    """Run the background processor in this process."""
+
+    max_concurrent_tasks: int = Field(default=2, ge=1)
+    """Tasks this node runs at the same time."""
+
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    """How often an idle processor looks for new tasks (new local tasks wake it at once)."""
+
+    progress_interval_seconds: float = Field(default=1.0, ge=0)
+    """Least time between two progress writes for one task."""
+
+    node_id: str = Field(default_factory=socket.gethostname)
+    """Identity of this node, recorded on the tasks it claims."""
+
+
+class LoggingSettings(BaseModel):
+    """Log output."""
+
+    model_config = _GROUP_CONFIG
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Minimum level that is logged."""
+
+    dir: Path = Path("log_files")
+    """Directory of the rotating log file ``tingxie.log``."""
+
+    max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    """Size at which the log file rotates."""
+
+    backup_count: int = Field(default=10, ge=0)
+    """Rotated log files that are kept."""
+
+
+class Settings(BaseSettings):
+    """All Tingxie settings."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+        use_attribute_docstrings=True,
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./tingxie.db"
+    """SQLAlchemy database URL. ``sqlite:///``, ``mysql://`` and ``postgresql://`` are mapped to their async drivers."""
+
+    server: ServerSettings = ServerSettings()
+    """HTTP server (``SERVER__*``)."""
+
+    storage: StorageSettings = StorageSettings()
+    """Media storage (``STORAGE__*``)."""
+
+    whisper: WhisperSettings = WhisperSettings()
+    """Speech engine and models (``WHISPER__*``)."""
+
+    processor: ProcessorSettings = ProcessorSettings()
+    """Background processor (``PROCESSOR__*``)."""
+
+    logging: LoggingSettings = LoggingSettings()
+    """Logging (``LOGGING__*``)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        for plain, async_prefix in (
+            ("sqlite://", "sqlite+aiosqlite://"),
+            ("mysql://", "mysql+aiomysql://"),
+            ("mariadb://", "mysql+aiomysql://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+        ):
+            if value.startswith(plain):
+                return async_prefix + value[len(plain) :]
+        return value
