@@ -1,6 +1,6 @@
 """Start Tingxie: the HTTP API and the background processor in one process.
 
-    python start.py [--host 127.0.0.1] [--port 8000]
+python start.py [--host 127.0.0.1] [--port 8000]
 """
 
 from __future__ import annotations

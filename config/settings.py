@@ -104,6 +104,11 @@ class WhisperSettings(BaseModel):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("model_dir")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
     def resolved_cpu_threads(self) -> int:
         return self.cpu_threads or os.cpu_count() or 1
 

@@ -121,9 +121,7 @@ async def api(make_settings: Callable[..., Settings]) -> AsyncIterator[RunningAp
         yield running
 
 
-async def upload(
-    client: httpx.AsyncClient, path: Path, **fields: Any
-) -> httpx.Response:
+async def upload(client: httpx.AsyncClient, path: Path, **fields: Any) -> httpx.Response:
     with path.open("rb") as handle:
         return await client.post(
             "/api/v1/tasks",

@@ -49,7 +49,8 @@ async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return problem_response(request, exc.status_code, detail, headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return problem_response(request, exc.status_code, detail, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

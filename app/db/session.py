@@ -9,9 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 def create_engine(database_url: str) -> AsyncEngine:
     """Create the async engine; SQLite gets WAL and a busy timeout so readers never block the worker."""
     if database_url.startswith("sqlite"):
-        engine = create_async_engine(
-            database_url, connect_args={"timeout": 30}, pool_pre_ping=True
-        )
+        engine = create_async_engine(database_url, connect_args={"timeout": 30}, pool_pre_ping=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]

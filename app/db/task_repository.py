@@ -78,9 +78,7 @@ class TaskRepository:
         async with self._sessions() as session:
             return await session.get(Task, task_id)
 
-    async def list(
-        self, filters: TaskFilters, *, limit: int, offset: int
-    ) -> tuple[Sequence[Task], int]:
+    async def search(self, filters: TaskFilters, *, limit: int, offset: int) -> tuple[Sequence[Task], int]:
         clauses = filters.clauses()
         async with self._sessions() as session:
             total = await session.scalar(select(func.count()).select_from(Task).where(*clauses))
@@ -120,7 +118,7 @@ class TaskRepository:
             .limit(1)
         )
         async with self._sessions() as session, session.begin():
-            if session.bind.dialect.name == "sqlite":
+            if session.get_bind().dialect.name == "sqlite":
                 # One statement: SQLite serialises writers, so the sub-select and the
                 # update cannot interleave with another claimer.
                 row = (
@@ -201,7 +199,7 @@ class TaskRepository:
                     Task.completed_at < finished_before,
                 )
             )
-            return [(row[0], row[1]) for row in rows]
+            return [(str(row[0]), str(row[1])) for row in rows]
 
     async def forget_media(self, task_id: str) -> None:
         async with self._sessions() as session, session.begin():

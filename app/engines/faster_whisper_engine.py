@@ -44,8 +44,7 @@ def convert_segments(segments: Iterable[FwSegment]) -> Iterator[Segment]:
         words = None
         if segment.words is not None:
             words = [
-                Word(start=w.start, end=w.end, word=w.word, probability=w.probability)
-                for w in segment.words
+                Word(start=w.start, end=w.end, word=w.word, probability=w.probability) for w in segment.words
             ]
         yield Segment(
             id=index,

@@ -18,9 +18,7 @@ logger = logging.getLogger(__name__)
 class MediaJanitor:
     """Deletes media past its retention and files that no task references."""
 
-    def __init__(
-        self, settings: StorageSettings, storage: MediaStorage, repository: TaskRepository
-    ) -> None:
+    def __init__(self, settings: StorageSettings, storage: MediaStorage, repository: TaskRepository) -> None:
         self._settings = settings
         self._storage = storage
         self._repository = repository

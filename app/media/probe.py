@@ -56,7 +56,7 @@ def _duration(container: av.container.InputContainer, stream: av.audio.stream.Au
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
-        return container.duration / av.time_base
+        return float(container.duration / av.time_base)
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from contextlib import suppress
@@ -140,9 +141,9 @@ class TaskProcessor:
             running = _Running(claim)
             self._running[claim.task_id] = running
             running.job = asyncio.create_task(self._run(running), name=f"task-{claim.task_id}")
-            running.job.add_done_callback(lambda _job, task_id=claim.task_id: self._finished(task_id))
+            running.job.add_done_callback(functools.partial(self._finished, claim.task_id))
 
-    def _finished(self, task_id: str) -> None:
+    def _finished(self, task_id: str, _job: asyncio.Task[None]) -> None:
         self._running.pop(task_id, None)
         self._slots.release()
         self._events.finished(task_id)

@@ -32,7 +32,7 @@ class TaskType(StrEnum):
     """What to do with the audio. / 任务类型。"""
 
     transcribe = "transcribe"
-    translate = "translate"
+    translate = "translate"  # type: ignore[assignment]  # shadows str.translate
 
 
 class TaskPriority(StrEnum):
@@ -198,7 +198,9 @@ class TaskOut(BaseModel):
     error: str | None = Field(description="Error message of a failed task. / 失败原因。")
     processing_time: float | None = Field(description="Processing seconds. / 处理耗时（秒）。")
     worker_id: str | None = Field(description="Node that ran the task. / 执行节点。")
-    media_available: bool = Field(description="Whether the original media is retained. / 原始媒体是否仍保留。")
+    media_available: bool = Field(
+        description="Whether the original media is retained. / 原始媒体是否仍保留。"
+    )
     created_at: datetime = Field(description="Created (UTC). / 创建时间（UTC）。")
     updated_at: datetime = Field(description="Last update (UTC). / 更新时间（UTC）。")
     started_at: datetime | None = Field(description="Processing start (UTC). / 开始处理时间。")
@@ -243,7 +245,8 @@ class TaskCreateForm(DecodeOptions):
         description="`transcribe` keeps the language; `translate` outputs English. / transcribe 保留原语言，translate 译为英文。",
     )
     priority: TaskPriority = Field(
-        default=TaskPriority.normal, description="Queue priority. / 队列优先级。"
+        default=TaskPriority.normal,
+        description="`high` tasks run before `normal`, `normal` before `low`. / 高优先级先于普通，普通先于低。",
     )
     model: str | None = Field(
         default=None,

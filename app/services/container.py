@@ -89,7 +89,9 @@ class Services:
             try:
                 await models.get(settings.whisper.default_model)
             except Exception:
-                logger.exception("preloading %s failed; it is retried on the first task", settings.whisper.default_model)
+                logger.exception(
+                    "preloading %s failed; it is retried on the first task", settings.whisper.default_model
+                )
         if processor is not None:
             await processor.start(paused=start_processor_paused)
         return services

@@ -380,9 +380,7 @@ def _text_tokens(text: str, start: float, end: float, width: int) -> list[_Token
     for index, atom in enumerate(atoms):
         token_start = start + duration * position / total
         position += len(atom.text)
-        token_end = (
-            start + duration if index == len(atoms) - 1 else (start + duration * position / total)
-        )
+        token_end = start + duration if index == len(atoms) - 1 else (start + duration * position / total)
         text_with_space = (" " + atom.text) if atom.space_before else atom.text
         tokens.append(_Token(text_with_space, token_start, token_end))
     return tokens
@@ -444,9 +442,7 @@ def _pack(tokens: Sequence[_Token], limits: CueLimits) -> list[tuple[int, int]]:
         for first in range(stop - 1, earliest[stop] - 1, -1):
             latest_end = max(latest_end, ends[first])
             length = chars[stop] - chars[first] - (1 if tokens[first].text[:1] == " " else 0)
-            fill = min(
-                1.0, max(length / capacity, (latest_end - starts[first]) / limits.max_duration)
-            )
+            fill = min(1.0, max(length / capacity, (latest_end - starts[first]) / limits.max_duration))
             cost = best[first] + _CUE_COST + _UNFILLED_COST * (1.0 - fill) ** 2
             if stop < size and not sentence_end:
                 cost += _CLAUSE_BREAK_COST if clause_end and fill > 0.5 else _PLAIN_BREAK_COST
@@ -556,9 +552,7 @@ def to_milliseconds(seconds: float) -> int:
     """
     if not math.isfinite(seconds):
         raise ValueError(f"time is not finite: {seconds!r}")
-    milliseconds = (Decimal(repr(float(seconds))) * 1000).quantize(
-        Decimal(1), rounding=ROUND_HALF_UP
-    )
+    milliseconds = (Decimal(repr(float(seconds))) * 1000).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     return max(int(milliseconds), 0)
 
 

@@ -7,10 +7,10 @@ import logging
 import time
 from pathlib import PurePath
 
-from app.errors import ProblemError
 from app.db.models import Task
 from app.db.task_repository import TaskFilters, TaskRepository
 from app.engines.model_manager import ModelManager, ModelNotAllowedError
+from app.errors import ProblemError
 from app.logging_setup import task_log_context
 from app.media.probe import NotMediaError, probe_media
 from app.media.storage import (
@@ -196,8 +196,8 @@ class TaskService:
                 return to_out(task)
             await self._events.wait(task_id, min(remaining, self._poll_interval))
 
-    async def list(self, filters: TaskFilters, *, limit: int, offset: int) -> TaskPage:
-        rows, total = await self._repository.list(filters, limit=limit, offset=offset)
+    async def search(self, filters: TaskFilters, *, limit: int, offset: int) -> TaskPage:
+        rows, total = await self._repository.search(filters, limit=limit, offset=offset)
         next_offset = offset + len(rows) if offset + len(rows) < total else None
         return TaskPage(
             items=[to_out(row, include_result=False) for row in rows],
@@ -222,4 +222,3 @@ class TaskService:
         if task.media_path is None or not self._storage.path_of(task.media_path).is_file():
             raise ProblemError(410, "the media of this task is no longer retained")
         return task, str(self._storage.path_of(task.media_path))
-

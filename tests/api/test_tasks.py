@@ -37,7 +37,16 @@ async def test_jfk_transcript(api: RunningApp, clips: dict[str, Clip]) -> None:
     assert task["processing_time"] > 0
     assert task["engine"] == "faster_whisper"
     segment = result["segments"][0]
-    for key in ("id", "start", "end", "text", "avg_logprob", "no_speech_prob", "compression_ratio", "temperature"):
+    for key in (
+        "id",
+        "start",
+        "end",
+        "text",
+        "avg_logprob",
+        "no_speech_prob",
+        "compression_ratio",
+        "temperature",
+    ):
         assert key in segment
     assert segment["words"], "word timestamps were requested"
     assert all(w["start"] <= w["end"] for s in result["segments"] for w in s["words"])
@@ -131,7 +140,9 @@ def _assert_problem(response: object, status: int) -> None:
     assert body["status"] == status and body["title"] and body["detail"]
 
 
-async def test_bad_input(make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]) -> None:
+async def test_bad_input(
+    make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
+) -> None:
     settings = make_settings(storage={"max_upload_mb": 0.5})
     async with running_app(settings, paused=True) as running:
         client = running.client
@@ -301,7 +312,9 @@ async def test_queued_tasks_survive_restart(
             assert task["status"] == "completed"
 
 
-async def test_progress_is_reported(make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]) -> None:
+async def test_progress_is_reported(
+    make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
+) -> None:
     long_audio = tmp_path / "long.wav"
     _concat_wav([clips["jfk.wav"].path] * 6, long_audio)
     async with running_app(make_settings(processor={"progress_interval_seconds": 0})) as running:
@@ -330,7 +343,12 @@ def _concat_wav(sources: list[Path], target: Path, gap_seconds: float = 0.0) -> 
                 if not params_set:
                     out.setparams(clip.getparams())
                     params_set = True
-                    silence = b"\x00" * int(clip.getframerate() * gap_seconds) * clip.getsampwidth() * clip.getnchannels()
+                    silence = (
+                        b"\x00"
+                        * int(clip.getframerate() * gap_seconds)
+                        * clip.getsampwidth()
+                        * clip.getnchannels()
+                    )
                 out.writeframes(clip.readframes(clip.getnframes()))
                 if gap_seconds:
                     out.writeframes(silence)

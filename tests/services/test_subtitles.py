@@ -107,16 +107,12 @@ def assert_valid_cues(cues: Sequence[Cue], limits: CueLimits = LIMITS) -> None:
             assert line.strip() == line and line, cue
             assert len(line) <= limits.max_line_chars, cue
         assert cue.end > cue.start, cue
-        assert to_milliseconds(cue.end) - to_milliseconds(cue.start) <= round(
-            limits.max_duration * 1000
-        ), cue
+        assert to_milliseconds(cue.end) - to_milliseconds(cue.start) <= round(limits.max_duration * 1000), cue
     for before, after in itertools.pairwise(cues):
         assert before.end <= after.start, (before, after)
 
 
-def assert_parsed_cues_valid(
-    cues: list[tuple[int, int, list[str]]], limits: CueLimits = LIMITS
-) -> None:
+def assert_parsed_cues_valid(cues: list[tuple[int, int, list[str]]], limits: CueLimits = LIMITS) -> None:
     """The same checks on cues read back by a parser: (start ms, end ms, lines)."""
     assert cues
     previous_end = 0
@@ -160,9 +156,7 @@ def test_srt_output_parses_and_respects_limits() -> None:
     assert [s.index for s in subtitles] == list(range(1, len(subtitles) + 1))
     assert output.startswith("1\n")
     assert "\n\n2\n" in output
-    assert squash("".join(s.content for s in subtitles)) == squash(
-        "".join(s.text for s in result.segments)
-    )
+    assert squash("".join(s.content for s in subtitles)) == squash("".join(s.text for s in result.segments))
 
 
 def test_vtt_output_parses_and_respects_limits() -> None:
@@ -170,15 +164,10 @@ def test_vtt_output_parses_and_respects_limits() -> None:
     output = render_subtitles(result, SubtitleFormat.VTT)
     assert output.startswith("WEBVTT\n\n")
     captions = webvtt.from_buffer(io.StringIO(output), strict=True).captions
-    parsed = [
-        (c.start_time.in_milliseconds(), c.end_time.in_milliseconds(), list(c.lines))
-        for c in captions
-    ]
+    parsed = [(c.start_time.in_milliseconds(), c.end_time.in_milliseconds(), list(c.lines)) for c in captions]
     assert_parsed_cues_valid(parsed)
     assert len(captions) == output.count(" --> ")
-    assert squash("".join(c.text for c in captions)) == squash(
-        "".join(s.text for s in result.segments)
-    )
+    assert squash("".join(c.text for c in captions)) == squash("".join(s.text for s in result.segments))
 
 
 def test_vtt_from_file(tmp_path: Path) -> None:
@@ -269,10 +258,7 @@ def test_segments_far_apart_are_not_joined() -> None:
 
 def test_word_timestamps_with_cjk_words() -> None:
     chars = [c for c in CHINESE]
-    words = [
-        Word(start=i * 0.2, end=i * 0.2 + 0.15, word=c, probability=0.9)
-        for i, c in enumerate(chars)
-    ]
+    words = [Word(start=i * 0.2, end=i * 0.2 + 0.15, word=c, probability=0.9) for i, c in enumerate(chars)]
     cues = build_cues([make_segment(0, 0.0, words[-1].end, CHINESE, words)])
     assert_valid_cues(cues)
     assert squash("".join("".join(c.lines) for c in cues)) == squash(CHINESE)
@@ -428,9 +414,7 @@ def test_zero_length_and_overlapping_segments() -> None:
     assert_valid_cues(cues)
     for cue in cues:
         assert to_milliseconds(cue.end) - to_milliseconds(cue.start) >= 1
-    assert squash("".join(" ".join(c.lines) for c in cues)) == squash(
-        "".join(s.text for s in segments)
-    )
+    assert squash("".join(" ".join(c.lines) for c in cues)) == squash("".join(s.text for s in segments))
 
 
 def test_blank_segments_are_skipped() -> None:
@@ -480,9 +464,7 @@ def test_randomised_segments_keep_every_invariant() -> None:
             clock = start + duration
     cues = build_cues(segments)
     assert_valid_cues(cues)
-    assert squash("".join("".join(c.lines) for c in cues)) == squash(
-        "".join(s.text for s in segments)
-    )
+    assert squash("".join("".join(c.lines) for c in cues)) == squash("".join(s.text for s in segments))
     subtitles = list(srt.parse(render_subtitles(make_result(segments), SubtitleFormat.SRT)))
     assert len(subtitles) == len(cues)
 
@@ -553,9 +535,7 @@ def test_vtt_escapes_cue_text() -> None:
     assert "&amp;" in body and "&lt;b&gt;" in body and "&lt;/b&gt;" in body
     assert "-->" not in body
     assert "<" not in body and ">" not in body
-    assert body.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split() == (
-        text.split()
-    )
+    assert body.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split() == (text.split())
     captions = webvtt.from_buffer(io.StringIO(output), strict=True).captions
     assert len(captions) == 1
 
@@ -571,9 +551,7 @@ def test_txt_is_one_segment_per_line() -> None:
         make_segment(1, 1.0, 2.0, "   "),
         make_segment(2, 2.0, 3.0, "Second\nline"),
     ]
-    assert render_subtitles(make_result(segments), SubtitleFormat.TXT) == (
-        "Hello there.\nSecond line\n"
-    )
+    assert render_subtitles(make_result(segments), SubtitleFormat.TXT) == ("Hello there.\nSecond line\n")
 
 
 def test_tsv_rows() -> None:

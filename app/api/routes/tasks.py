@@ -71,24 +71,16 @@ async def list_tasks(
     status_: Annotated[
         TaskStatus | None, Query(alias="status", description="Status filter. / 按状态筛选。")
     ] = None,
-    priority: Annotated[
-        TaskPriority | None, Query(description="Priority filter. / 按优先级筛选。")
-    ] = None,
-    task_type: Annotated[
-        TaskType | None, Query(description="Task type filter. / 按任务类型筛选。")
-    ] = None,
+    priority: Annotated[TaskPriority | None, Query(description="Priority filter. / 按优先级筛选。")] = None,
+    task_type: Annotated[TaskType | None, Query(description="Task type filter. / 按任务类型筛选。")] = None,
     language: Annotated[
         str | None, Query(max_length=16, description="Language filter. / 按语言筛选。")
     ] = None,
     platform: Annotated[
         str | None, Query(max_length=64, description="Platform filter. / 按平台筛选。")
     ] = None,
-    engine: Annotated[
-        str | None, Query(max_length=32, description="Engine filter. / 按引擎筛选。")
-    ] = None,
-    model: Annotated[
-        str | None, Query(max_length=128, description="Model filter. / 按模型筛选。")
-    ] = None,
+    engine: Annotated[str | None, Query(max_length=32, description="Engine filter. / 按引擎筛选。")] = None,
+    model: Annotated[str | None, Query(max_length=128, description="Model filter. / 按模型筛选。")] = None,
     created_after: Annotated[
         datetime | None,
         Query(description="Created at or after (ISO 8601). / 创建时间不早于。"),
@@ -115,7 +107,7 @@ async def list_tasks(
         created_before=_aware(created_before),
         has_error=has_error,
     )
-    return await service.list(filters, limit=limit, offset=offset)
+    return await service.search(filters, limit=limit, offset=offset)
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -49,9 +49,7 @@ def upgrade() -> None:
         sa.Column("started_at", UTCDateTime(), nullable=True),
         sa.Column("completed_at", UTCDateTime(), nullable=True),
     )
-    op.create_index(
-        "ix_tasks_status_priority_created", "tasks", ["status", "priority", "created_at"]
-    )
+    op.create_index("ix_tasks_status_priority_created", "tasks", ["status", "priority", "created_at"])
     op.create_index("ix_tasks_created_at", "tasks", ["created_at"])
     op.create_index("ix_tasks_platform", "tasks", ["platform"])
 

@@ -1,0 +1,42 @@
+"""Logs go to a rotating file in the log directory and name the task they are about."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from config.settings import Settings
+from tests.conftest import Clip, running_app, upload, wait_done
+
+
+async def test_task_lines_carry_the_task_id(
+    make_settings: Callable[..., Settings], clips: dict[str, Clip]
+) -> None:
+    settings = make_settings()
+    async with running_app(settings) as running:
+        task_id = (await upload(running.client, clips["goforward.wav"].path)).json()["id"]
+        await wait_done(running.client, task_id)
+        assert (await running.client.delete(f"/api/v1/tasks/{task_id}")).status_code == 204
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    text = (settings.logging.dir / "tingxie.log").read_text(encoding="utf-8")
+    about_task = [line for line in text.splitlines() if task_id in line]
+    assert len(about_task) >= 4, text  # queued, processing, completed, deleted
+    for keyword in ("queued", "processing", "completed", "deleted"):
+        assert any(keyword in line and f"[task={task_id}]" in line for line in about_task), keyword
+
+
+def test_rotation_handler_is_concurrent_safe(make_settings: Callable[..., Settings]) -> None:
+    from concurrent_log_handler import ConcurrentRotatingFileHandler
+
+    from app.logging_setup import configure_logging
+
+    settings = make_settings(logging={"max_bytes": 2048, "backup_count": 2})
+    configure_logging(settings.logging)
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, ConcurrentRotatingFileHandler)]
+    assert len(handlers) == 1
+    for index in range(200):
+        logging.getLogger("tingxie.test").warning("line %d with some padding to force rotation", index)
+    files = sorted(p.name for p in settings.logging.dir.iterdir() if p.name.startswith("tingxie.log"))
+    assert "tingxie.log" in files and "tingxie.log.1" in files
+    assert len([f for f in files if f.startswith("tingxie.log.")]) <= 2

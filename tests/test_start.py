@@ -1,0 +1,78 @@
+"""``python start.py`` serves the API and runs the processor with the embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ROOT, Clip, normalize_en
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_start_py_serves_and_transcribes(tmp_path: Path, model_dir: Path, clips: dict[str, Clip]) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'tingxie.db'}",
+        "STORAGE__TEMP_DIR": str(tmp_path / "media"),
+        "LOGGING__DIR": str(tmp_path / "logs"),
+        "WHISPER__MODEL_DIR": str(model_dir),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "start.py", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            try:
+                health = httpx.get(f"{base}/api/v1/health", timeout=2)
+                if health.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.3)
+        state = health.json()
+        assert state["status"] == "ok" and state["database"] == "ok"
+        assert state["processor"]["running"] is True
+        assert [m["name"] for m in state["models"]] == ["base"], "the default model is preloaded"
+
+        with clips["jfk.flac"].path.open("rb") as handle:
+            created = httpx.post(f"{base}/api/v1/tasks", files={"file": ("jfk.flac", handle)}, timeout=30)
+        assert created.status_code == 201, created.text
+        assert created.json()["model"] == "base"
+        task = httpx.get(
+            f"{base}/api/v1/tasks/{created.json()['id']}", params={"wait": 90}, timeout=100
+        ).json()
+        assert task["status"] == "completed", task
+        assert "ask not what your country can do for you" in normalize_en(task["result"]["text"])
+        assert (tmp_path / "tingxie.db").is_file()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+    # uvicorn re-raises SIGTERM after a graceful shutdown, so -15 is a clean exit too.
+    assert process.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output
