@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.problems import install_problem_handlers
-from app.api.routes import health, tasks
+from app.api.routes import health, models, tasks
 from app.logging_setup import configure_logging
 from app.services.container import Services
 from config.settings import Settings
@@ -51,5 +51,6 @@ def create_app(settings: Settings | None = None, *, start_processor_paused: bool
     )
     install_problem_handlers(app)
     app.include_router(tasks.router)
+    app.include_router(models.router)
     app.include_router(health.router)
     return app

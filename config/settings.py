@@ -9,7 +9,6 @@ Every field's docstring is its documentation; ``.env.example`` lists them all.
 from __future__ import annotations
 
 import json
-import os
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
@@ -61,41 +60,65 @@ class StorageSettings(BaseModel):
 
 
 class WhisperSettings(BaseModel):
-    """Speech engine and model options."""
+    """Speech engines, models and the model pool."""
 
     model_config = _GROUP_CONFIG
 
-    engine: Literal["faster_whisper"] = "faster_whisper"
-    """Speech engine used for inference."""
+    engine: Literal["faster_whisper", "openai_whisper"] = "faster_whisper"
+    """Engine used when a task names none."""
+
+    allowed_engines: Annotated[list[Literal["faster_whisper", "openai_whisper"]], NoDecode] = [
+        "faster_whisper",
+        "openai_whisper",
+    ]
+    """Engines a task may request."""
 
     default_model: str = "base"
     """Model used when a task names none."""
 
     allowed_models: Annotated[list[str], NoDecode] = ["base", "tiny.en"]
-    """Models a task may request. Names resolve to a locally installed copy first, then to the hub."""
+    """Models a task may request: names (resolved to a local copy first, then the hub) or local paths."""
 
     model_dir: Path = Path.home() / ".cache" / "tingxie" / "models"
-    """Directory where bundled models that ship in parts are assembled and verified."""
+    """Directory where bundled models are assembled and verified, and hub downloads are cached."""
 
-    device: str = "auto"
-    """Inference device: ``auto``, ``cpu`` or ``cuda``."""
+    devices: str = "auto"
+    """Where instances run: ``auto`` (every GPU, else the CPU), ``cpu``, ``cuda`` (every GPU) or a list such as ``cuda:0,cuda:1``."""
 
-    device_index: Annotated[list[int], NoDecode] = [0]
-    """GPU indices the model is placed on when the device is CUDA."""
+    instances_per_device: int = Field(default=1, ge=1, le=64)
+    """Model instances per device, which is also how many inferences a device runs at once."""
+
+    min_size: int = Field(default=1, ge=0)
+    """Instances of the default model kept loaded (the idle TTL never unloads below it)."""
+
+    max_size: int = Field(default=0, ge=0)
+    """Most instances of one model across all devices; 0 means devices × instances_per_device."""
+
+    load_mode: Literal["eager", "lazy"] = "eager"
+    """``eager`` loads ``min_size`` instances of the default model at start-up; ``lazy`` loads on first use."""
+
+    idle_ttl_seconds: float = Field(default=1800.0, ge=0)
+    """Unload an instance idle this long (above ``min_size``); 0 never unloads."""
+
+    warmup: bool = True
+    """Run one short inference when an instance loads, so the first task is not slowed down."""
+
+    load_retry_seconds: float = Field(default=30.0, gt=0)
+    """Seconds between retries of a failed load of an instance the pool should hold."""
 
     compute_type: str = "default"
-    """CTranslate2 compute type: ``default`` (int8 on CPU, float16 on CUDA), ``int8``, ``int8_float16``, ``float16``, ``float32``."""
+    """Compute type: ``default`` (int8 on CPU, float16 on CUDA), ``int8``, ``int8_float16``, ``float16``, ``float32``."""
 
     cpu_threads: int = Field(default=0, ge=0)
-    """Threads per model instance on CPU; 0 uses every core of the machine."""
+    """Threads per CPU instance; 0 divides the machine's cores among ``instances_per_device``. Never oversubscribes."""
 
     num_workers: int = Field(default=1, ge=1)
-    """Parallel inferences one loaded model accepts (CTranslate2 ``num_workers``)."""
+    """CTranslate2 ``num_workers`` of each faster-whisper instance."""
 
-    preload: bool = True
-    """Load the default model at start-up instead of on the first task."""
+    batch_size: int = Field(default=1, ge=1, le=256)
+    """faster-whisper batch size; above 1 the batched pipeline decodes VAD chunks in batches."""
 
-    @field_validator("allowed_models", "device_index", mode="before")
+    @field_validator("allowed_models", "allowed_engines", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -108,9 +131,6 @@ class WhisperSettings(BaseModel):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
-
-    def resolved_cpu_threads(self) -> int:
-        return self.cpu_threads or os.cpu_count() or 1
 
     def resolved_compute_type(self, device: str) -> str:
         if self.compute_type != "default":

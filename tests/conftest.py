@@ -77,7 +77,8 @@ def make_settings(tmp_path: Path, model_dir: Path) -> Callable[..., Settings]:
             "whisper": {
                 "default_model": "tiny.en",
                 "model_dir": model_dir,
-                "preload": False,
+                "load_mode": "lazy",
+                "min_size": 0,
                 "cpu_threads": 2,
             },
             "processor": {"node_id": "test-node", "poll_interval_seconds": 0.2},

@@ -54,7 +54,8 @@ def test_start_py_serves_and_transcribes(tmp_path: Path, model_dir: Path, clips:
         state = health.json()
         assert state["status"] == "ok" and state["database"] == "ok"
         assert state["processor"]["running"] is True
-        assert [m["name"] for m in state["models"]] == ["base"], "the default model is preloaded"
+        loaded = [(m["name"], m["loaded"]) for m in state["pool"]["models"] if m["loaded"]]
+        assert loaded == [("base", 1)], "the default model is preloaded"
 
         with clips["jfk.flac"].path.open("rb") as handle:
             created = httpx.post(f"{base}/api/v1/tasks", files={"file": ("jfk.flac", handle)}, timeout=30)

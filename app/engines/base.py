@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
 
 from app.schemas.result import Segment
 from app.schemas.task import DecodeOptions, TaskType
+
+Audio: TypeAlias = Path | npt.NDArray[np.float32]
+"""A media file, or 16 kHz mono float32 samples."""
+
+SAMPLE_RATE = 16000
 
 
 @dataclass
@@ -28,7 +36,7 @@ class SpeechModel(Protocol):
     name: str
     device: str
 
-    def transcribe(self, audio: Path, task_type: TaskType, options: DecodeOptions) -> TranscriptionStream:
+    def transcribe(self, audio: Audio, task_type: TaskType, options: DecodeOptions) -> TranscriptionStream:
         """Start decoding ``audio``; iterating ``segments`` performs the work."""
         ...
 

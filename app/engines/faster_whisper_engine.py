@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from faster_whisper import WhisperModel
 from faster_whisper.transcribe import Segment as FwSegment
 
-from app.engines.base import TranscriptionStream
+from app.engines.base import Audio, TranscriptionStream
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
 
@@ -60,7 +59,7 @@ def convert_segments(segments: Iterable[FwSegment]) -> Iterator[Segment]:
 
 
 class FasterWhisperModel:
-    """One loaded ``WhisperModel``."""
+    """One loaded ``WhisperModel`` (plus a ``BatchedInferencePipeline`` when ``batch_size`` > 1)."""
 
     engine = "faster_whisper"
 
@@ -70,14 +69,16 @@ class FasterWhisperModel:
         location: str,
         *,
         device: str,
-        device_index: int | list[int],
+        device_index: int,
         compute_type: str,
         cpu_threads: int,
         num_workers: int,
+        batch_size: int = 1,
         download_root: Path | None = None,
     ) -> None:
         self.name = name
-        self.device = device
+        self.device = device if device == "cpu" else f"{device}:{device_index}"
+        self.batch_size = batch_size
         self._model: WhisperModel | None = WhisperModel(
             location,
             device=device,
@@ -87,6 +88,13 @@ class FasterWhisperModel:
             num_workers=num_workers,
             download_root=str(download_root) if download_root else None,
         )
+        self._batched: Any = None
+        if batch_size > 1:
+            try:
+                from faster_whisper import BatchedInferencePipeline
+            except ImportError as exc:  # faster-whisper < 1.1
+                raise RuntimeError("batch_size > 1 needs faster-whisper >= 1.1") from exc
+            self._batched = BatchedInferencePipeline(model=self._model)
 
     @property
     def model(self) -> WhisperModel:
@@ -94,8 +102,18 @@ class FasterWhisperModel:
             raise RuntimeError(f"model {self.name} was unloaded")
         return self._model
 
-    def transcribe(self, audio: Path, task_type: TaskType, options: DecodeOptions) -> TranscriptionStream:
-        segments, info = self.model.transcribe(str(audio), **decode_kwargs(task_type, options))
+    def transcribe(self, audio: Audio, task_type: TaskType, options: DecodeOptions) -> TranscriptionStream:
+        source = str(audio) if isinstance(audio, Path) else audio
+        kwargs = decode_kwargs(task_type, options)
+        if self._batched is not None and not options.condition_on_previous_text:
+            # The batched pipeline decodes independent VAD chunks: no previous-text prompt.
+            kwargs.pop("clip_timestamps")
+            kwargs.pop("vad_filter")
+            kwargs.pop("hallucination_silence_threshold")
+            kwargs.pop("condition_on_previous_text")
+            segments, info = self._batched.transcribe(source, batch_size=self.batch_size, **kwargs)
+        else:
+            segments, info = self.model.transcribe(source, **kwargs)
         return TranscriptionStream(
             language=info.language,
             language_probability=info.language_probability,
@@ -105,4 +123,4 @@ class FasterWhisperModel:
 
     def close(self) -> None:
         self._model = None
-        gc.collect()
+        self._batched = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from app.db.models import utcnow
 from app.db.task_repository import Claim, TaskRepository
-from app.engines.model_manager import ModelManager
+from app.engines.model_pool import AsyncModelPool
 from app.logging_setup import task_log_context
 from app.media.storage import MediaStorage
 from app.processor.task_events import TaskEvents
@@ -46,14 +46,14 @@ class TaskProcessor:
         *,
         settings: ProcessorSettings,
         repository: TaskRepository,
-        models: ModelManager,
+        pool: AsyncModelPool,
         storage: MediaStorage,
         events: TaskEvents,
         delete_media_after_processing: bool,
     ) -> None:
         self._settings = settings
         self._repository = repository
-        self._models = models
+        self._pool = pool
         self._storage = storage
         self._events = events
         self._delete_media = delete_media_after_processing
@@ -162,6 +162,7 @@ class TaskProcessor:
                 logger.info("processing %s with %s (attempt %d)", task.task_type, task.model, claim.attempt)
                 result = await self._transcribe(
                     running,
+                    engine=task.engine,
                     model_name=task.model,
                     media_name=task.media_path,
                     task_type=TaskType(task.task_type),
@@ -218,6 +219,7 @@ class TaskProcessor:
         self,
         running: _Running,
         *,
+        engine: str,
         model_name: str,
         media_name: str | None,
         task_type: TaskType,
@@ -228,24 +230,24 @@ class TaskProcessor:
         audio = self._storage.path_of(media_name)
         if not audio.is_file():
             raise FileNotFoundError("the task's media is no longer available")
-        model = await self._models.get(model_name)
-        stream = await asyncio.to_thread(model.transcribe, audio, task_type, options)
-        duration = stream.duration
         segments: list[Segment] = []
-        last_write = time.monotonic()
-        while True:
-            if running.cancelled:
-                raise TaskCancelledError
-            segment = await asyncio.to_thread(next, stream.segments, None)
-            if segment is None:
-                break
-            segments.append(segment)
-            now = time.monotonic()
-            if duration > 0 and now - last_write >= self._settings.progress_interval_seconds:
-                last_write = now
-                progress = round(min(99.0, 100.0 * segment.end / duration), 1)
-                if not await self._repository.update_owned(running.claim, progress=progress):
+        async with self._pool.lease(model_name, engine) as lease:
+            stream = await lease.run(lease.model.transcribe, audio, task_type, options)
+            duration = stream.duration
+            last_write = time.monotonic()
+            while True:
+                if running.cancelled:
                     raise TaskCancelledError
+                segment = await lease.run(next, stream.segments, None)
+                if segment is None:
+                    break
+                segments.append(segment)
+                now = time.monotonic()
+                if duration > 0 and now - last_write >= self._settings.progress_interval_seconds:
+                    last_write = now
+                    progress = round(min(99.0, 100.0 * segment.end / duration), 1)
+                    if not await self._repository.update_owned(running.claim, progress=progress):
+                        raise TaskCancelledError
         if running.cancelled:
             raise TaskCancelledError
         return TranscriptionResult(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -253,6 +253,10 @@ class TaskCreateForm(DecodeOptions):
         max_length=128,
         description="Model from the configured allowlist (e.g. `base`, `tiny.en`); empty uses the default. / 模型名（需在允许列表中），留空使用默认模型。",
     )
+    engine: Literal["faster_whisper", "openai_whisper"] | None = Field(
+        default=None,
+        description="Engine from the configured allowlist; empty uses the default. / 推理引擎（需在允许列表中），留空使用默认引擎。",
+    )
     callback_url: str | None = Field(
         default=None,
         max_length=4096,
@@ -269,7 +273,7 @@ class TaskCreateForm(DecodeOptions):
     def _urls(cls, value: str | None) -> str | None:
         return _http_url(value)
 
-    @field_validator("model", "platform", mode="before")
+    @field_validator("model", "platform", "engine", mode="before")
     @classmethod
     def _blank(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_session_factory
 from app.db.task_repository import TaskRepository
-from app.engines.model_manager import ModelManager
+from app.engines.factory import ModelFactory
+from app.engines.model_pool import AsyncModelPool
 from app.engines.model_resolver import ModelResolver
 from app.media.janitor import MediaJanitor
 from app.media.storage import MediaStorage
@@ -31,7 +32,7 @@ class Services:
     http: httpx.AsyncClient
     repository: TaskRepository
     storage: MediaStorage
-    models: ModelManager
+    pool: AsyncModelPool
     events: TaskEvents
     processor: TaskProcessor | None
     janitor: MediaJanitor
@@ -50,14 +51,16 @@ class Services:
         storage = MediaStorage(
             settings.storage.temp_dir, max_bytes=settings.storage.max_upload_bytes, http=http
         )
-        models = ModelManager(settings.whisper, ModelResolver(settings.whisper.model_dir))
+        pool = AsyncModelPool(
+            settings.whisper, ModelFactory(settings.whisper, ModelResolver(settings.whisper.model_dir))
+        )
         events = TaskEvents()
         processor = None
         if settings.processor.enabled:
             processor = TaskProcessor(
                 settings=settings.processor,
                 repository=repository,
-                models=models,
+                pool=pool,
                 storage=storage,
                 events=events,
                 delete_media_after_processing=settings.storage.delete_media_after_processing,
@@ -69,29 +72,26 @@ class Services:
             http=http,
             repository=repository,
             storage=storage,
-            models=models,
+            pool=pool,
             events=events,
             processor=processor,
             janitor=janitor,
             tasks=TaskService(
                 repository=repository,
                 storage=storage,
-                models=models,
+                pool=pool,
                 processor=processor,
                 events=events,
                 default_model=settings.whisper.default_model,
+                default_engine=settings.whisper.engine,
                 poll_interval=settings.processor.poll_interval_seconds,
             ),
         )
         await janitor.sweep()
         janitor.start()
-        if settings.whisper.preload and processor is not None:
-            try:
-                await models.get(settings.whisper.default_model)
-            except Exception:
-                logger.exception(
-                    "preloading %s failed; it is retried on the first task", settings.whisper.default_model
-                )
+        if processor is not None:
+            # Only nodes that run tasks hold models.
+            await pool.start()
         if processor is not None:
             await processor.start(paused=start_processor_paused)
         return services
@@ -100,6 +100,6 @@ class Services:
         if self.processor is not None:
             await self.processor.stop()
         await self.janitor.stop()
-        await self.models.close()
+        await self.pool.stop()
         await self.http.aclose()
         await self.engine.dispose()

@@ -9,7 +9,7 @@ from pathlib import PurePath
 
 from app.db.models import Task
 from app.db.task_repository import TaskFilters, TaskRepository
-from app.engines.model_manager import ModelManager, ModelNotAllowedError
+from app.engines.model_pool import AsyncModelPool, ModelNotAllowedError
 from app.errors import ProblemError
 from app.logging_setup import task_log_context
 from app.media.probe import NotMediaError, probe_media
@@ -87,18 +87,20 @@ class TaskService:
         *,
         repository: TaskRepository,
         storage: MediaStorage,
-        models: ModelManager,
+        pool: AsyncModelPool,
         processor: TaskProcessor | None,
         events: TaskEvents,
         default_model: str,
+        default_engine: str,
         poll_interval: float,
     ) -> None:
         self._repository = repository
         self._storage = storage
-        self._models = models
+        self._pool = pool
         self._processor = processor
         self._events = events
         self._default_model = default_model
+        self._default_engine = default_engine
         self._poll_interval = poll_interval
 
     async def create(
@@ -110,13 +112,15 @@ class TaskService:
         task_type: TaskType,
         priority: TaskPriority,
         model: str | None,
+        engine: str | None = None,
         options: DecodeOptions,
         callback_url: str | None,
         platform: str | None,
     ) -> TaskOut:
         model_name = model or self._default_model
+        engine_name = engine or self._default_engine
         try:
-            self._models.check_allowed(model_name)
+            self._pool.check_allowed(model_name, engine_name)
         except ModelNotAllowedError as exc:
             raise ProblemError(422, str(exc)) from exc
         if model_name.endswith(".en") and (
@@ -136,7 +140,7 @@ class TaskService:
                 status=TaskStatus.queued.value,
                 priority=priority.rank,
                 task_type=task_type.value,
-                engine=self._models.engine,
+                engine=engine_name,
                 model=model_name,
                 options=options.model_dump(mode="json"),
                 source=(MediaSource.url if file_url else MediaSource.upload).value,

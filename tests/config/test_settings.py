@@ -76,4 +76,4 @@ def test_defaults_are_the_embedded_ones(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.database_url == "sqlite+aiosqlite:///./tingxie.db"
     assert settings.whisper.default_model == "base"
     assert {"base", "tiny.en"} <= set(settings.whisper.allowed_models)
-    assert settings.whisper.resolved_cpu_threads() >= 1
+    assert settings.whisper.devices == "auto" and settings.whisper.load_mode == "eager"

@@ -8,14 +8,9 @@ from sqlalchemy import text
 
 from app import __version__
 from app.api.deps import ServicesDep
+from app.schemas.model import PoolOut, pool_out
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
-
-
-class ModelState(BaseModel):
-    name: str = Field(description="Model name. / 模型名。")
-    engine: str = Field(description="Engine. / 引擎。")
-    device: str = Field(description="Device. / 设备。")
 
 
 class ProcessorState(BaseModel):
@@ -31,8 +26,10 @@ class Health(BaseModel):
     version: str = Field(description="Service version. / 版本。")
     database: str = Field(description="`ok` or the error. / 数据库状态。")
     processor: ProcessorState = Field(description="Background processor. / 后台处理器。")
-    models: list[ModelState] = Field(description="Loaded models. / 已加载模型。")
-    model_errors: dict[str, str] = Field(description="Failed model loads. / 模型加载错误。")
+    pool: PoolOut = Field(description="Model pool. / 模型池。")
+    model_errors: dict[str, str] = Field(
+        description="Failed model loads, retried in the background. / 模型加载错误。"
+    )
 
 
 @router.get("", summary="Health / 健康检查", description="Liveness and component state. / 存活与组件状态。")
@@ -44,8 +41,9 @@ async def health(services: ServicesDep) -> Health:
     except Exception as exc:
         database = f"{type(exc).__name__}: {exc}"
     processor = services.processor
-    models = services.models
-    degraded = database != "ok" or bool(models.load_errors)
+    pool = services.pool
+    errors = {f"{key.engine}/{key.model}": message for key, message in pool.failures.items()}
+    degraded = database != "ok" or bool(errors)
     return Health(
         status="degraded" if degraded else "ok",
         version=__version__,
@@ -57,6 +55,10 @@ async def health(services: ServicesDep) -> Health:
             worker_id=processor.worker_id if processor else None,
             running_tasks=processor.running_task_ids if processor else [],
         ),
-        models=[ModelState(name=m.name, engine=m.engine, device=m.device) for m in models.loaded()],
-        model_errors=dict(models.load_errors),
+        pool=pool_out(
+            pool,
+            allowed_models=services.settings.whisper.allowed_models,
+            instances_per_device=services.settings.whisper.instances_per_device,
+        ),
+        model_errors=errors,
     )

@@ -54,6 +54,7 @@ async def create_task(
         task_type=form.task_type,
         priority=form.priority,
         model=form.model,
+        engine=form.engine,
         options=form.decode_options(),
         callback_url=form.callback_url,
         platform=form.platform,

@@ -1,0 +1,71 @@
+"""/api/v1/models: the model pool — list, load and unload."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from app.api.deps import ServicesDep
+from app.api.problems import problem_responses
+from app.engines.model_pool import ModelKey, ModelNotAllowedError, ModelUnavailableError
+from app.errors import ProblemError
+from app.schemas.model import ModelOut, PoolOut, model_out, pool_out
+
+router = APIRouter(prefix="/api/v1/models", tags=["models"])
+
+ModelName = Annotated[str, Path(description="Model name, e.g. `base` or `tiny.en`. / 模型名。")]
+EngineQuery = Annotated[
+    Literal["faster_whisper", "openai_whisper"] | None,
+    Query(description="Engine; empty uses the default. / 引擎，留空使用默认。"),
+]
+
+
+@router.get(
+    "",
+    summary="List models / 模型列表",
+    description=(
+        "Configured and loaded models with their instances, devices, busy/idle state and memory.\n\n"
+        "已配置和已加载的模型，包括实例、设备、忙闲状态与内存。"
+    ),
+)
+async def list_models(services: ServicesDep) -> PoolOut:
+    whisper = services.settings.whisper
+    return pool_out(
+        services.pool,
+        allowed_models=whisper.allowed_models,
+        instances_per_device=whisper.instances_per_device,
+    )
+
+
+@router.post(
+    "/{name:path}/load",
+    summary="Load a model / 加载模型",
+    description="Load an instance now and keep it loaded. / 立即加载一个实例并保持常驻。",
+    responses=problem_responses(422, 503),
+)
+async def load_model(services: ServicesDep, name: ModelName, engine: EngineQuery = None) -> ModelOut:
+    try:
+        key = await services.pool.load(name, engine)
+    except ModelNotAllowedError as exc:
+        raise ProblemError(422, str(exc)) from exc
+    except ModelUnavailableError as exc:
+        raise ProblemError(503, str(exc)) from exc
+    return model_out(services.pool, key, allowed_models=services.settings.whisper.allowed_models)
+
+
+@router.post(
+    "/{name:path}/unload",
+    summary="Unload a model / 卸载模型",
+    description=(
+        "Free the memory of every instance; instances in use close when their task ends.\n\n"
+        "释放全部实例的内存；正在使用的实例在任务结束后关闭。"
+    ),
+    responses=problem_responses(404),
+)
+async def unload_model(services: ServicesDep, name: ModelName, engine: EngineQuery = None) -> ModelOut:
+    count = await services.pool.unload(name, engine)
+    key = ModelKey(engine or services.settings.whisper.engine, name)
+    if count == 0 and name not in services.settings.whisper.allowed_models:
+        raise ProblemError(404, f"model {name!r} is neither configured nor loaded")
+    return model_out(services.pool, key, allowed_models=services.settings.whisper.allowed_models)
