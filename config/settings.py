@@ -115,6 +115,9 @@ class WhisperSettings(BaseModel):
     num_workers: int = Field(default=1, ge=1)
     """CTranslate2 ``num_workers`` of each faster-whisper instance."""
 
+    window_seconds: float = Field(default=240.0, ge=30.0)
+    """Long audio is decoded in windows of at most this many seconds, cut in silence, so memory stays bounded."""
+
     batch_size: int = Field(default=1, ge=1, le=256)
     """faster-whisper batch size; above 1 the batched pipeline decodes VAD chunks in batches."""
 

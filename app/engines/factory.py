@@ -45,6 +45,7 @@ class ModelFactory:
                 cpu_threads=cpu_threads,
                 num_workers=self._settings.num_workers,
                 batch_size=self._settings.batch_size,
+                window_seconds=self._settings.window_seconds,
                 download_root=self._settings.model_dir / "hub",
             )
         if engine == "openai_whisper":

@@ -6,10 +6,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from faster_whisper import WhisperModel
+from faster_whisper.audio import decode_audio
 from faster_whisper.transcribe import Segment as FwSegment
 
-from app.engines.base import Audio, TranscriptionStream
+from app.engines.base import SAMPLE_RATE, Audio, TranscriptionStream
+from app.engines.vad import parse_clip_timestamps, speech_regions
+from app.engines.windows import Window, plan_windows
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
 
@@ -38,17 +43,24 @@ def decode_kwargs(task_type: TaskType, options: DecodeOptions) -> dict[str, Any]
     }
 
 
-def convert_segments(segments: Iterable[FwSegment]) -> Iterator[Segment]:
+def convert_segments(segments: Iterable[FwSegment], offset: float = 0.0) -> Iterator[Segment]:
+    """faster-whisper segments → the service's shape, shifted by ``offset`` seconds."""
     for index, segment in enumerate(segments):
         words = None
         if segment.words is not None:
             words = [
-                Word(start=w.start, end=w.end, word=w.word, probability=w.probability) for w in segment.words
+                Word(
+                    start=round(w.start + offset, 3),
+                    end=round(w.end + offset, 3),
+                    word=w.word,
+                    probability=w.probability,
+                )
+                for w in segment.words
             ]
         yield Segment(
             id=index,
-            start=segment.start,
-            end=segment.end,
+            start=round(segment.start + offset, 3) if offset else segment.start,
+            end=round(segment.end + offset, 3) if offset else segment.end,
             text=segment.text,
             avg_logprob=segment.avg_logprob,
             no_speech_prob=segment.no_speech_prob,
@@ -74,9 +86,11 @@ class FasterWhisperModel:
         cpu_threads: int,
         num_workers: int,
         batch_size: int = 1,
+        window_seconds: float = 240.0,
         download_root: Path | None = None,
     ) -> None:
         self.name = name
+        self.window_seconds = window_seconds
         self.device = device if device == "cpu" else f"{device}:{device_index}"
         self.batch_size = batch_size
         self._model: WhisperModel | None = WhisperModel(
@@ -103,24 +117,74 @@ class FasterWhisperModel:
         return self._model
 
     def transcribe(self, audio: Audio, task_type: TaskType, options: DecodeOptions) -> TranscriptionStream:
-        source = str(audio) if isinstance(audio, Path) else audio
+        samples = decode_audio(str(audio), sampling_rate=SAMPLE_RATE) if isinstance(audio, Path) else audio
+        duration = len(samples) / SAMPLE_RATE
         kwargs = decode_kwargs(task_type, options)
         if self._batched is not None and not options.condition_on_previous_text:
             # The batched pipeline decodes independent VAD chunks: no previous-text prompt.
-            kwargs.pop("clip_timestamps")
-            kwargs.pop("vad_filter")
-            kwargs.pop("hallucination_silence_threshold")
+            for unsupported in ("clip_timestamps", "vad_filter", "hallucination_silence_threshold"):
+                kwargs.pop(unsupported)
             kwargs.pop("condition_on_previous_text")
-            segments, info = self._batched.transcribe(source, batch_size=self.batch_size, **kwargs)
-        else:
-            segments, info = self.model.transcribe(source, **kwargs)
+            segments, info = self._batched.transcribe(samples, batch_size=self.batch_size, **kwargs)
+            return TranscriptionStream(
+                info.language, info.language_probability, duration, convert_segments(segments)
+            )
+
+        regions = parse_clip_timestamps(options.clip_timestamps, duration)
+        if options.vad_filter:
+            regions = speech_regions(samples, regions)
+        kwargs["vad_filter"] = False
+        windows = plan_windows(samples, regions, self.window_seconds)
+        if not windows:  # VAD found no speech
+            return TranscriptionStream(options.language, None, duration, iter(()))
+        first = windows[0]
+        segments, info = self.model.transcribe(
+            _slice(samples, first), **{**kwargs, "clip_timestamps": first.clip_timestamps()}
+        )
         return TranscriptionStream(
             language=info.language,
             language_probability=info.language_probability,
-            duration=info.duration,
-            segments=convert_segments(segments),
+            duration=duration,
+            segments=self._windowed(samples, windows, segments, kwargs, info.language, options),
         )
+
+    def _windowed(
+        self,
+        samples: npt.NDArray[np.float32],
+        windows: list[Window],
+        first: Iterable[FwSegment],
+        kwargs: dict[str, Any],
+        language: str,
+        options: DecodeOptions,
+    ) -> Iterator[Segment]:
+        """Decode window after window; the language found in the first holds for all of them."""
+        index = 0
+        prompt_tail = ""
+        for number, window in enumerate(windows):
+            if number == 0:
+                segments = first
+            else:
+                prompt = options.initial_prompt
+                if options.condition_on_previous_text and prompt_tail:
+                    prompt = prompt_tail  # carry the context across the cut, as Whisper does between windows
+                segments, _info = self.model.transcribe(
+                    _slice(samples, window),
+                    **{
+                        **kwargs,
+                        "language": language,
+                        "initial_prompt": prompt,
+                        "clip_timestamps": window.clip_timestamps(),
+                    },
+                )
+            for segment in convert_segments(segments, offset=window.start):
+                yield segment.model_copy(update={"id": index})
+                index += 1
+                prompt_tail = (prompt_tail + segment.text)[-400:]
 
     def close(self) -> None:
         self._model = None
         self._batched = None
+
+
+def _slice(samples: npt.NDArray[np.float32], window: Window) -> npt.NDArray[np.float32]:
+    return samples[int(window.start * SAMPLE_RATE) : round(window.end * SAMPLE_RATE)]

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.engines.base import SAMPLE_RATE, Audio, TranscriptionStream
+from app.engines.vad import parse_clip_timestamps, speech_regions
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
 
@@ -86,6 +87,18 @@ class OpenAIWhisperModel:
             raise RuntimeError(f"model {self.name} was unloaded")
         samples = load_audio(audio)
         kwargs = decode_kwargs(task_type, options, fp16=self._fp16)
+        if options.vad_filter:
+            duration = len(samples) / SAMPLE_RATE
+            regions = speech_regions(samples, parse_clip_timestamps(options.clip_timestamps, duration))
+            clips = ",".join(f"{start:.3f},{end:.3f}" for start, end in regions)
+            if not clips:
+                return TranscriptionStream(
+                    language=options.language,
+                    language_probability=None,
+                    duration=round(len(samples) / SAMPLE_RATE, 3),
+                    segments=iter(()),
+                )
+            kwargs["clip_timestamps"] = clips
         if not self._model.is_multilingual:
             kwargs["language"] = "en"
         with self._lock:  # a torch module is not safe for concurrent forward passes with hooks

@@ -1,0 +1,44 @@
+"""Speech regions for VAD filtering, on the original timeline.
+
+faster-whisper's own ``vad_filter`` glues the speech chunks together and decodes the glued
+audio, so a segment can stretch across the silence between two chunks and its start can be
+seconds away from where the speech begins. Here the regions found by the same Silero VAD are
+decoded as ``clip_timestamps`` instead: silence is skipped and timestamps stay exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from app.engines.base import SAMPLE_RATE
+
+Region = tuple[float, float]
+
+
+def parse_clip_timestamps(clip_timestamps: str | None, duration: float) -> list[Region] | None:
+    """``"0,10,20,30"`` → ``[(0, 10), (20, 30)]``; an odd count runs to the end. ``None`` when unset."""
+    if not clip_timestamps:
+        return None
+    values = [float(v) for v in clip_timestamps.split(",")]
+    if len(values) % 2:
+        values.append(duration)
+    regions = [(values[i], min(values[i + 1], duration)) for i in range(0, len(values), 2)]
+    return [(start, end) for start, end in regions if end > start]
+
+
+def speech_regions(
+    audio: npt.NDArray[np.float32], within: list[Region] | None = None, options: VadOptions | None = None
+) -> list[Region]:
+    """Speech regions of ``audio``, intersected with ``within`` when given."""
+    duration = len(audio) / SAMPLE_RATE
+    allowed = within or [(0.0, duration)]
+    regions: list[Region] = []
+    for chunk in get_speech_timestamps(audio, options or VadOptions()):
+        start, end = chunk["start"] / SAMPLE_RATE, chunk["end"] / SAMPLE_RATE
+        for low, high in allowed:
+            clip_start, clip_end = max(start, low), min(end, high)
+            if clip_end - clip_start > 0.05:
+                regions.append((clip_start, clip_end))
+    return regions

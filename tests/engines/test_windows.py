@@ -1,0 +1,50 @@
+"""Window planning for long audio: cuts in silence, bounded length, regions kept whole."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.engines.base import SAMPLE_RATE
+from app.engines.vad import parse_clip_timestamps
+from app.engines.windows import plan_windows
+
+
+def _tone_with_gaps(seconds: float, gaps: list[float]) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    audio = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    for gap in gaps:
+        audio[int(gap * SAMPLE_RATE) : int((gap + 0.5) * SAMPLE_RATE)] = 0.0
+    return audio
+
+
+def test_short_audio_is_one_window() -> None:
+    audio = _tone_with_gaps(50, [])
+    [window] = plan_windows(audio, None, 240)
+    assert (window.start, window.end, window.clip_timestamps()) == (0.0, 50.0, "0")
+
+
+def test_long_audio_is_cut_in_silence() -> None:
+    audio = _tone_with_gaps(690, [228.0, 455.0])
+    windows = plan_windows(audio, None, 240)
+    assert len(windows) == 3
+    assert windows[0].start == 0 and windows[-1].end == 690
+    for left, right in zip(windows, windows[1:], strict=False):
+        assert left.end == right.start
+    assert 228.0 <= windows[0].end <= 228.5
+    assert 455.0 <= windows[1].end <= 455.5
+    assert all(w.end - w.start <= 240 for w in windows)
+
+
+def test_regions_are_grouped_and_made_relative() -> None:
+    audio = _tone_with_gaps(600, [])
+    regions = [(10.0, 20.0), (100.0, 130.0), (200.0, 245.0), (400.0, 410.0)]
+    windows = plan_windows(audio, regions, 240)
+    assert [(w.start, w.end) for w in windows] == [(10.0, 245.0), (400.0, 410.0)]
+    assert windows[0].clips == [(0.0, 10.0), (90.0, 120.0), (190.0, 235.0)]
+    assert windows[1].clip_timestamps() == "0.000,10.000"
+
+
+def test_clip_timestamps_parsing() -> None:
+    assert parse_clip_timestamps(None, 30) is None
+    assert parse_clip_timestamps("0,10,20", 30) == [(0.0, 10.0), (20.0, 30.0)]
+    assert parse_clip_timestamps("5,100", 30) == [(5.0, 30.0)]
