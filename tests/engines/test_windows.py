@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from app.engines.base import SAMPLE_RATE
@@ -28,7 +30,7 @@ def test_long_audio_is_cut_in_silence() -> None:
     windows = plan_windows(audio, None, 240)
     assert len(windows) == 3
     assert windows[0].start == 0 and windows[-1].end == 690
-    for left, right in zip(windows, windows[1:], strict=False):
+    for left, right in itertools.pairwise(windows):
         assert left.end == right.start
     assert 228.0 <= windows[0].end <= 228.5
     assert 455.0 <= windows[1].end <= 455.5
