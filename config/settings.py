@@ -155,6 +155,9 @@ class ProcessorSettings(BaseModel):
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     """How often an idle processor looks for new tasks (new local tasks wake it at once)."""
 
+    wait_recheck_seconds: float = Field(default=5.0, gt=0)
+    """How often a long-polling ``?wait`` request re-reads its task, for tasks another node finishes (this node's wake it at once)."""
+
     progress_interval_seconds: float = Field(default=1.0, ge=0)
     """Least time between two progress writes for one task."""
 

@@ -84,7 +84,7 @@ class Services:
                 events=events,
                 default_model=settings.whisper.default_model,
                 default_engine=settings.whisper.engine,
-                poll_interval=settings.processor.poll_interval_seconds,
+                poll_interval=settings.processor.wait_recheck_seconds,
             ),
         )
         await janitor.sweep()
