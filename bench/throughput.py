@@ -86,6 +86,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="only the clips and one 2-minute file (smoke test)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="alternating rounds per side, in ABBA order so drift cancels out (default 2)",
+    )
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     if not args.model:
@@ -93,18 +99,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_raw(location: str, items: Sequence[WorkItem], args: argparse.Namespace) -> SideResult:
-    model = WhisperModel(location, device="cpu", compute_type=args.compute_type, cpu_threads=args.threads)
-    segments, _ = model.transcribe(str(clip_path(WARMUP_CLIP)), beam_size=args.beam_size)
-    consume(segments)
+def run_raw(model: WhisperModel, items: Sequence[WorkItem], args: argparse.Namespace) -> SideResult:
     texts: dict[str, str] = {}
     start = time.perf_counter()
     for item in items:
         segments, _ = model.transcribe(str(item.path), beam_size=args.beam_size)
         texts[item.path.name] = consume(segments)
     wall = time.perf_counter() - start
-    del model
-    gc.collect()
     return SideResult(wall=wall, texts=texts)
 
 
@@ -141,9 +142,12 @@ async def _service_run(
     return wall, list(tasks)
 
 
-def run_service(
-    model: str, items: Sequence[WorkItem], args: argparse.Namespace, work_dir: Path
-) -> tuple[SideResult, float, float]:
+def run_model(model: str, items: Sequence[WorkItem], args: argparse.Namespace, work_dir: Path) -> ModelResult:
+    """Raw and service rounds for one model, alternating ABBA with the server kept up (idle) throughout."""
+    location = resolve_model(model, args.model_dir)
+    print(f"[{model}] raw: {location}", flush=True)
+    raw_model = WhisperModel(location, device="cpu", compute_type=args.compute_type, cpu_threads=args.threads)
+    consume(raw_model.transcribe(str(clip_path(WARMUP_CLIP)), beam_size=args.beam_size)[0])
     env = server_env(
         work_dir,
         model=model,
@@ -157,14 +161,39 @@ def run_service(
     warmup_path = clip_path(WARMUP_CLIP)
     warmup = (warmup_path.name, warmup_path.read_bytes())
     fields = {"model": model, "beam_size": str(args.beam_size)}
+    raw_walls: list[float] = []
+    service_walls: list[float] = []
+    raw: SideResult | None = None
+    tasks: list[dict[str, Any]] = []
     with running_server(env, work_dir, model) as base_url:
-        wall, tasks = asyncio.run(_service_run(base_url, uploads, warmup, fields))
+        for round_number in range(args.rounds):
+            order = ("raw", "service") if round_number % 2 == 0 else ("service", "raw")
+            for side in order:
+                if side == "raw":
+                    raw = run_raw(raw_model, items, args)
+                    raw_walls.append(raw.wall)
+                else:
+                    wall, tasks = asyncio.run(_service_run(base_url, uploads, warmup, fields))
+                    service_walls.append(wall)
+                print(
+                    f"[{model}] round {round_number + 1} {side}: {(raw_walls if side == 'raw' else service_walls)[-1]:.2f} s",
+                    flush=True,
+                )
+    del raw_model
+    gc.collect()
+    assert raw is not None
     texts = {
         name: str(task["result"]["text"]).strip() for (name, _), task in zip(uploads, tasks, strict=True)
     }
     audio = sum(float(task["result"].get("duration") or 0.0) for task in tasks)
     processing = sum(float(task.get("processing_time") or 0.0) for task in tasks)
-    return SideResult(wall=wall, texts=texts), audio, processing
+    return ModelResult(
+        model,
+        SideResult(wall=sum(raw_walls) / len(raw_walls), texts=raw.texts),
+        SideResult(wall=sum(service_walls) / len(service_walls), texts=texts),
+        audio,
+        processing,
+    )
 
 
 def report(result: ModelResult, items: Sequence[WorkItem], long_files: int) -> float:
@@ -180,6 +209,7 @@ def report(result: ModelResult, items: Sequence[WorkItem], long_files: int) -> f
         f"workload: {len(items)} files ({len(items) - long_files} clips + {long_files} concatenated), "
         f"{audio:.1f} s audio (service reports {result.service_audio:.1f} s)"
     )
+    print("(walls are means over the rounds; processing_time is from the last service round)")
     print(f"raw:     wall {result.raw.wall:8.2f} s   {raw_speed:7.2f} audio-s/wall-s   WER {raw_wer:.2%}")
     print(
         f"service: wall {result.service.wall:8.2f} s   {service_speed:7.2f} audio-s/wall-s   "
@@ -207,13 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"workload: {len(items)} files, {sum(item.duration for item in items):.1f} s audio")
         sys.stdout.flush()
         for model in args.model:
-            location = resolve_model(model, args.model_dir)
-            print(f"[{model}] raw: {location}", flush=True)
-            raw = run_raw(location, items, args)
-            print(f"[{model}] raw done in {raw.wall:.2f} s; service ...", flush=True)
-            service, service_audio, processing = run_service(model, items, args, tmp_dir / f"server-{model}")
-            print(f"[{model}] service done in {service.wall:.2f} s", flush=True)
-            results.append(ModelResult(model, raw, service, service_audio, processing))
+            results.append(run_model(model, items, args, tmp_dir / f"server-{model}"))
     # Scored after all timing, so torch (pulled in by whisper's normalizer) is never loaded during it.
     ratios = [report(result, items, long_files) for result in results]
     print(f"ratio service/raw = {min(ratios):.2f}")
