@@ -53,8 +53,9 @@ def decode_kwargs(task_type: TaskType, options: DecodeOptions, *, fp16: bool) ->
 class OpenAIWhisperModel:
     """One loaded openai-whisper ``Whisper`` model. fp16 on CUDA, fp32 on CPU.
 
-    openai-whisper has no hotwords or VAD options; they are ignored. It decodes the whole
-    file in one call, so progress moves once the text is ready.
+    openai-whisper has no hotwords option; it is ignored. ``vad_filter`` works through speech
+    regions decoded as clip timestamps. It decodes the whole file in one call, so progress
+    moves once the text is ready.
     """
 
     engine = "openai_whisper"
