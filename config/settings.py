@@ -119,7 +119,7 @@ class WhisperSettings(BaseModel):
     """Long audio is decoded in windows of at most this many seconds, cut in silence, so memory stays bounded."""
 
     batch_size: int = Field(default=1, ge=1, le=256)
-    """faster-whisper batch size; above 1 the batched pipeline decodes VAD chunks in batches."""
+    """faster-whisper batch size; above 1, VAD speech chunks (≤30 s) are decoded in batches: no previous-text prompt, no temperature fallback; word-timestamp tasks stay sequential."""
 
     @field_validator("allowed_models", "allowed_engines", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from faster_whisper.audio import decode_audio
 from faster_whisper.transcribe import Segment as FwSegment
 
 from app.engines.base import SAMPLE_RATE, Audio, TranscriptionStream
+from app.engines.batched import BatchedDecoder, chunk_regions
 from app.engines.vad import parse_clip_timestamps, speech_regions
 from app.engines.windows import Window, plan_windows
 from app.schemas.result import Segment, Word
@@ -71,7 +72,7 @@ def convert_segments(segments: Iterable[FwSegment], offset: float = 0.0) -> Iter
 
 
 class FasterWhisperModel:
-    """One loaded ``WhisperModel`` (plus a ``BatchedInferencePipeline`` when ``batch_size`` > 1)."""
+    """One loaded ``WhisperModel``; with ``batch_size`` > 1 speech chunks are decoded in batches."""
 
     engine = "faster_whisper"
 
@@ -102,13 +103,7 @@ class FasterWhisperModel:
             num_workers=num_workers,
             download_root=str(download_root) if download_root else None,
         )
-        self._batched: Any = None
-        if batch_size > 1:
-            try:
-                from faster_whisper import BatchedInferencePipeline
-            except ImportError as exc:  # faster-whisper < 1.1
-                raise RuntimeError("batch_size > 1 needs faster-whisper >= 1.1") from exc
-            self._batched = BatchedInferencePipeline(model=self._model)
+        self._batched = BatchedDecoder(self._model, batch_size) if batch_size > 1 else None
 
     @property
     def model(self) -> WhisperModel:
@@ -120,15 +115,8 @@ class FasterWhisperModel:
         samples = decode_audio(str(audio), sampling_rate=SAMPLE_RATE) if isinstance(audio, Path) else audio
         duration = len(samples) / SAMPLE_RATE
         kwargs = decode_kwargs(task_type, options)
-        if self._batched is not None and not options.condition_on_previous_text:
-            # The batched pipeline decodes independent VAD chunks: no previous-text prompt.
-            for unsupported in ("clip_timestamps", "vad_filter", "hallucination_silence_threshold"):
-                kwargs.pop(unsupported)
-            kwargs.pop("condition_on_previous_text")
-            segments, info = self._batched.transcribe(samples, batch_size=self.batch_size, **kwargs)
-            return TranscriptionStream(
-                info.language, info.language_probability, duration, convert_segments(segments)
-            )
+        if self._batched is not None and not options.word_timestamps:
+            return self._transcribe_batched(self._batched, samples, duration, task_type, options)
 
         regions = parse_clip_timestamps(options.clip_timestamps, duration)
         if options.vad_filter:
@@ -147,6 +135,22 @@ class FasterWhisperModel:
             duration=duration,
             segments=self._windowed(samples, windows, segments, kwargs, info.language, options),
         )
+
+    def _transcribe_batched(
+        self,
+        decoder: BatchedDecoder,
+        samples: npt.NDArray[np.float32],
+        duration: float,
+        task_type: TaskType,
+        options: DecodeOptions,
+    ) -> TranscriptionStream:
+        """Speech chunks decoded ``batch_size`` at a time (see ``app.engines.batched``)."""
+        regions = speech_regions(samples, parse_clip_timestamps(options.clip_timestamps, duration))
+        chunks = chunk_regions(regions)
+        if not chunks:
+            return TranscriptionStream(options.language, None, duration, iter(()))
+        language, probability, segments = decoder.transcribe(samples, chunks, task_type, options)
+        return TranscriptionStream(language, probability, duration, segments)
 
     def _windowed(
         self,

@@ -1,0 +1,203 @@
+"""Batched decoding for faster-whisper: many ≤30 s speech chunks per CTranslate2 call.
+
+Speech regions (Silero VAD, or the caller's ``clip_timestamps``) are cut into chunks of at most
+30 s. Each batch of ``batch_size`` chunks is encoded and decoded in one ``encode`` and one
+``generate`` call, and each chunk's tokens are split into segments on the original timeline.
+
+What batching cannot honour, documented rather than hidden:
+* chunks are independent: no previous-text prompt (``condition_on_previous_text``) across them;
+* one decoding pass at the first temperature: no temperature fallback;
+* no word timestamps: tasks asking for them take the sequential path (see the engine).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import ctranslate2
+import numpy as np
+import numpy.typing as npt
+from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import Tokenizer
+
+from app.engines.base import SAMPLE_RATE
+from app.engines.vad import Region
+from app.schemas.result import Segment
+from app.schemas.task import DecodeOptions, TaskType
+
+CHUNK_SECONDS = 30.0
+FRAMES_PER_CHUNK = 3000  # 30 s of 10 ms mel frames
+TIME_PRECISION = 0.02
+
+
+@dataclass(frozen=True)
+class Chunk:
+    start: float
+    end: float
+
+
+def chunk_regions(regions: list[Region], limit: float = CHUNK_SECONDS) -> list[Chunk]:
+    """Merge neighbouring regions into chunks of at most ``limit`` seconds; split longer ones."""
+    chunks: list[Chunk] = []
+    start: float | None = None
+    end = 0.0
+    for region_start, region_end in regions:
+        cursor = region_start
+        while region_end - cursor > limit:  # a region longer than one window
+            if start is not None:
+                chunks.append(Chunk(start, end))
+                start = None
+            chunks.append(Chunk(cursor, cursor + limit))
+            cursor += limit
+        if start is not None and region_end - start <= limit:
+            end = region_end
+            continue
+        if start is not None:
+            chunks.append(Chunk(start, end))
+        start, end = cursor, region_end
+    if start is not None:
+        chunks.append(Chunk(start, end))
+    return chunks
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+class BatchedDecoder:
+    """Encodes and decodes chunks of one file in batches with a loaded ``WhisperModel``."""
+
+    def __init__(self, model: WhisperModel, batch_size: int) -> None:
+        self._model = model
+        self.batch_size = batch_size
+
+    def _features(self, samples: npt.NDArray[np.float32], chunk: Chunk) -> npt.NDArray[np.float32]:
+        audio = samples[int(chunk.start * SAMPLE_RATE) : int(chunk.end * SAMPLE_RATE)]
+        mel: npt.NDArray[np.float32] = self._model.feature_extractor(audio, padding=True)
+        mel = mel[:, :FRAMES_PER_CHUNK]
+        if mel.shape[1] < FRAMES_PER_CHUNK:
+            mel = np.pad(mel, ((0, 0), (0, FRAMES_PER_CHUNK - mel.shape[1])))
+        return mel.astype(np.float32)
+
+    def _encode(self, features: list[npt.NDArray[np.float32]]) -> ctranslate2.StorageView:
+        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features)))
+        return self._model.model.encode(batch, to_cpu=False)
+
+    def transcribe(
+        self,
+        samples: npt.NDArray[np.float32],
+        chunks: list[Chunk],
+        task_type: TaskType,
+        options: DecodeOptions,
+    ) -> tuple[str, float | None, Iterator[Segment]]:
+        """Encode the first batch now (its encoder output also answers language detection, so
+        nothing is encoded twice); the returned iterator decodes batch after batch."""
+        first = chunks[: self.batch_size]
+        encoded = self._encode([self._features(samples, chunk) for chunk in first])
+        language, probability = options.language, None
+        if language is None:
+            if self._model.model.is_multilingual:
+                token, probability = self._model.model.detect_language(encoded)[0][0]
+                language = token[2:-2]
+            else:
+                language = "en"
+        return language, probability, self._decode(samples, chunks, encoded, task_type, options, language)
+
+    def _decode(
+        self,
+        samples: npt.NDArray[np.float32],
+        chunks: list[Chunk],
+        first_encoded: ctranslate2.StorageView,
+        task_type: TaskType,
+        options: DecodeOptions,
+        language: str,
+    ) -> Iterator[Segment]:
+        model = self._model
+        tokenizer = Tokenizer(
+            model.hf_tokenizer, model.model.is_multilingual, task=task_type.value, language=language
+        )
+        previous = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
+        prompt = model.get_prompt(tokenizer, previous, hotwords=options.hotwords)
+        temperature = options.temperature[0] if isinstance(options.temperature, list) else options.temperature
+        sampling: dict[str, float | int]
+        if temperature > 0:
+            sampling = {
+                "beam_size": 1,
+                "num_hypotheses": options.best_of,
+                "sampling_topk": 0,
+                "sampling_temperature": temperature,
+            }
+        else:
+            sampling = {"beam_size": options.beam_size, "patience": options.patience}
+        index = 0
+        for first in range(0, len(chunks), self.batch_size):
+            batch = chunks[first : first + self.batch_size]
+            encoded = (
+                first_encoded if first == 0 else self._encode([self._features(samples, c) for c in batch])
+            )
+            results = model.model.generate(
+                encoded,
+                [prompt] * len(batch),
+                max_length=model.max_length,
+                return_scores=True,
+                return_no_speech_prob=True,
+                suppress_blank=True,
+                suppress_tokens=[-1],
+                max_initial_timestamp_index=50,
+                **sampling,
+            )
+            for chunk, result in zip(batch, results, strict=True):
+                for segment in self._segments(chunk, result, tokenizer, options, temperature):
+                    yield segment.model_copy(update={"id": index})
+                    index += 1
+
+    def _segments(
+        self,
+        chunk: Chunk,
+        result: ctranslate2.models.WhisperGenerationResult,
+        tokenizer: Tokenizer,
+        options: DecodeOptions,
+        temperature: float,
+    ) -> Iterator[Segment]:
+        tokens: list[int] = result.sequences_ids[0]
+        length = len(tokens)
+        avg_logprob = result.scores[0] * (length**1.0) / (length + 1)
+        if (
+            options.no_speech_threshold is not None
+            and result.no_speech_prob > options.no_speech_threshold
+            and (options.log_prob_threshold is None or avg_logprob < options.log_prob_threshold)
+        ):
+            return
+        begin = tokenizer.timestamp_begin
+        pieces: list[tuple[float, float, list[int]]] = []
+        start: float | None = None
+        text: list[int] = []
+        for token in tokens:
+            if token >= begin:
+                moment = (token - begin) * TIME_PRECISION
+                if start is not None and text:
+                    pieces.append((start, moment, text))
+                    start, text = None, []
+                else:
+                    start = moment
+            elif token < tokenizer.eot:
+                text.append(token)
+        if text:
+            pieces.append((start or 0.0, chunk.end - chunk.start, text))
+        for piece_start, piece_end, piece_tokens in pieces:
+            words = tokenizer.decode(piece_tokens)
+            if not words.strip():
+                continue
+            yield Segment(
+                id=0,
+                start=round(chunk.start + piece_start, 3),
+                end=round(min(chunk.start + max(piece_end, piece_start), chunk.end), 3),
+                text=words,
+                avg_logprob=avg_logprob,
+                no_speech_prob=result.no_speech_prob,
+                compression_ratio=_compression_ratio(words),
+                temperature=temperature,
+            )
