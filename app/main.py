@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.problems import install_problem_handlers
-from app.api.routes import health, models, tasks
+from app.api.routes import health, models, tasks, workers
 from app.logging_setup import configure_logging
 from app.services.container import Services
 from config.settings import Settings
@@ -27,13 +27,20 @@ FORM_OVERHEAD_BYTES = 1024 * 1024
 """Room for multipart boundaries and text fields on top of the media size limit."""
 
 
-def create_app(settings: Settings | None = None, *, start_processor_paused: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, start_processor_paused: bool = False, role: str = "all"
+) -> FastAPI:
+    """The HTTP app. ``role="api"`` serves only the API: no processor, no models."""
     settings = settings or Settings()
+    if role == "api":
+        settings = settings.model_copy(
+            update={"processor": settings.processor.model_copy(update={"enabled": False})}
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.logging)
-        services = await Services.start(settings, start_processor_paused=start_processor_paused)
+        services = await Services.start(settings, start_processor_paused=start_processor_paused, role=role)
         app.state.services = services
         try:
             yield
@@ -52,5 +59,6 @@ def create_app(settings: Settings | None = None, *, start_processor_paused: bool
     install_problem_handlers(app)
     app.include_router(tasks.router)
     app.include_router(models.router)
+    app.include_router(workers.router)
     app.include_router(health.router)
     return app

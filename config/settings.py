@@ -162,7 +162,19 @@ class ProcessorSettings(BaseModel):
     """Least time between two progress writes for one task."""
 
     node_id: str = Field(default_factory=socket.gethostname)
-    """Identity of this node, recorded on the tasks it claims."""
+    """Identity of this worker, recorded on the tasks it claims. A second live process with the same id gets ``-<pid>`` appended."""
+
+    lease_seconds: float = Field(default=60.0, gt=0)
+    """How long a claim lasts without a heartbeat; then the reaper re-queues the task."""
+
+    heartbeat_interval_seconds: float = Field(default=10.0, gt=0)
+    """How often a worker renews its leases and its entry in the workers registry."""
+
+    shutdown_timeout_seconds: float = Field(default=30.0, ge=0)
+    """On SIGTERM, how long running tasks may take to finish before they go back to the queue."""
+
+    max_attempts: int = Field(default=3, ge=1)
+    """Claims a task gets; a task whose last lease expires fails with the reason."""
 
 
 class LoggingSettings(BaseModel):

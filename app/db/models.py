@@ -54,7 +54,10 @@ class Task(Base):
     """One unit of work: a media file and what to do with it."""
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_status_priority_created", "status", "priority", "created_at"),)
+    __table_args__ = (
+        Index("ix_tasks_status_priority_created", "status", "priority", "created_at"),
+        Index("ix_tasks_status_lease", "status", "lease_expires_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
     status: Mapped[str] = mapped_column(String(16), default="queued")
@@ -84,8 +87,26 @@ class Task(Base):
     processing_time: Mapped[float | None] = mapped_column(Float, default=None)
     worker_id: Mapped[str | None] = mapped_column(String(128), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Claims so far; also the fencing token: only the current claim's writes land."""
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    """The claiming worker must heartbeat before this, or the reaper re-queues the task."""
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class Worker(Base):
+    """A live processor (one per worker process), kept current by its heartbeat."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    devices: Mapped[list[str]] = mapped_column(JSON)
+    running_tasks: Mapped[list[str]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select, update
@@ -100,8 +100,12 @@ class TaskRepository:
             await session.execute(delete(Task).where(Task.id == task_id))
             return task
 
-    async def claim_next(self, worker_id: str) -> Claim | None:
-        """Atomically move the best queued task (highest priority, then oldest) to processing."""
+    async def claim_next(self, worker_id: str, lease_seconds: float = 60.0) -> Claim | None:
+        """Atomically move the best queued task (highest priority, then oldest) to processing.
+
+        The claim records the worker and a lease expiry; ``attempts`` goes up by one and is the
+        fencing token for every later write of this claim.
+        """
         now = utcnow()
         values: dict[str, Any] = {
             "status": TaskStatus.processing.value,
@@ -110,6 +114,7 @@ class TaskRepository:
             "updated_at": now,
             "progress": 0.0,
             "attempts": Task.attempts + 1,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
         }
         oldest_best = (
             select(Task.id)
@@ -167,6 +172,59 @@ class TaskRepository:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def renew_leases(self, worker_id: str, claims: list[Claim], lease_seconds: float) -> set[str]:
+        """Extend the leases of ``claims``; returns the task ids whose claim is still owned."""
+        if not claims:
+            return set()
+        now = utcnow()
+        owned: set[str] = set()
+        async with self._sessions() as session, session.begin():
+            for claim in claims:
+                result = await session.execute(
+                    update(Task)
+                    .where(*self._owned(claim), Task.worker_id == worker_id)
+                    .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    owned.add(claim.task_id)
+        return owned
+
+    async def reap_expired(self, max_attempts: int) -> tuple[int, int]:
+        """Re-queue processing tasks whose lease expired; fail those out of attempts.
+
+        Returns (re-queued, failed). Safe to run on every node at once: each row moves once.
+        """
+        now = utcnow()
+        expired = [Task.status == TaskStatus.processing.value, Task.lease_expires_at < now]
+        async with self._sessions() as session, session.begin():
+            failed = await session.execute(
+                update(Task)
+                .where(*expired, Task.attempts >= max_attempts)
+                .values(
+                    status=TaskStatus.failed.value,
+                    error=f"the worker's lease expired on each of {max_attempts} attempt(s)",
+                    completed_at=now,
+                    updated_at=now,
+                    lease_expires_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            requeued = await session.execute(
+                update(Task)
+                .where(*expired, Task.attempts < max_attempts)
+                .values(
+                    status=TaskStatus.queued.value,
+                    worker_id=None,
+                    progress=0.0,
+                    started_at=None,
+                    updated_at=now,
+                    lease_expires_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return int(requeued.rowcount), int(failed.rowcount)  # type: ignore[attr-defined]
+
     async def requeue_abandoned(self, worker_id: str) -> int:
         """Return tasks this node was processing when it stopped (crash or kill) to the queue."""
         async with self._sessions() as session, session.begin():
@@ -179,6 +237,7 @@ class TaskRepository:
                     progress=0.0,
                     started_at=None,
                     updated_at=utcnow(),
+                    lease_expires_at=None,
                 )
                 .execution_options(synchronize_session=False)
             )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from app.db.models import utcnow
 from app.db.task_repository import Claim, TaskRepository
+from app.db.worker_registry import WorkerRegistry
 from app.engines.model_pool import AsyncModelPool
 from app.logging_setup import task_log_context
 from app.media.storage import MediaStorage
@@ -49,7 +50,9 @@ class TaskProcessor:
         pool: AsyncModelPool,
         storage: MediaStorage,
         events: TaskEvents,
+        registry: WorkerRegistry,
         delete_media_after_processing: bool,
+        role: str = "all",
     ) -> None:
         self._settings = settings
         self._repository = repository
@@ -57,15 +60,21 @@ class TaskProcessor:
         self._storage = storage
         self._events = events
         self._delete_media = delete_media_after_processing
+        self._devices = [device.name for device in pool.devices]
         self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
         self._wake = asyncio.Event()
         self._resumed = asyncio.Event()
         self._running: dict[str, _Running] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._registry = registry
+        self._role = role
+        self._worker_id = settings.node_id
+        self._started_at = utcnow()
 
     @property
     def worker_id(self) -> str:
-        return self._settings.node_id
+        return self._worker_id
 
     @property
     def running_task_ids(self) -> list[str]:
@@ -80,12 +89,54 @@ class TaskProcessor:
         return self._loop_task is not None and not self._loop_task.done()
 
     async def start(self, *, paused: bool = False) -> None:
-        requeued = await self._repository.requeue_abandoned(self.worker_id)
-        if requeued:
-            logger.warning("re-queued %d task(s) this node left in processing", requeued)
+        self._worker_id = await self._registry.claim_identity(
+            self._settings.node_id, stale_after=self._settings.lease_seconds
+        )
+        if self._worker_id == self._settings.node_id:
+            # Same identity as before a crash or restart: take our unfinished tasks back now
+            # instead of waiting for their leases to expire.
+            requeued = await self._repository.requeue_abandoned(self._worker_id)
+            if requeued:
+                logger.warning("re-queued %d task(s) this worker left in processing", requeued)
+        else:
+            logger.warning(
+                "worker id %s is in use by a live process; this one is %s",
+                self._settings.node_id,
+                self._worker_id,
+            )
+        await self._heartbeat()
         if not paused:
             self._resumed.set()
         self._loop_task = asyncio.create_task(self._claim_loop(), name="task-processor")
+        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat")
+
+    async def _heartbeat(self) -> None:
+        """Renew leases (dropping tasks whose lease was lost), reap expired ones, refresh the registry."""
+        claims = [running.claim for running in self._running.values()]
+        owned = await self._repository.renew_leases(self._worker_id, claims, self._settings.lease_seconds)
+        for claim in claims:
+            running = self._running.get(claim.task_id)
+            if claim.task_id not in owned and running is not None:
+                logger.warning("lost the lease of task %s; dropping it", claim.task_id)
+                running.cancelled = True
+        requeued, failed = await self._repository.reap_expired(self._settings.max_attempts)
+        if requeued or failed:
+            logger.warning("reaper: %d task(s) re-queued, %d failed after expired leases", requeued, failed)
+        await self._registry.heartbeat(
+            self._worker_id,
+            role=self._role,
+            devices=self._devices,
+            running=list(self._running),
+            started_at=self._started_at,
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_interval_seconds)
+            try:
+                await self._heartbeat()
+            except Exception:
+                logger.exception("heartbeat failed; retrying")
 
     def pause(self) -> None:
         """Stop claiming new tasks; running ones finish."""
@@ -110,16 +161,19 @@ class TaskProcessor:
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming; wait for running tasks, then give unfinished ones back to the queue."""
         self.pause()
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._loop_task
+        for background in (self._loop_task, self._heartbeat_task):
+            if background is not None:
+                background.cancel()
+                with suppress(asyncio.CancelledError):
+                    await background
         jobs = [r.job for r in self._running.values() if r.job is not None]
         if jobs:
             _done, pending = await asyncio.wait(jobs, timeout=timeout)
             for job in pending:
                 job.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        with suppress(Exception):
+            await self._registry.remove(self._worker_id)
 
     async def _claim_loop(self) -> None:
         while True:
@@ -128,7 +182,7 @@ class TaskProcessor:
             claim: Claim | None = None
             try:
                 self._wake.clear()
-                claim = await self._repository.claim_next(self.worker_id)
+                claim = await self._repository.claim_next(self._worker_id, self._settings.lease_seconds)
             except Exception:
                 logger.exception("claiming a task failed; retrying")
             if claim is None:

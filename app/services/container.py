@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_session_factory
 from app.db.task_repository import TaskRepository
+from app.db.worker_registry import WorkerRegistry
 from app.engines.factory import ModelFactory
 from app.engines.model_pool import AsyncModelPool
 from app.engines.model_resolver import ModelResolver
@@ -31,6 +32,7 @@ class Services:
     engine: AsyncEngine
     http: httpx.AsyncClient
     repository: TaskRepository
+    registry: WorkerRegistry
     storage: MediaStorage
     pool: AsyncModelPool
     events: TaskEvents
@@ -39,11 +41,15 @@ class Services:
     tasks: TaskService
 
     @classmethod
-    async def start(cls, settings: Settings, *, start_processor_paused: bool = False) -> Services:
+    async def start(
+        cls, settings: Settings, *, start_processor_paused: bool = False, role: str = "all"
+    ) -> Services:
         """Migrate the database, sweep orphans, load the default model and start the processor."""
         await asyncio.to_thread(upgrade_to_head, settings.database_url)
         engine = create_engine(settings.database_url)
-        repository = TaskRepository(create_session_factory(engine))
+        sessions = create_session_factory(engine)
+        repository = TaskRepository(sessions)
+        registry = WorkerRegistry(sessions)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.storage.download_timeout_seconds),
             headers={"User-Agent": "Tingxie/1.0"},
@@ -63,6 +69,8 @@ class Services:
                 pool=pool,
                 storage=storage,
                 events=events,
+                registry=registry,
+                role=role,
                 delete_media_after_processing=settings.storage.delete_media_after_processing,
             )
         janitor = MediaJanitor(settings.storage, storage, repository)
@@ -71,6 +79,7 @@ class Services:
             engine=engine,
             http=http,
             repository=repository,
+            registry=registry,
             storage=storage,
             pool=pool,
             events=events,
@@ -84,7 +93,12 @@ class Services:
                 events=events,
                 default_model=settings.whisper.default_model,
                 default_engine=settings.whisper.engine,
-                poll_interval=settings.processor.wait_recheck_seconds,
+                # Without a local processor every completion happens elsewhere: re-read sooner.
+                poll_interval=(
+                    settings.processor.wait_recheck_seconds
+                    if processor is not None
+                    else min(1.0, settings.processor.wait_recheck_seconds)
+                ),
             ),
         )
         await janitor.sweep()
@@ -98,7 +112,7 @@ class Services:
 
     async def stop(self) -> None:
         if self.processor is not None:
-            await self.processor.stop()
+            await self.processor.stop(timeout=self.settings.processor.shutdown_timeout_seconds)
         await self.janitor.stop()
         await self.pool.stop()
         await self.http.aclose()

@@ -120,3 +120,53 @@ async def test_end_to_end_on_each_backend(
         assert listing["total"] == 1 and listing["items"][0]["id"] == task_id
         created = listing["items"][0]["created_at"]
         assert created.endswith("Z") or created.endswith("+00:00")
+
+
+async def test_reaper_requeues_expired_leases_and_fails_after_max_attempts(database_url: str) -> None:
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    engine = create_engine(database_url)
+    repository = TaskRepository(create_session_factory(engine))
+    try:
+        task = await repository.add(_task(TaskPriority.normal, 0))
+        kept = await repository.add(_task(TaskPriority.low, 1))
+        first = await repository.claim_next("dead-worker", lease_seconds=0.2)
+        healthy = await repository.claim_next("live-worker", lease_seconds=60)
+        assert first is not None and first.task_id == task.id
+        assert healthy is not None and healthy.task_id == kept.id
+        await asyncio.sleep(0.4)
+        assert await repository.reap_expired(max_attempts=2) == (1, 0)
+        row = await repository.get(task.id)
+        assert row is not None and row.status == "queued" and row.worker_id is None and row.attempts == 1
+        assert (await repository.get(kept.id)).status == "processing"  # type: ignore[union-attr]
+
+        # The dead worker's late write is fenced off; the new owner's renewals succeed.
+        second = await repository.claim_next("w2", lease_seconds=0.2)
+        assert second is not None and second.attempt == 2
+        assert not await repository.update_owned(first, status="completed")
+        assert await repository.renew_leases("w2", [second], 0.2) == {task.id}
+        assert await repository.renew_leases("dead-worker", [first], 60) == set()
+        await asyncio.sleep(0.4)
+        assert await repository.reap_expired(max_attempts=2) == (0, 1)
+        row = await repository.get(task.id)
+        assert row is not None and row.status == "failed" and "lease expired" in (row.error or "")
+        assert row.completed_at is not None
+    finally:
+        await engine.dispose()
+
+
+async def test_workers_registry_and_endpoint(
+    database_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(database_url=database_url, processor={"node_id": "node-a"})
+    async with running_app(settings) as running:
+        workers = (await running.client.get("/api/v1/workers")).json()
+        assert [w["id"] for w in workers] == ["node-a"]
+        assert workers[0]["devices"] == ["cpu"] and workers[0]["heartbeat_age_seconds"] < 5
+        # A second live process asking for the same id gets a distinct one.
+        async with running_app(settings) as second:
+            assert second.services.processor is not None
+            assert second.services.processor.worker_id.startswith("node-a-")
+            ids = sorted(w["id"] for w in (await running.client.get("/api/v1/workers")).json())
+            assert len(ids) == 2 and ids[0] == "node-a"
+    async with running_app(settings, paused=True) as third:
+        assert third.services.processor is not None and third.services.processor.worker_id == "node-a"

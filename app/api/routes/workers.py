@@ -1,0 +1,52 @@
+"""/api/v1/workers: live workers across every node sharing the database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from app.api.deps import ServicesDep
+from app.db.models import utcnow
+
+router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
+
+
+class WorkerOut(BaseModel):
+    """A live worker. / 存活的工作进程。"""
+
+    id: str = Field(description="Worker id. / 工作进程 ID。")
+    role: str = Field(description="all or worker. / 角色。")
+    hostname: str = Field(description="Host. / 主机名。")
+    pid: int = Field(description="Process id. / 进程号。")
+    devices: list[str] = Field(description="Devices of its model pool. / 模型池设备。")
+    running_tasks: list[str] = Field(description="Tasks running there. / 正在运行的任务。")
+    started_at: datetime = Field(description="Start time (UTC). / 启动时间。")
+    heartbeat_age_seconds: float = Field(description="Seconds since its last heartbeat. / 距上次心跳的秒数。")
+
+
+@router.get(
+    "",
+    summary="List live workers / 存活工作进程列表",
+    description=(
+        "Workers whose heartbeat is younger than the lease, on every node of the shared database.\n\n"
+        "共享数据库上所有节点中心跳未超过租约时长的工作进程。"
+    ),
+)
+async def list_workers(services: ServicesDep) -> list[WorkerOut]:
+    now = utcnow()
+    rows = await services.registry.live(services.settings.processor.lease_seconds)
+    return [
+        WorkerOut(
+            id=row.id,
+            role=row.role,
+            hostname=row.hostname,
+            pid=row.pid,
+            devices=row.devices,
+            running_tasks=row.running_tasks,
+            started_at=row.started_at,
+            heartbeat_age_seconds=round((now - row.heartbeat_at).total_seconds(), 2),
+        )
+        for row in rows
+    ]
