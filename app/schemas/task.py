@@ -197,7 +197,8 @@ class TaskOut(BaseModel):
     language_probability: float | None = Field(description="Language probability. / 语言概率。")
     error: str | None = Field(description="Error message of a failed task. / 失败原因。")
     processing_time: float | None = Field(description="Processing seconds. / 处理耗时（秒）。")
-    worker_id: str | None = Field(description="Node that ran the task. / 执行节点。")
+    worker_id: str | None = Field(description="Worker that ran the task. / 执行的工作进程。")
+    attempts: int = Field(description="Times a worker claimed the task. / 被领取的次数。")
     media_available: bool = Field(
         description="Whether the original media is retained. / 原始媒体是否仍保留。"
     )

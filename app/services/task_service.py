@@ -68,6 +68,7 @@ def to_out(task: Task, *, include_result: bool = True) -> TaskOut:
         error=task.error,
         processing_time=task.processing_time,
         worker_id=task.worker_id,
+        attempts=task.attempts,
         media_available=task.media_path is not None,
         created_at=task.created_at,
         updated_at=task.updated_at,

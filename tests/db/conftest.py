@@ -64,3 +64,10 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     else:
         async for url in _server_database(POSTGRES_SERVER, "postgresql"):
             yield url
+
+
+@pytest.fixture
+async def mysql_url() -> AsyncIterator[str]:
+    """A fresh database on the local MariaDB server."""
+    async for url in _server_database(MYSQL_SERVER, "mysql"):
+        yield url

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.models import Base
 from app.db.session import create_engine
@@ -33,12 +35,37 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
+_LOCK_NAME = "tingxie_migrations"
+_PG_LOCK_KEY = 727274_2026
+
+
+async def _lock(connection: AsyncConnection) -> None:
+    """Serialise migrations across processes and nodes starting at the same time."""
+    if connection.dialect.name in ("mysql", "mariadb"):
+        await connection.execute(text("SELECT GET_LOCK(:name, 300)"), {"name": _LOCK_NAME})
+    elif connection.dialect.name == "postgresql":
+        await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
+        await connection.commit()
+
+
+async def _unlock(connection: AsyncConnection) -> None:
+    if connection.dialect.name in ("mysql", "mariadb"):
+        await connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK_NAME})
+    elif connection.dialect.name == "postgresql":
+        await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_LOCK_KEY})
+        await connection.commit()
+
+
 async def _run_async() -> None:
     engine = create_engine(_database_url())
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(_run)
-            await connection.commit()
+            await _lock(connection)
+            try:
+                await connection.run_sync(_run)
+                await connection.commit()
+            finally:
+                await _unlock(connection)
     finally:
         await engine.dispose()
 
