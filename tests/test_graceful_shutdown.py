@@ -1,0 +1,80 @@
+"""SIGTERM hands running tasks back within the shutdown timeout; a restart finishes them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.api.test_tasks import _concat_wav
+from tests.conftest import ROOT, Clip
+from tests.test_start import _free_port
+
+
+def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "start.py", "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_sigterm_releases_running_task_and_restart_resumes(
+    tmp_path: Path, model_dir: Path, clips: dict[str, Clip]
+) -> None:
+    long_audio = tmp_path / "two-minutes.wav"
+    _concat_wav([clips["jfk.wav"].path] * 11, long_audio)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'tingxie.db'}",
+        "STORAGE__TEMP_DIR": str(tmp_path / "media"),
+        "LOGGING__DIR": str(tmp_path / "logs"),
+        "WHISPER__MODEL_DIR": str(model_dir),
+        "WHISPER__DEFAULT_MODEL": "tiny.en",
+        "PROCESSOR__SHUTDOWN_TIMEOUT_SECONDS": "1",
+        "PROCESSOR__PROGRESS_INTERVAL_SECONDS": "0",
+    }
+    port = _free_port()
+    log = tmp_path / "server.out"
+    base = f"http://127.0.0.1:{port}"
+    process = _start(env, port, log)
+    try:
+        with long_audio.open("rb") as handle:
+            task_id = httpx.post(f"{base}/api/v1/tasks", files={"file": handle}, timeout=30).json()["id"]
+        for _ in range(300):
+            task = httpx.get(f"{base}/api/v1/tasks/{task_id}").json()
+            if task["status"] == "processing" and task["progress"] > 0:
+                break
+            time.sleep(0.05)
+        assert task["status"] == "processing"
+        stopped_at = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        assert time.monotonic() - stopped_at < 15, "shutdown must respect its timeout"
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "returning the task to the queue" in (tmp_path / "logs" / "tingxie.log").read_text()
+
+    process = _start(env, port, log)
+    try:
+        task = httpx.get(f"{base}/api/v1/tasks/{task_id}", params={"wait": 120}, timeout=130).json()
+        assert task["status"] == "completed" and task["attempts"] == 2
+        assert "country" in task["result"]["text"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
