@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.problems import install_problem_handlers
-from app.api.routes import health, models, tasks, workers
+from app.api.routes import health, internal, models, tasks, workers
 from app.logging_setup import configure_logging
 from app.services.container import Services
 from config.settings import Settings
@@ -61,4 +61,5 @@ def create_app(
     app.include_router(models.router)
     app.include_router(workers.router)
     app.include_router(health.router)
+    app.include_router(internal.router)
     return app

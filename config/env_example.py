@@ -15,6 +15,8 @@ from config.settings import Settings
 
 
 def _format(value: Any) -> str:
+    if value is None:
+        return ""
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, Enum):

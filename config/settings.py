@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _GROUP_CONFIG = ConfigDict(use_attribute_docstrings=True, extra="forbid")
@@ -29,6 +29,9 @@ class ServerSettings(BaseModel):
 
     port: int = Field(default=8000, ge=1, le=65535)
     """TCP port the HTTP server listens on (``--port`` overrides it)."""
+
+    public_url: str | None = None
+    """Base URL at which other nodes reach this one (e.g. ``http://10.0.0.5:8000``). Set it, with ``STORAGE__PEER_SECRET``, when workers on other nodes cannot see this node's media directory."""
 
 
 class StorageSettings(BaseModel):
@@ -53,6 +56,9 @@ class StorageSettings(BaseModel):
 
     sweep_interval_seconds: float = Field(default=600.0, gt=0)
     """How often expired media and orphaned temp files are swept."""
+
+    peer_secret: SecretStr | None = None
+    """Shared secret with which workers on other nodes fetch media from the node that received it."""
 
     @property
     def max_upload_bytes(self) -> int:

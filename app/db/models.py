@@ -73,6 +73,8 @@ class Task(Base):
     file_url: Mapped[str | None] = mapped_column(Text, default=None)
     media_path: Mapped[str | None] = mapped_column(String(255), default=None)
     """Server-generated file name inside the storage directory; never derived from user input."""
+    media_node: Mapped[str | None] = mapped_column(Text, default=None)
+    """Base URL of the node holding the media file, for workers on other nodes (None: shared storage)."""
     file_size: Mapped[int | None] = mapped_column(Integer, default=None)
     duration: Mapped[float | None] = mapped_column(Float, default=None)
 

@@ -65,9 +65,10 @@ class MediaStorage:
             raise ValueError(f"invalid media name {name!r}")
         return self.root / name
 
-    async def save_stream(self, chunks: AsyncIterator[bytes]) -> StoredMedia:
-        """Write ``chunks`` to a new file, enforcing the size limit as bytes arrive."""
-        name = f"{uuid.uuid4().hex}.media"
+    async def save_stream(self, chunks: AsyncIterator[bytes], name: str | None = None) -> StoredMedia:
+        """Write ``chunks`` to a new file (a generated name unless given), enforcing the size limit."""
+        name = name or f"{uuid.uuid4().hex}.media"
+        self.path_of(name)  # validates a given name
         final = self.root / name
         partial = final.with_name(name + ".part")
         size = 0
@@ -107,6 +108,22 @@ class MediaStorage:
                 return await self.save_stream(response.aiter_bytes(CHUNK_SIZE))
         except httpx.HTTPError as exc:
             raise MediaDownloadError(f"could not download {url}: {exc}") from exc
+
+    async def fetch_from_peer(self, node_url: str, name: str, secret: str) -> Path:
+        """Copy media ``name`` from the node that received it (authenticated by the shared secret)."""
+        url = f"{node_url.rstrip('/')}/internal/v1/media/{name}"
+        try:
+            async with self._http.stream(
+                "GET", url, headers={"Authorization": f"Bearer {secret}"}
+            ) as response:
+                if response.status_code != 200:
+                    raise MediaDownloadError(
+                        f"peer {node_url} answered HTTP {response.status_code} for {name}"
+                    )
+                stored = await self.save_stream(response.aiter_bytes(CHUNK_SIZE), name=name)
+        except httpx.HTTPError as exc:
+            raise MediaDownloadError(f"could not fetch {name} from peer {node_url}: {exc}") from exc
+        return stored.path
 
     def remove(self, name: str | None) -> None:
         if not name:

@@ -8,6 +8,7 @@ import logging
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from app.db.models import utcnow
 from app.db.task_repository import Claim, TaskRepository
@@ -53,6 +54,7 @@ class TaskProcessor:
         registry: WorkerRegistry,
         delete_media_after_processing: bool,
         role: str = "all",
+        peer_secret: str | None = None,
     ) -> None:
         self._settings = settings
         self._repository = repository
@@ -69,6 +71,7 @@ class TaskProcessor:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._registry = registry
         self._role = role
+        self._peer_secret = peer_secret
         self._worker_id = settings.node_id
         self._started_at = utcnow()
 
@@ -219,6 +222,7 @@ class TaskProcessor:
                     engine=task.engine,
                     model_name=task.model,
                     media_name=task.media_path,
+                    media_node=task.media_node,
                     task_type=TaskType(task.task_type),
                     options=DecodeOptions.model_validate(task.options),
                 )
@@ -276,14 +280,35 @@ class TaskProcessor:
         engine: str,
         model_name: str,
         media_name: str | None,
+        media_node: str | None,
         task_type: TaskType,
         options: DecodeOptions,
     ) -> TranscriptionResult:
         if not media_name:
             raise FileNotFoundError("the task's media is no longer available")
         audio = self._storage.path_of(media_name)
+        fetched = False
+        if not audio.is_file() and media_node and self._peer_secret:
+            logger.info("fetching the media from %s", media_node)
+            audio = await self._storage.fetch_from_peer(media_node, media_name, self._peer_secret)
+            fetched = True
         if not audio.is_file():
             raise FileNotFoundError("the task's media is no longer available")
+        try:
+            return await self._decode(running, audio, engine, model_name, task_type, options)
+        finally:
+            if fetched:  # a cached copy of another node's file
+                audio.unlink(missing_ok=True)
+
+    async def _decode(
+        self,
+        running: _Running,
+        audio: Path,
+        engine: str,
+        model_name: str,
+        task_type: TaskType,
+        options: DecodeOptions,
+    ) -> TranscriptionResult:
         segments: list[Segment] = []
         async with self._pool.lease(model_name, engine) as lease:
             stream = await lease.run(lease.model.transcribe, audio, task_type, options)

@@ -71,6 +71,9 @@ class Services:
                 events=events,
                 registry=registry,
                 role=role,
+                peer_secret=(
+                    settings.storage.peer_secret.get_secret_value() if settings.storage.peer_secret else None
+                ),
                 delete_media_after_processing=settings.storage.delete_media_after_processing,
             )
         janitor = MediaJanitor(settings.storage, storage, repository)
@@ -93,6 +96,7 @@ class Services:
                 events=events,
                 default_model=settings.whisper.default_model,
                 default_engine=settings.whisper.engine,
+                media_node=settings.server.public_url if settings.storage.peer_secret else None,
                 # Without a local processor every completion happens elsewhere: re-read sooner.
                 poll_interval=(
                     settings.processor.wait_recheck_seconds

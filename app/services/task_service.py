@@ -94,6 +94,7 @@ class TaskService:
         default_model: str,
         default_engine: str,
         poll_interval: float,
+        media_node: str | None = None,
     ) -> None:
         self._repository = repository
         self._storage = storage
@@ -102,6 +103,7 @@ class TaskService:
         self._events = events
         self._default_model = default_model
         self._default_engine = default_engine
+        self._media_node = media_node
         self._poll_interval = poll_interval
 
     async def create(
@@ -148,6 +150,7 @@ class TaskService:
                 file_name=display_name(upload_name) if upload is not None else None,
                 file_url=file_url,
                 media_path=stored.name,
+                media_node=self._media_node,
                 file_size=stored.size,
                 duration=info.duration,
                 platform=platform,
