@@ -168,7 +168,7 @@ class ProcessorSettings(BaseModel):
     """Least time between two progress writes for one task."""
 
     node_id: str = Field(default_factory=socket.gethostname)
-    """Identity of this worker, recorded on the tasks it claims. A second live process with the same id gets ``-<pid>`` appended."""
+    """Identity of this worker, recorded on the tasks it claims. A second live process with the same id gets ``-<pid>-<random>`` appended."""
 
     lease_seconds: float = Field(default=60.0, gt=0)
     """How long a claim lasts without a heartbeat; then the reaper re-queues the task."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -34,26 +35,8 @@ async def test_worker_on_another_node_fetches_media_over_http(
         "LOGGING__DIR": str(tmp_path / "logs-a"),
         "WHISPER__MODEL_DIR": str(model_dir),
     }
-    with (tmp_path / "a.out").open("wb") as out:
-        api = subprocess.Popen(
-            [sys.executable, "start.py", "--role", "api", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
+    api = await asyncio.to_thread(_start_api, env, port, tmp_path / "a.out")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert api.poll() is None, (tmp_path / "a.out").read_text()
-            try:
-                if httpx.get(f"{node_a}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-
         settings_b = make_settings(
             database_url=f"sqlite+aiosqlite:///{database}",
             storage={"temp_dir": tmp_path / "media-b", "peer_secret": SECRET},
@@ -86,4 +69,25 @@ async def test_worker_on_another_node_fetches_media_over_http(
             assert missing.status_code == 404
     finally:
         api.send_signal(signal.SIGTERM)
-        api.wait(30)
+        await asyncio.to_thread(api.wait, 30)
+
+
+def _start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        api = subprocess.Popen(
+            [sys.executable, "start.py", "--role", "api", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    deadline = time.monotonic() + 60
+    while True:
+        assert api.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200:
+                return api
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
