@@ -20,7 +20,10 @@ def create_engine(database_url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(database_url, pool_pre_ping=True, pool_recycle=1800)
+    # READ COMMITTED: no gap locks, so SKIP LOCKED claimers on MySQL/MariaDB rarely deadlock.
+    return create_async_engine(
+        database_url, pool_pre_ping=True, pool_recycle=1800, isolation_level="READ COMMITTED"
+    )
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.conflicts import retry_on_conflict
 from app.db.models import Task, utcnow
 from app.schemas.task import TaskPriority, TaskStatus, TaskType
 
@@ -100,6 +101,7 @@ class TaskRepository:
             await session.execute(delete(Task).where(Task.id == task_id))
             return task
 
+    @retry_on_conflict
     async def claim_next(self, worker_id: str, lease_seconds: float = 60.0) -> Claim | None:
         """Atomically move the best queued task (highest priority, then oldest) to processing.
 
@@ -160,6 +162,7 @@ class TaskRepository:
             Task.attempts == claim.attempt,
         ]
 
+    @retry_on_conflict
     async def update_owned(self, claim: Claim, **values: Any) -> bool:
         """Write ``values`` only while the claim still owns the task (fenced by attempt)."""
         values.setdefault("updated_at", utcnow())
