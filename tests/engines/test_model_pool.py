@@ -215,3 +215,22 @@ async def test_unknown_model_is_unavailable_not_hanging(make_settings: Callable[
                 pass
     finally:
         await pool.stop()
+
+
+def test_cuda_compute_types_and_device_placement(make_settings: Callable[..., Settings]) -> None:
+    whisper = make_settings().whisper
+    assert whisper.resolved_compute_type("cuda") == "float16"
+    assert whisper.resolved_compute_type("cpu") == "int8"
+    mixed = whisper.model_copy(update={"compute_type": "int8_float16"})
+    assert mixed.resolved_compute_type("cuda") == "int8_float16"
+    # Two GPUs, two instances each: a model spreads over both devices before doubling up.
+    pool = AsyncModelPool(
+        whisper.model_copy(update={"instances_per_device": 2}),
+        ModelFactory(whisper, ModelResolver(whisper.model_dir)),
+        devices=parse_devices("cuda:0,cuda:1", cuda_count=2),
+    )
+    assert pool.max_size == 4
+    key = pool.check_allowed("tiny.en", "faster_whisper")
+    placed = [pool._placeholder(key).device.name for _ in range(4)]
+    assert placed == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert all(instance.threads == 1 for instance in pool.instances())
