@@ -138,22 +138,23 @@ class TaskRepository:
                         .execution_options(synchronize_session=False)
                     )
                 ).first()
-            else:
-                task_id = await session.scalar(oldest_best.with_for_update(skip_locked=True))
-                if task_id is None:
-                    return None
+                return None if row is None else Claim(task_id=row[0], attempt=row[1])
+            # The row stays locked (SKIP LOCKED keeps other claimers off it) until commit,
+            # so the attempt read here is the one the update increments.
+            locked = (
                 await session.execute(
-                    update(Task)
-                    .where(Task.id == task_id)
-                    .values(values)
-                    .execution_options(synchronize_session=False)
+                    oldest_best.add_columns(Task.attempts).with_for_update(skip_locked=True)
                 )
-                row = (
-                    await session.execute(select(Task.id, Task.attempts).where(Task.id == task_id))
-                ).first()
-            if row is None:
+            ).first()
+            if locked is None:
                 return None
-            return Claim(task_id=row[0], attempt=row[1])
+            await session.execute(
+                update(Task)
+                .where(Task.id == locked[0])
+                .values(values)
+                .execution_options(synchronize_session=False)
+            )
+            return Claim(task_id=locked[0], attempt=locked[1] + 1)
 
     def _owned(self, claim: Claim) -> list[ColumnElement[bool]]:
         return [
