@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from tests.api.test_tasks import _concat_wav
-from tests.conftest import ROOT, Clip
-from tests.test_start import _free_port
-
-
-def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "start.py", "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+from tests.conftest import Clip
+from tests.server_process import free_port, start_server
 
 
 def test_sigterm_releases_running_task_and_restart_resumes(
@@ -48,10 +29,10 @@ def test_sigterm_releases_running_task_and_restart_resumes(
         "PROCESSOR__SHUTDOWN_TIMEOUT_SECONDS": "1",
         "PROCESSOR__PROGRESS_INTERVAL_SECONDS": "0",
     }
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.out"
     base = f"http://127.0.0.1:{port}"
-    process = _start(env, port, log)
+    process = start_server(env, port, log)
     try:
         with long_audio.open("rb") as handle:
             task_id = httpx.post(f"{base}/api/v1/tasks", files={"file": handle}, timeout=30).json()["id"]
@@ -70,7 +51,7 @@ def test_sigterm_releases_running_task_and_restart_resumes(
             process.kill()
     assert "returning the task to the queue" in (tmp_path / "logs" / "tingxie.log").read_text()
 
-    process = _start(env, port, log)
+    process = start_server(env, port, log)
     try:
         task = httpx.get(f"{base}/api/v1/tasks/{task_id}", params={"wait": 120}, timeout=130).json()
         assert task["status"] == "completed" and task["attempts"] == 2

@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from config.settings import Settings
-from tests.conftest import ROOT, Clip, normalize_en, running_app
-from tests.test_start import _free_port
+from tests.conftest import Clip, normalize_en, running_app
+from tests.server_process import free_port, start_server
 
 SECRET = "correct horse battery staple"
 
@@ -23,7 +20,7 @@ SECRET = "correct horse battery staple"
 async def test_worker_on_another_node_fetches_media_over_http(
     make_settings: Callable[..., Settings], tmp_path: Path, model_dir: Path, clips: dict[str, Clip]
 ) -> None:
-    port = _free_port()
+    port = free_port()
     node_a = f"http://127.0.0.1:{port}"
     database = tmp_path / "shared.db"
     env = {
@@ -35,7 +32,7 @@ async def test_worker_on_another_node_fetches_media_over_http(
         "LOGGING__DIR": str(tmp_path / "logs-a"),
         "WHISPER__MODEL_DIR": str(model_dir),
     }
-    api = await asyncio.to_thread(_start_api, env, port, tmp_path / "a.out")
+    api = await asyncio.to_thread(start_server, env, port, tmp_path / "a.out", role="api")
     try:
         settings_b = make_settings(
             database_url=f"sqlite+aiosqlite:///{database}",
@@ -70,24 +67,3 @@ async def test_worker_on_another_node_fetches_media_over_http(
     finally:
         api.send_signal(signal.SIGTERM)
         await asyncio.to_thread(api.wait, 30)
-
-
-def _start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        api = subprocess.Popen(
-            [sys.executable, "start.py", "--role", "api", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        assert api.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200:
-                return api
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.2)

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.engines.base import SAMPLE_RATE, Audio, TranscriptionStream
-from app.engines.vad import parse_clip_timestamps, speech_regions
+from app.engines.vad import format_clip_timestamps, parse_clip_timestamps, speech_regions
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
 
@@ -91,7 +91,7 @@ class OpenAIWhisperModel:
         if options.vad_filter:
             duration = len(samples) / SAMPLE_RATE
             regions = speech_regions(samples, parse_clip_timestamps(options.clip_timestamps, duration))
-            clips = ",".join(f"{start:.3f},{end:.3f}" for start, end in regions)
+            clips = format_clip_timestamps(regions)
             if not clips:
                 return TranscriptionStream(
                     language=options.language,

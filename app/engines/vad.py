@@ -28,6 +28,11 @@ def parse_clip_timestamps(clip_timestamps: str | None, duration: float) -> list[
     return [(start, end) for start, end in regions if end > start]
 
 
+def format_clip_timestamps(regions: list[Region]) -> str:
+    """``[(0, 10), (20, 30)]`` → ``"0.000,10.000,20.000,30.000"`` (the inverse of the parser)."""
+    return ",".join(f"{start:.3f},{end:.3f}" for start, end in regions)
+
+
 def speech_regions(
     audio: npt.NDArray[np.float32], within: list[Region] | None = None, options: VadOptions | None = None
 ) -> list[Region]:

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.engines.base import SAMPLE_RATE
-from app.engines.vad import Region
+from app.engines.vad import Region, format_clip_timestamps
 
 FRAME = SAMPLE_RATE // 10  # 100 ms energy frames
 
@@ -30,7 +30,7 @@ class Window:
     def clip_timestamps(self) -> str:
         if self.clips is None:
             return "0"
-        return ",".join(f"{start:.3f},{end:.3f}" for start, end in self.clips)
+        return format_clip_timestamps(self.clips)
 
 
 def _quietest_cut(audio: npt.NDArray[np.float32], target: float, low: float, high: float) -> float:

@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ROOT, Clip
+from tests.server_process import free_port
 
 SHORT_CLIPS = [
     "pocketsphinx_cards_001.wav",
@@ -25,12 +25,6 @@ SHORT_CLIPS = [
     "LJ002-0020.wav",
     "LJ002-0035.wav",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _spawn(role: str, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -43,7 +37,7 @@ def _spawn(role: str, env: dict[str, str], log: Path, *extra: str) -> subprocess
 async def test_sigkilled_worker_loses_no_task_and_runs_none_twice(
     mysql_url: str, tmp_path: Path, model_dir: Path, clips: dict[str, Clip]
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base_env = {
         **os.environ,
         "DATABASE_URL": mysql_url,

@@ -1,0 +1,43 @@
+"""Real ``start.py`` processes for tests that need a server on a TCP port."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(
+    env: dict[str, str], port: int, log: Path, *, role: str = "all", timeout: float = 60
+) -> subprocess.Popen[bytes]:
+    """Start ``start.py --role role --port port`` (output appended to ``log``); return once healthy."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "start.py", "--role", role, "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the server did not come up"
+        time.sleep(0.2)
