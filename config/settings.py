@@ -181,6 +181,10 @@ class ProcessorSettings(BaseModel):
 
     max_attempts: int = Field(default=3, ge=1)
     """Claims a task gets; a task whose last lease expires fails with the reason."""
+    outage_retry_seconds: float = Field(default=120.0, gt=0)
+    """How long a worker keeps retrying a task's essential database writes (its result, its failure,
+    giving it back at shutdown) while the database is unreachable, before giving up. The fencing
+    token stops a late write from overwriting a newer owner, so a long budget is safe."""
 
 
 class LoggingSettings(BaseModel):

@@ -6,11 +6,14 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from app.db.models import utcnow
+from app.db.outages import is_disconnect, through_outage
 from app.db.task_repository import Claim, TaskRepository
 from app.db.worker_registry import WorkerRegistry
 from app.engines.model_pool import AsyncModelPool
@@ -22,6 +25,9 @@ from app.schemas.task import DecodeOptions, TaskStatus, TaskType
 from config.settings import ProcessorSettings
 
 logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class TaskCancelledError(Exception):
@@ -138,8 +144,11 @@ class TaskProcessor:
             await asyncio.sleep(self._settings.heartbeat_interval_seconds)
             try:
                 await self._heartbeat()
-            except Exception:
-                logger.exception("heartbeat failed; retrying")
+            except Exception as exc:
+                if not is_disconnect(exc):
+                    logger.exception("heartbeat failed; retrying")
+                else:
+                    logger.warning("heartbeat: database unavailable (%s); retrying", type(exc).__name__)
 
     def pause(self) -> None:
         """Stop claiming new tasks; running ones finish."""
@@ -186,8 +195,11 @@ class TaskProcessor:
             try:
                 self._wake.clear()
                 claim = await self._repository.claim_next(self._worker_id, self._settings.lease_seconds)
-            except Exception:
-                logger.exception("claiming a task failed; retrying")
+            except Exception as exc:
+                if not is_disconnect(exc):
+                    logger.exception("claiming a task failed; retrying")
+                else:
+                    logger.warning("claim: database unavailable (%s); retrying", type(exc).__name__)
             if claim is None:
                 self._slots.release()
                 # asyncio.timeout, unlike wait_for on 3.11, never swallows a cancellation.
@@ -212,7 +224,7 @@ class TaskProcessor:
             started = time.perf_counter()
             media_name: str | None = None
             try:
-                task = await self._repository.get(claim.task_id)
+                task = await self._durably(self._repository.get, claim.task_id)
                 if task is None:
                     return
                 media_name = task.media_path
@@ -227,7 +239,8 @@ class TaskProcessor:
                     options=DecodeOptions.model_validate(task.options),
                 )
                 elapsed = time.perf_counter() - started
-                stored = await self._repository.update_owned(
+                stored = await self._durably(
+                    self._repository.update_owned,
                     claim,
                     status=TaskStatus.completed.value,
                     result=result.model_dump(mode="json"),
@@ -253,15 +266,20 @@ class TaskProcessor:
             except asyncio.CancelledError:
                 logger.warning("interrupted by shutdown; returning the task to the queue")
                 await asyncio.shield(
-                    self._repository.update_owned(
-                        claim, status=TaskStatus.queued.value, worker_id=None, progress=0.0
+                    self._durably(
+                        self._repository.update_owned,
+                        claim,
+                        status=TaskStatus.queued.value,
+                        worker_id=None,
+                        progress=0.0,
                     )
                 )
                 raise
             except Exception as exc:
                 logger.exception("failed")
                 with suppress(Exception):
-                    await self._repository.update_owned(
+                    await self._durably(
+                        self._repository.update_owned,
                         claim,
                         status=TaskStatus.failed.value,
                         error=f"{type(exc).__name__}: {exc}"[:4000],
@@ -271,7 +289,23 @@ class TaskProcessor:
             if self._delete_media and media_name and not running.cancelled:
                 self._storage.remove(media_name)
                 with suppress(Exception):
-                    await self._repository.forget_media(claim.task_id)
+                    await self._durably(self._repository.forget_media, claim.task_id)
+
+    def _durably(
+        self, function: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs
+    ) -> Awaitable[R]:
+        """An essential, idempotent database call that waits out an outage instead of failing the task."""
+        return through_outage(self._settings.outage_retry_seconds, function, *args, **kwargs)
+
+    async def _write_progress(self, claim: Claim, progress: float) -> bool:
+        """Record progress; False when the task was taken away. An outage only skips this update."""
+        try:
+            return await self._repository.update_owned(claim, progress=progress)
+        except Exception as exc:
+            if not is_disconnect(exc):
+                raise
+            logger.warning("progress not recorded: database unavailable (%s)", type(exc).__name__)
+            return True
 
     async def _transcribe(
         self,
@@ -325,7 +359,7 @@ class TaskProcessor:
                 if duration > 0 and now - last_write >= self._settings.progress_interval_seconds:
                     last_write = now
                     progress = round(min(99.0, 100.0 * segment.end / duration), 1)
-                    if not await self._repository.update_owned(running.claim, progress=progress):
+                    if not await self._write_progress(running.claim, progress):
                         raise TaskCancelledError
         if running.cancelled:
             raise TaskCancelledError
