@@ -227,7 +227,7 @@ class TaskProcessor:
                     options=DecodeOptions.model_validate(task.options),
                 )
                 elapsed = time.perf_counter() - started
-                stored = await self._repository.update_owned(
+                stored = await self._repository.finish_owned(
                     claim,
                     status=TaskStatus.completed.value,
                     result=result.model_dump(mode="json"),
@@ -261,7 +261,7 @@ class TaskProcessor:
             except Exception as exc:
                 logger.exception("failed")
                 with suppress(Exception):
-                    await self._repository.update_owned(
+                    await self._repository.finish_owned(
                         claim,
                         status=TaskStatus.failed.value,
                         error=f"{type(exc).__name__}: {exc}"[:4000],
