@@ -74,8 +74,8 @@ def _address_kind(address: IPAddress) -> str | None:
         ("a loopback", address.is_loopback),
         ("a link-local", address.is_link_local),
         ("a multicast", address.is_multicast),
-        ("a private", address.is_private),
         ("a reserved", address.is_reserved),
+        ("a private", address.is_private),
     ):
         if flag:
             return f"{kind} address"
