@@ -88,10 +88,14 @@ class CallbackDispatcher:
         """Look for due deliveries now instead of at the next poll."""
         self._wake.set()
 
-    async def start(self) -> None:
-        released = await self._repository.release_node(self._node_id)
-        if released:
-            logger.warning("released %d callback delivery claim(s) left by a previous run", released)
+    async def start(self, *, identity: str | None = None) -> None:
+        """Start sending. ``identity`` is this process's unique worker id (from the workers registry):
+        claims an earlier run under that id left behind are taken back at once instead of lapsing."""
+        if identity is not None:
+            self._node_id = identity
+            released = await self._repository.release_node(identity)
+            if released:
+                logger.warning("released %d callback delivery claim(s) left by a previous run", released)
         self._loop_task = asyncio.create_task(self._loop(), name="callback-dispatcher")
 
     async def stop(self) -> None:

@@ -143,7 +143,7 @@ class Services:
         if processor is not None:
             await processor.start(paused=start_processor_paused)
         if dispatcher is not None:
-            await dispatcher.start()
+            await dispatcher.start(identity=processor.worker_id if processor is not None else None)
         return services
 
     async def stop(self) -> None:
