@@ -187,6 +187,63 @@ class ProcessorSettings(BaseModel):
     token stops a late write from overwriting a newer owner, so a long budget is safe."""
 
 
+class CallbacksSettings(BaseModel):
+    """Webhooks: a POST to a task's ``callback_url`` when the task ends."""
+
+    model_config = _GROUP_CONFIG
+
+    enabled: bool = True
+    """Deliver pending callbacks from this node (any number of nodes may; each delivery is claimed by one)."""
+
+    secret: SecretStr | None = None
+    """HMAC-SHA256 key for the ``X-Tingxie-Signature`` header; without it callbacks are sent unsigned."""
+
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    """Attempts per delivery (network errors and non-2xx replies are retried); then it is marked failed."""
+
+    backoff_base_seconds: float = Field(default=5.0, gt=0)
+    """Delay before the first retry; it doubles with every further attempt (plus random jitter)."""
+
+    backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    """Longest delay between two attempts."""
+
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    """Network timeout of one delivery attempt."""
+
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    """How often a node looks for due deliveries (callbacks of tasks it finishes start at once)."""
+
+    concurrency: int = Field(default=4, ge=1, le=100)
+    """Deliveries one node sends at the same time."""
+
+    snippet_chars: int = Field(default=500, ge=0, le=10000)
+    """Characters of each reply body kept in the attempt history."""
+
+
+class NetworkSettings(BaseModel):
+    """Outbound requests to user-supplied URLs (``file_url``, ``callback_url``, media links)."""
+
+    model_config = _GROUP_CONFIG
+
+    ssrf_protection: bool = True
+    """Refuse URLs whose host resolves to a loopback, private, link-local, reserved or cloud-metadata address, checked again on every redirect."""
+
+    allowed_hosts: Annotated[list[str], NoDecode] = []
+    """Host names (exact) and IP addresses or CIDR ranges (e.g. ``127.0.0.1,10.0.0.0/8,media.lan``) exempt from the SSRF protection."""
+
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    """Redirects followed when downloading a ``file_url``; each hop is checked like the first URL."""
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -230,6 +287,12 @@ class Settings(BaseSettings):
 
     processor: ProcessorSettings = ProcessorSettings()
     """Background processor (``PROCESSOR__*``)."""
+
+    callbacks: CallbacksSettings = CallbacksSettings()
+    """Webhook callbacks (``CALLBACKS__*``)."""
+
+    network: NetworkSettings = NetworkSettings()
+    """Outbound requests and the SSRF protection (``NETWORK__*``)."""
 
     logging: LoggingSettings = LoggingSettings()
     """Logging (``LOGGING__*``)."""

@@ -82,6 +82,8 @@ def make_settings(tmp_path: Path, model_dir: Path) -> Callable[..., Settings]:
                 "cpu_threads": 2,
             },
             "processor": {"node_id": "test-node", "poll_interval_seconds": 0.2},
+            # Tests talk to real HTTP peers on loopback: open it explicitly (the guard stays on).
+            "network": {"allowed_hosts": ["127.0.0.1"]},
             "logging": {"dir": tmp_path / "logs"},
         }
         for key, value in overrides.items():

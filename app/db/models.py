@@ -112,3 +112,47 @@ class Worker(Base):
     running_tasks: Mapped[list[str]] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class CallbackDelivery(Base):
+    """Outbox of webhook deliveries: one row per task ending (or manual re-send), retried durably."""
+
+    __tablename__ = "callback_deliveries"
+    __table_args__ = (Index("ix_callback_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    """Also the ``Idempotency-Key`` header: the same on every retry of this delivery."""
+    task_id: Mapped[str] = mapped_column(String(32), index=True)
+    """No foreign key (SQLite batch migrations of ``tasks`` would cascade); deleted with the task."""
+    url: Mapped[str] = mapped_column(Text)
+    event: Mapped[str] = mapped_column(String(32))
+    """``task.completed`` or ``task.failed``."""
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending, delivered or failed."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    claim_token: Mapped[str | None] = mapped_column(String(32), default=None)
+    """Fencing token of the current claim: only its holder records the attempt."""
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class CallbackAttempt(Base):
+    """One HTTP attempt of a delivery: when, the reply's status code and a snippet of its body."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(32), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    response_snippet: Mapped[str | None] = mapped_column(Text, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.callback_repository import enqueue_endings
 from app.db.conflicts import retry_on_conflict
 from app.db.models import Task, utcnow
 from app.schemas.task import TaskPriority, TaskStatus, TaskType
@@ -176,6 +177,25 @@ class TaskRepository:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    @retry_on_conflict
+    async def finish_owned(self, claim: Claim, **values: Any) -> bool:
+        """Like :meth:`update_owned` for the write that ends the task (``status`` completed or
+        failed); the callback delivery, if the task has a ``callback_url``, is queued in the same
+        transaction."""
+        now = utcnow()
+        values.setdefault("updated_at", now)
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(Task)
+                .where(*self._owned(claim))
+                .values(values)
+                .execution_options(synchronize_session=False)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+            await enqueue_endings(session, Task.id == claim.task_id, now=now)
+            return True
+
     async def renew_leases(self, worker_id: str, claims: list[Claim], lease_seconds: float) -> set[str]:
         """Extend the leases of ``claims``; returns the task ids whose claim is still owned."""
         if not claims:
@@ -201,19 +221,30 @@ class TaskRepository:
         """
         now = utcnow()
         expired = [Task.status == TaskStatus.processing.value, Task.lease_expires_at < now]
+        reason = f"the worker's lease expired on each of {max_attempts} attempt(s)"
         async with self._sessions() as session, session.begin():
             failed = await session.execute(
                 update(Task)
                 .where(*expired, Task.attempts >= max_attempts)
                 .values(
                     status=TaskStatus.failed.value,
-                    error=f"the worker's lease expired on each of {max_attempts} attempt(s)",
+                    error=reason,
                     completed_at=now,
                     updated_at=now,
                     lease_expires_at=None,
                 )
                 .execution_options(synchronize_session=False)
             )
+            if failed.rowcount:  # type: ignore[attr-defined]
+                # The rows this statement just failed: same transaction, same timestamp.
+                await enqueue_endings(
+                    session,
+                    Task.status == TaskStatus.failed.value,
+                    Task.completed_at == now,
+                    Task.updated_at == now,
+                    Task.error == reason,
+                    now=now,
+                )
             requeued = await session.execute(
                 update(Task)
                 .where(*expired, Task.attempts < max_attempts)

@@ -15,6 +15,8 @@ from typing import Protocol
 import anyio
 import httpx
 
+from app.net.url_guard import TooManyRedirectsError, UrlGuard, guarded_stream
+
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
@@ -54,10 +56,20 @@ class StoredMedia:
 class MediaStorage:
     """Owns the media directory. File names are generated here; user-supplied names never reach a path."""
 
-    def __init__(self, root: Path, *, max_bytes: int, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_bytes: int,
+        http: httpx.AsyncClient,
+        guard: UrlGuard | None = None,
+        max_redirects: int = 5,
+    ) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self._http = http
+        self._guard = guard
+        self._max_redirects = max_redirects
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path_of(self, name: str) -> Path:
@@ -97,15 +109,23 @@ class MediaStorage:
         return await self.save_stream(chunks())
 
     async def download(self, url: str) -> StoredMedia:
-        """Stream ``url`` into storage; a declared or actual size over the limit gives 413."""
+        """Stream ``url`` into storage; a declared or actual size over the limit gives 413.
+
+        Redirects are followed one hop at a time; the URL and every ``Location`` pass the SSRF
+        guard (``BlockedUrlError``, 422) before anything is requested from them.
+        """
         try:
-            async with self._http.stream("GET", url, follow_redirects=True) as response:
+            async with guarded_stream(
+                self._http, "GET", url, self._guard, max_redirects=self._max_redirects
+            ) as response:
                 if response.status_code >= 400:
                     raise MediaDownloadError(f"{url} answered HTTP {response.status_code}")
                 declared = response.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > self.max_bytes:
                     raise MediaTooLargeError(self.max_bytes)
                 return await self.save_stream(response.aiter_bytes(CHUNK_SIZE))
+        except TooManyRedirectsError as exc:
+            raise MediaDownloadError(str(exc)) from exc
         except httpx.HTTPError as exc:
             raise MediaDownloadError(f"could not download {url}: {exc}") from exc
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import suppress
 
 
@@ -16,8 +17,15 @@ class TaskEvents:
 
     def __init__(self) -> None:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._listeners: list[Callable[[str], None]] = []
+
+    def subscribe(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(task_id)`` whenever a task on this node finishes."""
+        self._listeners.append(listener)
 
     def finished(self, task_id: str) -> None:
+        for listener in self._listeners:
+            listener(task_id)
         for event in self._waiters.pop(task_id, set()):
             event.set()
 

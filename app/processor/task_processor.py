@@ -240,7 +240,7 @@ class TaskProcessor:
                 )
                 elapsed = time.perf_counter() - started
                 stored = await self._durably(
-                    self._repository.update_owned,
+                    self._repository.finish_owned,
                     claim,
                     status=TaskStatus.completed.value,
                     result=result.model_dump(mode="json"),
@@ -279,7 +279,7 @@ class TaskProcessor:
                 logger.exception("failed")
                 with suppress(Exception):
                     await self._durably(
-                        self._repository.update_owned,
+                        self._repository.finish_owned,
                         claim,
                         status=TaskStatus.failed.value,
                         error=f"{type(exc).__name__}: {exc}"[:4000],

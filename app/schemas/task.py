@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.schemas.callback import CallbackStatus
 from app.schemas.result import TranscriptionResult
 
 WHISPER_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -208,6 +209,10 @@ class TaskOut(BaseModel):
     completed_at: datetime | None = Field(description="End of processing (UTC). / 结束时间。")
     result: TranscriptionResult | None = Field(
         default=None, description="Result once completed. / 完成后的结果。"
+    )
+    callback: CallbackStatus | None = Field(
+        default=None,
+        description="Latest callback delivery, once the task has ended with a `callback_url`. / 最近一次回调投递（任务结束且设置了 callback_url 时）。",
     )
 
 

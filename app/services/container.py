@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.callback_repository import CallbackRepository
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_session_factory
 from app.db.task_repository import TaskRepository
@@ -18,8 +19,10 @@ from app.engines.model_pool import AsyncModelPool
 from app.engines.model_resolver import ModelResolver
 from app.media.janitor import MediaJanitor
 from app.media.storage import MediaStorage
+from app.net.url_guard import UrlGuard
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
+from app.services.callbacks import CallbackDispatcher
 from app.services.task_service import TaskService
 from config.settings import Settings
 
@@ -39,6 +42,9 @@ class Services:
     processor: TaskProcessor | None
     janitor: MediaJanitor
     tasks: TaskService
+    guard: UrlGuard
+    callbacks: CallbackRepository
+    dispatcher: CallbackDispatcher | None
 
     @classmethod
     async def start(
@@ -54,9 +60,17 @@ class Services:
             timeout=httpx.Timeout(settings.storage.download_timeout_seconds),
             headers={"User-Agent": "Tingxie/1.0"},
         )
-        storage = MediaStorage(
-            settings.storage.temp_dir, max_bytes=settings.storage.max_upload_bytes, http=http
+        guard = UrlGuard(
+            enabled=settings.network.ssrf_protection, allowed_hosts=settings.network.allowed_hosts
         )
+        storage = MediaStorage(
+            settings.storage.temp_dir,
+            max_bytes=settings.storage.max_upload_bytes,
+            http=http,
+            guard=guard,
+            max_redirects=settings.network.max_redirects,
+        )
+        callbacks = CallbackRepository(sessions)
         pool = AsyncModelPool(
             settings.whisper, ModelFactory(settings.whisper, ModelResolver(settings.whisper.model_dir))
         )
@@ -77,6 +91,16 @@ class Services:
                 delete_media_after_processing=settings.storage.delete_media_after_processing,
             )
         janitor = MediaJanitor(settings.storage, storage, repository)
+        dispatcher = None
+        if settings.callbacks.enabled:
+            dispatcher = CallbackDispatcher(
+                settings=settings.callbacks,
+                repository=callbacks,
+                tasks=repository,
+                guard=guard,
+                node_id=settings.processor.node_id,
+            )
+            events.subscribe(dispatcher.wake)
         services = cls(
             settings=settings,
             engine=engine,
@@ -103,7 +127,13 @@ class Services:
                     if processor is not None
                     else min(1.0, settings.processor.wait_recheck_seconds)
                 ),
+                guard=guard,
+                callbacks=callbacks,
+                wake_callbacks=dispatcher.wake if dispatcher is not None else None,
             ),
+            guard=guard,
+            callbacks=callbacks,
+            dispatcher=dispatcher,
         )
         await janitor.sweep()
         janitor.start()
@@ -112,11 +142,15 @@ class Services:
             await pool.start()
         if processor is not None:
             await processor.start(paused=start_processor_paused)
+        if dispatcher is not None:
+            await dispatcher.start(identity=processor.worker_id if processor is not None else None)
         return services
 
     async def stop(self) -> None:
         if self.processor is not None:
             await self.processor.stop(timeout=self.settings.processor.shutdown_timeout_seconds)
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         await self.janitor.stop()
         await self.pool.stop()
         await self.http.aclose()

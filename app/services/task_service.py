@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import PurePath
 
-from app.db.models import Task
+from app.db.callback_repository import CallbackRepository, DeliveryStatus, event_for
+from app.db.models import CallbackAttempt, CallbackDelivery, Task
 from app.db.task_repository import TaskFilters, TaskRepository
 from app.engines.model_pool import AsyncModelPool, ModelNotAllowedError
 from app.errors import ProblemError
@@ -21,8 +23,16 @@ from app.media.storage import (
     MediaTooLargeError,
     StoredMedia,
 )
+from app.net.url_guard import UrlGuard
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
+from app.schemas.callback import (
+    CallbackAttemptOut,
+    CallbackDeliveryOut,
+    CallbackHistory,
+    CallbackState,
+    CallbackStatus,
+)
 from app.schemas.result import TranscriptionResult
 from app.schemas.task import (
     DecodeOptions,
@@ -46,7 +56,7 @@ def display_name(file_name: str | None) -> str | None:
     return cleaned[:255] or None
 
 
-def to_out(task: Task, *, include_result: bool = True) -> TaskOut:
+def to_out(task: Task, *, include_result: bool = True, callback: CallbackDelivery | None = None) -> TaskOut:
     return TaskOut(
         id=task.id,
         status=TaskStatus(task.status),
@@ -79,6 +89,42 @@ def to_out(task: Task, *, include_result: bool = True) -> TaskOut:
             if include_result and task.result is not None
             else None
         ),
+        callback=callback_status(callback) if callback is not None else None,
+    )
+
+
+def callback_status(delivery: CallbackDelivery) -> CallbackStatus:
+    return CallbackStatus(
+        delivery_id=delivery.id,
+        event=delivery.event,
+        url=delivery.url,
+        status=CallbackState(delivery.status),
+        attempts=delivery.attempts,
+        next_attempt_at=(
+            delivery.next_attempt_at if delivery.status == DeliveryStatus.pending.value else None
+        ),
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        last_attempt_at=delivery.last_attempt_at,
+        delivered_at=delivery.delivered_at,
+        created_at=delivery.created_at,
+    )
+
+
+def delivery_out(delivery: CallbackDelivery, attempts: list[CallbackAttempt]) -> CallbackDeliveryOut:
+    return CallbackDeliveryOut(
+        **callback_status(delivery).model_dump(),
+        history=[
+            CallbackAttemptOut(
+                number=attempt.number,
+                status_code=attempt.status_code,
+                response_snippet=attempt.response_snippet,
+                error=attempt.error,
+                duration_ms=attempt.duration_ms,
+                attempted_at=attempt.attempted_at,
+            )
+            for attempt in attempts
+        ],
     )
 
 
@@ -95,6 +141,9 @@ class TaskService:
         default_engine: str,
         poll_interval: float,
         media_node: str | None = None,
+        guard: UrlGuard | None = None,
+        callbacks: CallbackRepository | None = None,
+        wake_callbacks: Callable[[], None] | None = None,
     ) -> None:
         self._repository = repository
         self._storage = storage
@@ -105,6 +154,9 @@ class TaskService:
         self._default_engine = default_engine
         self._media_node = media_node
         self._poll_interval = poll_interval
+        self._guard = guard
+        self._callbacks = callbacks
+        self._wake_callbacks = wake_callbacks
 
     async def create(
         self,
@@ -132,6 +184,8 @@ class TaskService:
             raise ProblemError(422, f"model {model_name!r} is English-only")
         if (upload is None) == (file_url is None):
             raise ProblemError(422, "give exactly one of `file` or `file_url`")
+        if callback_url is not None and self._guard is not None:
+            await self._guard.check(callback_url)
 
         stored = await self._store(upload, file_url)
         try:
@@ -201,14 +255,19 @@ class TaskService:
             task = await self.get_task(task_id)
             remaining = deadline - time.monotonic()
             if TaskStatus(task.status).finished or remaining <= 0:
-                return to_out(task)
+                return to_out(task, callback=await self._latest_callback(task))
             await self._events.wait(task_id, min(remaining, self._poll_interval))
 
     async def search(self, filters: TaskFilters, *, limit: int, offset: int) -> TaskPage:
         rows, total = await self._repository.search(filters, limit=limit, offset=offset)
+        latest = (
+            await self._callbacks.latest_for([row.id for row in rows if row.callback_url])
+            if self._callbacks is not None
+            else {}
+        )
         next_offset = offset + len(rows) if offset + len(rows) < total else None
         return TaskPage(
-            items=[to_out(row, include_result=False) for row in rows],
+            items=[to_out(row, include_result=False, callback=latest.get(row.id)) for row in rows],
             total=total,
             limit=limit,
             offset=offset,
@@ -222,6 +281,8 @@ class TaskService:
             raise ProblemError(404, f"task {task_id} does not exist")
         with task_log_context(task_id):
             cancelled = self._processor.cancel(task_id) if self._processor else False
+            if self._callbacks is not None:
+                await self._callbacks.delete_for_task(task_id)
             self._storage.remove(task.media_path)
             logger.info("deleted%s", " (cancelled while running)" if cancelled else "")
 
@@ -230,3 +291,35 @@ class TaskService:
         if task.media_path is None or not self._storage.path_of(task.media_path).is_file():
             raise ProblemError(410, "the media of this task is no longer retained")
         return task, str(self._storage.path_of(task.media_path))
+
+    async def _latest_callback(self, task: Task) -> CallbackDelivery | None:
+        if self._callbacks is None or not task.callback_url:
+            return None
+        return (await self._callbacks.latest_for([task.id])).get(task.id)
+
+    async def callback_history(self, task_id: str) -> CallbackHistory:
+        await self.get_task(task_id)
+        history = await self._callbacks.history(task_id) if self._callbacks is not None else []
+        return CallbackHistory(
+            task_id=task_id, deliveries=[delivery_out(delivery, attempts) for delivery, attempts in history]
+        )
+
+    async def resend_callback(self, task_id: str) -> CallbackStatus:
+        """Queue a new delivery of a finished task's callback (409 when that makes no sense)."""
+        task = await self.get_task(task_id)
+        if not task.callback_url:
+            raise ProblemError(409, f"task {task_id} has no callback_url")
+        if not TaskStatus(task.status).finished:
+            raise ProblemError(409, f"task {task_id} is {task.status}; callbacks are sent when it ends")
+        if self._callbacks is None:
+            raise ProblemError(409, "callbacks are not available on this node")
+        if self._guard is not None:
+            await self._guard.check(task.callback_url)
+        delivery = await self._callbacks.resend(task_id, task.callback_url, event_for(task.status))
+        if delivery is None:
+            raise ProblemError(409, f"a callback delivery of task {task_id} is still pending")
+        if self._wake_callbacks is not None:
+            self._wake_callbacks()
+        with task_log_context(task_id):
+            logger.info("callback re-send queued as delivery %s", delivery.id)
+        return callback_status(delivery)

@@ -12,6 +12,7 @@ from app.api.deps import TaskServiceDep
 from app.api.problems import problem_responses
 from app.db.task_repository import TaskFilters
 from app.errors import ProblemError
+from app.schemas.callback import CallbackHistory, CallbackStatus
 from app.schemas.result import TranscriptionResult
 from app.schemas.task import (
     TaskCreateForm,
@@ -195,3 +196,31 @@ async def get_media(service: TaskServiceDep, task_id: TaskId) -> FileResponse:
         media_type="application/octet-stream",
         filename=task.file_name or f"{task_id}.media",
     )
+
+
+@router.get(
+    "/{task_id}/callback",
+    summary="Callback deliveries / 回调投递记录",
+    description=(
+        "Every webhook delivery of the task with each attempt: time, HTTP status and the start of "
+        "the reply.\n\n任务的全部回调投递及每次尝试的时间、HTTP 状态码与响应开头。"
+    ),
+    responses=problem_responses(404),
+)
+async def get_callback_history(service: TaskServiceDep, task_id: TaskId) -> CallbackHistory:
+    return await service.callback_history(task_id)
+
+
+@router.post(
+    "/{task_id}/callback",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Re-send the callback / 重新发送回调",
+    description=(
+        "Queues a new delivery (new idempotency key) of a finished task's callback. 409 when the "
+        "task has no `callback_url`, has not ended, or a delivery is still pending.\n\n"
+        "为已结束的任务重新投递回调（新的幂等键）。任务无 callback_url、尚未结束或仍有待投递的回调时返回 409。"
+    ),
+    responses=problem_responses(404, 409, 422),
+)
+async def resend_callback(service: TaskServiceDep, task_id: TaskId) -> CallbackStatus:
+    return await service.resend_callback(task_id)

@@ -1,0 +1,223 @@
+"""Webhook delivery: sends queued callbacks, signs them, retries with durable backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from contextlib import suppress
+from datetime import timedelta
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
+
+from app.db.callback_repository import (
+    AttemptRecord,
+    CallbackRepository,
+    ClaimedDelivery,
+    DeliveryStatus,
+)
+from app.db.models import utcnow
+from app.db.task_repository import TaskRepository
+from app.logging_setup import task_log_context
+from app.net.url_guard import BlockedUrlError, UrlGuard
+from app.services.task_service import to_out
+from config.settings import CallbacksSettings
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Tingxie-Signature"
+TIMESTAMP_HEADER = "X-Tingxie-Timestamp"
+EVENT_HEADER = "X-Tingxie-Event"
+DELIVERY_HEADER = "X-Tingxie-Delivery"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """``sha256=`` + hex HMAC-SHA256 of ``"<timestamp>.<body>"`` under ``secret``."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+class CallbackDispatcher:
+    """Claims due deliveries from the outbox and POSTs them; any number of nodes may run one."""
+
+    def __init__(
+        self,
+        *,
+        settings: CallbacksSettings,
+        repository: CallbackRepository,
+        tasks: TaskRepository,
+        guard: UrlGuard,
+        node_id: str,
+        user_agent: str = "Tingxie/1.0",
+    ) -> None:
+        self._settings = settings
+        self._repository = repository
+        self._tasks = tasks
+        self._guard = guard
+        self._node_id = node_id
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.timeout_seconds),
+            headers={"User-Agent": user_agent},
+            follow_redirects=False,  # a redirect is a non-2xx reply, never followed blindly
+        )
+        self._wait = wait_exponential_jitter(
+            multiplier=settings.backoff_base_seconds,
+            max=settings.backoff_max_seconds,
+            jitter=settings.backoff_base_seconds,
+        )
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def lease_seconds(self) -> float:
+        """A claim outlives the longest attempt by a wide margin."""
+        return self._settings.timeout_seconds * 2 + 30.0
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based): exponential with jitter."""
+        state = RetryCallState(retry_object=AsyncRetrying(), fn=None, args=(), kwargs={})
+        state.attempt_number = attempt
+        return float(self._wait(state))
+
+    def wake(self, _task_id: str | None = None) -> None:
+        """Look for due deliveries now instead of at the next poll."""
+        self._wake.set()
+
+    async def start(self, *, identity: str | None = None) -> None:
+        """Start sending. ``identity`` is this process's unique worker id (from the workers registry):
+        claims an earlier run under that id left behind are taken back at once instead of lapsing."""
+        if identity is not None:
+            self._node_id = identity
+            released = await self._repository.release_node(identity)
+            if released:
+                logger.warning("released %d callback delivery claim(s) left by a previous run", released)
+        self._loop_task = asyncio.create_task(self._loop(), name="callback-dispatcher")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._loop_task
+        await self._http.aclose()
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                sent = await self.run_once()
+            except Exception:
+                logger.exception("callback delivery round failed; retrying")
+                sent = 0
+            if sent >= self._settings.concurrency:
+                continue  # maybe more are due
+            with suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.poll_interval_seconds):
+                    await self._wake.wait()
+
+    async def run_once(self) -> int:
+        """Claim and send one batch of due deliveries; returns how many were claimed."""
+        claimed = await self._repository.claim_due(
+            self._node_id, lease_seconds=self.lease_seconds, limit=self._settings.concurrency
+        )
+        if claimed:
+            await asyncio.gather(*(self._deliver_claimed(delivery) for delivery in claimed))
+        return len(claimed)
+
+    async def _deliver_claimed(self, claimed: ClaimedDelivery) -> None:
+        with task_log_context(claimed.task_id):
+            try:
+                await self._deliver(claimed)
+            except asyncio.CancelledError:
+                # Shutdown: hand the claim back so another node (or the next start) sends it.
+                with suppress(Exception):
+                    await asyncio.shield(self._repository.release(claimed))
+                raise
+            except Exception:
+                logger.exception("callback delivery %s failed unexpectedly", claimed.id)
+                with suppress(Exception):
+                    await self._repository.release(claimed)
+
+    async def _deliver(self, claimed: ClaimedDelivery) -> None:
+        number = claimed.attempts + 1
+        attempted_at = utcnow()
+        task = await self._tasks.get(claimed.task_id)
+        if task is None:
+            await self._finish(claimed, DeliveryStatus.failed, error="the task was deleted")
+            return
+        try:
+            await self._guard.check(claimed.url)
+        except BlockedUrlError as exc:
+            logger.warning("callback %s refused: %s", claimed.id, exc.reason)
+            await self._finish(claimed, DeliveryStatus.failed, error=exc.detail)
+            return
+        payload = {
+            "event": claimed.event,
+            "delivery_id": claimed.id,
+            "task": to_out(task).model_dump(mode="json", exclude={"callback"}),
+        }
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            EVENT_HEADER: claimed.event,
+            DELIVERY_HEADER: claimed.id,
+            IDEMPOTENCY_HEADER: claimed.id,
+            TIMESTAMP_HEADER: timestamp,
+        }
+        if self._settings.secret is not None:
+            headers[SIGNATURE_HEADER] = sign(self._settings.secret.get_secret_value(), timestamp, body)
+        status_code: int | None = None
+        snippet: str | None = None
+        error: str | None = None
+        started = time.perf_counter()
+        try:
+            async with self._http.stream("POST", claimed.url, content=body, headers=headers) as response:
+                status_code = response.status_code
+                snippet = await self._snippet(response)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ")[:1000]
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        record = AttemptRecord(status_code, snippet, error, duration_ms, attempted_at)
+        if status_code is not None and 200 <= status_code < 300:
+            outcome = DeliveryStatus.delivered
+        elif number >= self._settings.max_attempts:
+            outcome = DeliveryStatus.failed
+        else:
+            outcome = DeliveryStatus.pending
+        next_at = (
+            utcnow() + timedelta(seconds=self.backoff(number)) if outcome is DeliveryStatus.pending else None
+        )
+        stored = await self._repository.record_attempt(
+            claimed, record, outcome=outcome, next_attempt_at=next_at
+        )
+        reply = f"HTTP {status_code}" if status_code is not None else error
+        if not stored:
+            logger.warning(
+                "callback %s attempt %d (%s) was not recorded: claim lost", claimed.id, number, reply
+            )
+        elif outcome is DeliveryStatus.delivered:
+            logger.info("callback %s delivered on attempt %d (%s)", claimed.id, number, reply)
+        elif outcome is DeliveryStatus.failed:
+            logger.warning("callback %s failed after %d attempt(s): %s", claimed.id, number, reply)
+        else:
+            logger.info("callback %s attempt %d: %s; retrying at %s", claimed.id, number, reply, next_at)
+
+    async def _snippet(self, response: httpx.Response) -> str:
+        limit = self._settings.snippet_chars
+        if limit == 0:
+            return ""
+        data = b""
+        async for chunk in response.aiter_bytes():
+            data += chunk
+            if len(data) >= limit * 4:  # enough bytes for `limit` characters of UTF-8
+                break
+        return data.decode(response.encoding or "utf-8", errors="replace")[:limit]
+
+    async def _finish(self, claimed: ClaimedDelivery, outcome: DeliveryStatus, *, error: str) -> None:
+        record = AttemptRecord(None, None, error, 0.0, utcnow())
+        await self._repository.record_attempt(claimed, record, outcome=outcome)
