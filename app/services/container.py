@@ -11,15 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_session_factory
+from app.db.summary_repository import SummaryRepository
 from app.db.task_repository import TaskRepository
 from app.db.worker_registry import WorkerRegistry
 from app.engines.factory import ModelFactory
 from app.engines.model_pool import AsyncModelPool
 from app.engines.model_resolver import ModelResolver
+from app.llm.client import ChatClient
 from app.media.janitor import MediaJanitor
 from app.media.storage import MediaStorage
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
+from app.services.summary_service import SummaryService
 from app.services.task_service import TaskService
 from config.settings import Settings
 
@@ -39,6 +42,8 @@ class Services:
     processor: TaskProcessor | None
     janitor: MediaJanitor
     tasks: TaskService
+    llm: ChatClient
+    summaries: SummaryService
 
     @classmethod
     async def start(
@@ -77,6 +82,7 @@ class Services:
                 delete_media_after_processing=settings.storage.delete_media_after_processing,
             )
         janitor = MediaJanitor(settings.storage, storage, repository)
+        llm = ChatClient(settings.llm)
         services = cls(
             settings=settings,
             engine=engine,
@@ -104,6 +110,13 @@ class Services:
                     else min(1.0, settings.processor.wait_recheck_seconds)
                 ),
             ),
+            llm=llm,
+            summaries=SummaryService(
+                settings=settings.llm,
+                client=llm,
+                summaries=SummaryRepository(sessions),
+                tasks=repository,
+            ),
         )
         await janitor.sweep()
         janitor.start()
@@ -120,4 +133,5 @@ class Services:
         await self.janitor.stop()
         await self.pool.stop()
         await self.http.aclose()
+        await self.llm.aclose()
         await self.engine.dispose()
