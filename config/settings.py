@@ -221,7 +221,7 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(default=2, ge=0, le=10)
     """Retries of a failed request (connection errors, 408, 409, 429 and 5xx), with the SDK's back-off."""
 
-    context_tokens: int = Field(default=8192, ge=64)
+    context_tokens: int = Field(default=8192, ge=32)
     """Context window of the model in tokens (estimated as 4 characters, or 1 CJK character, per token). Longer transcripts are chunked and summarised map-reduce."""
 
     reply_reserve_tokens: int = Field(default=1024, ge=0)

@@ -41,18 +41,6 @@ def _hard_split(text: str, max_tokens: int) -> list[str]:
     return pieces
 
 
-def _fit(text: str, max_tokens: int, levels: tuple[re.Pattern[str], ...]) -> list[str]:
-    """Break ``text`` at the coarsest boundary (sentence, clause, word) until each piece fits."""
-    if estimate_tokens(text) <= max_tokens:
-        return [text]
-    if not levels:
-        return _hard_split(text, max_tokens)
-    parts = _split(text, levels[0])
-    if len(parts) <= 1:
-        return _fit(text, max_tokens, levels[1:])
-    return [piece for part in parts for piece in _fit(part, max_tokens, levels[1:])]
-
-
 def pack(pieces: Iterable[str], max_tokens: int, *, separator: str = " ") -> list[str]:
     """Greedily join consecutive pieces while the estimate stays within ``max_tokens``."""
     chunks: list[str] = []
@@ -69,17 +57,39 @@ def pack(pieces: Iterable[str], max_tokens: int, *, separator: str = " ") -> lis
     return chunks
 
 
+def _pack_fitted(parts: list[str], max_tokens: int, levels: tuple[re.Pattern[str], ...]) -> list[str]:
+    """Pack consecutive parts that fit; a part that does not fit is cut at the next finer
+    boundary into chunks of its own, so chunk edges stay on the coarsest boundary possible."""
+    chunks: list[str] = []
+    fitting: list[str] = []
+    for part in parts:
+        if estimate_tokens(part) <= max_tokens:
+            fitting.append(part)
+            continue
+        chunks.extend(pack(fitting, max_tokens))
+        fitting = []
+        chunks.extend(_cut(part, max_tokens, levels))
+    chunks.extend(pack(fitting, max_tokens))
+    return chunks
+
+
+def _cut(text: str, max_tokens: int, levels: tuple[re.Pattern[str], ...]) -> list[str]:
+    """Cut a too-long text at the coarsest boundary (sentence, clause, word) that splits it."""
+    while levels:
+        parts = _split(text, levels[0])
+        levels = levels[1:]
+        if len(parts) > 1:
+            return _pack_fitted(parts, max_tokens, levels)
+    return _hard_split(text, max_tokens)
+
+
 def chunk_transcript(segments: Iterable[str], max_tokens: int) -> list[str]:
-    """Chunks of at most ``max_tokens`` (estimated), cut between segments where possible.
+    """Chunks of at most ``max_tokens`` (estimated) of consecutive whole segments.
 
     A segment longer than a chunk is cut between sentences, then clauses, then words, and
     only as a last resort inside a word (scripts written without spaces).
     """
     if max_tokens < 1:
         raise ValueError("max_tokens must be positive")
-    pieces: list[str] = []
-    for segment in segments:
-        text = _SPACE.sub(" ", segment).strip()
-        if text:
-            pieces.extend(_fit(text, max_tokens, (_SENTENCE_END, _CLAUSE_END, _SPACE)))
-    return pack(pieces, max_tokens)
+    texts = [_SPACE.sub(" ", segment).strip() for segment in segments]
+    return _pack_fitted([text for text in texts if text], max_tokens, (_SENTENCE_END, _CLAUSE_END, _SPACE))

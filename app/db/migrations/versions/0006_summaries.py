@@ -45,5 +45,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_summaries_task_created", table_name="summaries")
+    # Dropping the table drops its index (MySQL refuses to drop an index its foreign key uses).
     op.drop_table("summaries")
