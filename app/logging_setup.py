@@ -62,5 +62,5 @@ def configure_logging(settings: LoggingSettings) -> None:
         setattr(handler, _HANDLER_MARK, True)
         root.addHandler(handler)
     root.setLevel(settings.level)
-    for noisy in ("faster_whisper", "httpx", "httpcore"):
+    for noisy in ("faster_whisper", "httpx", "httpx2", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

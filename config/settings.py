@@ -262,6 +262,45 @@ class LoggingSettings(BaseModel):
     """Rotated log files that are kept."""
 
 
+class LLMSettings(BaseModel):
+    """OpenAI-compatible chat API used for transcript summaries."""
+
+    model_config = _GROUP_CONFIG
+
+    base_url: str = "https://api.openai.com/v1"
+    """Base URL of any OpenAI-compatible chat API (OpenAI, Azure-compatible gateways, vLLM, Ollama ``http://host:11434/v1``, ...)."""
+
+    model: str = "gpt-4o-mini"
+    """Chat model that writes the summaries."""
+
+    api_key: SecretStr | None = None
+    """API key sent as ``Authorization: Bearer``. Without it, each request must bring its own in the ``X-LLM-API-Key`` header (servers without auth accept any value)."""
+
+    timeout_seconds: float = Field(default=120.0, gt=0)
+    """Timeout of one chat completion request, retries not included."""
+
+    max_retries: int = Field(default=2, ge=0, le=10)
+    """Retries of a failed request (connection errors, 408, 409, 429 and 5xx), with the SDK's back-off."""
+
+    context_tokens: int = Field(default=8192, ge=32)
+    """Context window of the model in tokens (estimated as 4 characters, or 1 CJK character, per token). Longer transcripts are chunked and summarised map-reduce."""
+
+    reply_reserve_tokens: int = Field(default=1024, ge=0)
+    """Tokens of ``context_tokens`` kept free for the model's reply; the prompt and the text of each request get the rest."""
+
+    temperature: float = Field(default=0.3, ge=0, le=2)
+    """Sampling temperature of the summaries."""
+
+    max_concurrent_requests: int = Field(default=4, ge=1, le=64)
+    """Chunk summaries of one request sent to the API at the same time."""
+
+    default_prompt: str = (
+        "Summarise this transcript: the main topics, key points, decisions and action items, "
+        "as concise Markdown."
+    )
+    """Instruction used when a request gives no ``prompt``."""
+
+
 class Settings(BaseSettings):
     """All Tingxie settings."""
 
@@ -296,6 +335,9 @@ class Settings(BaseSettings):
 
     logging: LoggingSettings = LoggingSettings()
     """Logging (``LOGGING__*``)."""
+
+    llm: LLMSettings = LLMSettings()
+    """LLM summaries (``LLM__*``)."""
 
     @field_validator("database_url")
     @classmethod

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.services.container import Services
+from app.services.summary_service import SummaryService
 from app.services.task_service import TaskService
 from config.settings import Settings
 
@@ -20,6 +21,10 @@ def get_task_service(request: Request) -> TaskService:
     return get_services(request).tasks
 
 
+def get_summary_service(request: Request) -> SummaryService:
+    return get_services(request).summaries
+
+
 def get_settings(request: Request) -> Settings:
     return get_services(request).settings
 
@@ -27,3 +32,4 @@ def get_settings(request: Request) -> Settings:
 ServicesDep = Annotated[Services, Depends(get_services)]
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+SummaryServiceDep = Annotated[SummaryService, Depends(get_summary_service)]

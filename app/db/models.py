@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -156,3 +156,26 @@ class CallbackAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Summary(Base):
+    """An LLM summary of a task's transcript (the API key used is never stored)."""
+
+    __tablename__ = "summaries"
+    __table_args__ = (Index("ix_summaries_task_created", "task_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    task_id: Mapped[str] = mapped_column(String(32), ForeignKey("tasks.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    """``completed`` or ``failed``."""
+    model: Mapped[str] = mapped_column(String(128))
+    prompt: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(32), default=None)
+    content: Mapped[str | None] = mapped_column(Text, default=None)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    total_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    processing_time: Mapped[float | None] = mapped_column(Float, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

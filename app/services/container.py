@@ -12,17 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.callback_repository import CallbackRepository
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_session_factory
+from app.db.summary_repository import SummaryRepository
 from app.db.task_repository import TaskRepository
 from app.db.worker_registry import WorkerRegistry
 from app.engines.factory import ModelFactory
 from app.engines.model_pool import AsyncModelPool
 from app.engines.model_resolver import ModelResolver
+from app.llm.client import ChatClient
 from app.media.janitor import MediaJanitor
 from app.media.storage import MediaStorage
 from app.net.url_guard import UrlGuard
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
 from app.services.callbacks import CallbackDispatcher
+from app.services.summary_service import SummaryService
 from app.services.task_service import TaskService
 from config.settings import Settings
 
@@ -45,6 +48,8 @@ class Services:
     guard: UrlGuard
     callbacks: CallbackRepository
     dispatcher: CallbackDispatcher | None
+    llm: ChatClient
+    summaries: SummaryService
 
     @classmethod
     async def start(
@@ -101,6 +106,7 @@ class Services:
                 node_id=settings.processor.node_id,
             )
             events.subscribe(dispatcher.wake)
+        llm = ChatClient(settings.llm)
         services = cls(
             settings=settings,
             engine=engine,
@@ -134,6 +140,13 @@ class Services:
             guard=guard,
             callbacks=callbacks,
             dispatcher=dispatcher,
+            llm=llm,
+            summaries=SummaryService(
+                settings=settings.llm,
+                client=llm,
+                summaries=SummaryRepository(sessions),
+                tasks=repository,
+            ),
         )
         await janitor.sweep()
         janitor.start()
@@ -154,4 +167,5 @@ class Services:
         await self.janitor.stop()
         await self.pool.stop()
         await self.http.aclose()
+        await self.llm.aclose()
         await self.engine.dispose()

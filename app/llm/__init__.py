@@ -1,0 +1,1 @@
+"""LLM features: transcript summaries through any OpenAI-compatible chat API."""

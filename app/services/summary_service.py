@@ -1,0 +1,177 @@
+"""Summary use cases: summarise a task's transcript (stored) or raw text (legacy, not stored).
+
+A key sent with a request is used for that request's calls only: it is never stored, logged
+or echoed, and it is scrubbed from upstream error messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from app.db.models import Summary
+from app.db.summary_repository import SummaryRepository
+from app.db.task_repository import TaskRepository
+from app.errors import ProblemError
+from app.llm.client import ChatClient, LLMError, Usage
+from app.llm.summarizer import EmptyTranscriptError, PromptTooLongError, Summarizer, SummaryOutcome
+from app.logging_setup import task_log_context
+from app.schemas.result import TranscriptionResult
+from app.schemas.summary import SummaryList, SummaryOptions, SummaryOut, SummaryStatus
+from app.schemas.task import TaskStatus
+from config.settings import LLMSettings
+
+logger = logging.getLogger(__name__)
+
+
+def to_out(summary: Summary) -> SummaryOut:
+    return SummaryOut(
+        id=summary.id,
+        task_id=summary.task_id,
+        status=SummaryStatus(summary.status),
+        model=summary.model,
+        prompt=summary.prompt,
+        language=summary.language,
+        content=summary.content,
+        chunk_count=summary.chunk_count,
+        error=summary.error,
+        prompt_tokens=summary.prompt_tokens,
+        completion_tokens=summary.completion_tokens,
+        total_tokens=summary.total_tokens,
+        processing_time=summary.processing_time,
+        created_at=summary.created_at,
+    )
+
+
+@dataclass(frozen=True)
+class TextSummary:
+    """A summary of raw text (legacy route): not stored."""
+
+    content: str
+    model: str
+    chunk_count: int
+    usage: Usage
+
+
+class SummaryService:
+    def __init__(
+        self,
+        *,
+        settings: LLMSettings,
+        client: ChatClient,
+        summaries: SummaryRepository,
+        tasks: TaskRepository,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._summaries = summaries
+        self._tasks = tasks
+        self._summarizer = Summarizer(
+            client,
+            context_tokens=settings.context_tokens,
+            reply_reserve_tokens=settings.reply_reserve_tokens,
+            max_concurrent=settings.max_concurrent_requests,
+        )
+
+    async def summarise_task(
+        self, task_id: str, options: SummaryOptions, *, api_key: str | None
+    ) -> SummaryOut:
+        """Summarise a completed task's transcript and store the outcome (completed or failed).
+
+        404: unknown task; 409: not completed; 503: no key; 502: the LLM API failed (the
+        failed row is stored too).
+        """
+        task = await self._tasks.get(task_id)
+        if task is None:
+            raise ProblemError(404, f"task {task_id} does not exist")
+        if task.status != TaskStatus.completed.value or task.result is None:
+            raise ProblemError(409, f"task {task_id} is {task.status}; summaries need a completed task")
+        result = TranscriptionResult.model_validate(task.result)
+        segments = [segment.text for segment in result.segments] or [result.text]
+        key = self._key(api_key)
+        prompt = options.prompt or self._settings.default_prompt
+        model = options.model or self._settings.model
+        started = time.monotonic()
+        row = Summary(
+            task_id=task_id,
+            model=model,
+            prompt=prompt,
+            language=options.language,
+            chunk_count=0,
+        )
+        failure: LLMError | None = None
+        with task_log_context(task_id):
+            try:
+                outcome = await self._run(segments, prompt, options.language, model, key)
+            except LLMError as exc:
+                failure = exc
+                row.status = SummaryStatus.failed.value
+                row.error = exc.message
+                logger.warning("summary with %s failed: %s", model, exc.message)
+            else:
+                row.status = SummaryStatus.completed.value
+                row.content = outcome.content
+                row.chunk_count = outcome.chunk_count
+                row.prompt_tokens = outcome.usage.prompt_tokens
+                row.completion_tokens = outcome.usage.completion_tokens
+                row.total_tokens = outcome.usage.total_tokens
+                logger.info(
+                    "summary with %s: %d chunk(s), %d call(s)", model, outcome.chunk_count, outcome.calls
+                )
+            row.processing_time = time.monotonic() - started
+            try:
+                await self._summaries.add(row)
+            except IntegrityError as exc:  # the task was deleted meanwhile
+                raise ProblemError(404, f"task {task_id} does not exist") from exc
+        if failure is not None:
+            raise ProblemError(502, failure.message, title="LLM API error", summary_id=row.id) from None
+        return to_out(row)
+
+    async def summarise_text(self, text: str, options: SummaryOptions, *, api_key: str | None) -> TextSummary:
+        """Summarise raw text without storing anything (legacy route)."""
+        key = self._key(api_key)
+        prompt = options.prompt or self._settings.default_prompt
+        model = options.model or self._settings.model
+        try:
+            outcome = await self._run([text], prompt, options.language, model, key)
+        except LLMError as exc:
+            raise ProblemError(502, exc.message, title="LLM API error") from None
+        return TextSummary(
+            content=outcome.content, model=model, chunk_count=outcome.chunk_count, usage=outcome.usage
+        )
+
+    async def list_for_task(self, task_id: str) -> SummaryList:
+        if await self._tasks.status_of(task_id) is None:
+            raise ProblemError(404, f"task {task_id} does not exist")
+        return SummaryList(items=[to_out(row) for row in await self._summaries.for_task(task_id)])
+
+    async def get(self, task_id: str, summary_id: str) -> SummaryOut:
+        summary = await self._summaries.get(task_id, summary_id)
+        if summary is None:
+            raise ProblemError(404, f"summary {summary_id} of task {task_id} does not exist")
+        return to_out(summary)
+
+    def _key(self, api_key: str | None) -> str | None:
+        """The request's key, else ``None`` (the configured key); 503 when there is neither."""
+        if api_key:
+            return api_key
+        if not self._client.has_configured_key:
+            raise ProblemError(
+                503,
+                "summaries need an LLM API key: set LLM__API_KEY on the server "
+                "or send one in the X-LLM-API-Key header",
+            )
+        return None
+
+    async def _run(
+        self, segments: list[str], prompt: str, language: str | None, model: str, api_key: str | None
+    ) -> SummaryOutcome:
+        try:
+            return await self._summarizer.summarise(
+                segments, prompt=prompt, language=language, model=model, api_key=api_key
+            )
+        except (PromptTooLongError, EmptyTranscriptError) as exc:
+            raise ProblemError(422, str(exc)) from exc
