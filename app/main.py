@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.problems import install_problem_handlers
-from app.api.routes import health, internal, models, tasks, workers
+from app.api.routes import batches, health, internal, legacy_whisper, models, openai_audio, tasks, workers
 from app.logging_setup import configure_logging
 from app.services.container import Services
 from config.settings import Settings
@@ -62,4 +62,7 @@ def create_app(
     app.include_router(workers.router)
     app.include_router(health.router)
     app.include_router(internal.router)
+    app.include_router(batches.router)
+    app.include_router(openai_audio.router)
+    app.include_router(legacy_whisper.router)
     return app
