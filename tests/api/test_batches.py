@@ -24,7 +24,10 @@ async def test_batch_progress_and_results(api: RunningApp, clips: dict[str, Clip
     assert response.status_code == 201, response.text
     created = response.json()
     assert created["total"] == 2 and created["finished"] is False
-    assert [task["file_name"] for task in created["tasks"]] == ["new-home-in-the-stars-16k.wav", "goforward.wav"]
+    assert [task["file_name"] for task in created["tasks"]] == [
+        "new-home-in-the-stars-16k.wav",
+        "goforward.wav",
+    ]
     assert created["counts"] == {"queued": 2, "processing": 0, "completed": 0, "failed": 0}
 
     listing = (await api.client.get("/api/v1/tasks", params={"platform": "batch-test"})).json()
