@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,20 @@ class LiveServer:
     app: FastAPI
     base_url: str
     settings: Settings
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, function: Callable[[], object]) -> None:
+        """Run ``function`` on the server's event loop (thread-safe) and wait for it."""
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                function()
+            finally:
+                done.set()
+
+        self.loop.call_soon_threadsafe(run)
+        assert done.wait(10), "the server's loop did not run the call"
 
     @property
     def services(self) -> Services:
@@ -57,7 +72,10 @@ def live_server(settings: Settings, *, paused: bool = False, timeout: float = 60
     app = create_app(settings, start_processor_paused=paused)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(server.serve(),), name=f"uvicorn-{port}", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:
@@ -65,7 +83,8 @@ def live_server(settings: Settings, *, paused: bool = False, timeout: float = 60
         assert time.monotonic() < deadline, "the server did not come up"
         time.sleep(0.05)
     try:
-        yield LiveServer(app=app, base_url=f"http://127.0.0.1:{port}", settings=settings)
+        yield LiveServer(app=app, base_url=f"http://127.0.0.1:{port}", settings=settings, loop=loop)
     finally:
         server.should_exit = True
         thread.join(timeout=60)
+        loop.close()
