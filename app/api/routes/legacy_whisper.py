@@ -88,7 +88,7 @@ class LegacyEnvelopeRoute(APIRoute):
         return route_handler
 
 
-router = APIRouter(tags=["legacy"], route_class=LegacyEnvelopeRoute)
+router = APIRouter(tags=["legacy"], route_class=LegacyEnvelopeRoute, deprecated=True)
 
 ENVELOPE_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Envelope, "description": f"{HTTPStatus(status).phrase} (envelope) / 错误（信封格式）"}
