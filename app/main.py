@@ -9,7 +9,18 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.problems import install_problem_handlers
-from app.api.routes import health, internal, legacy_chatgpt, models, summaries, tasks, workers
+from app.api.routes import (
+    batches,
+    health,
+    internal,
+    legacy_chatgpt,
+    legacy_whisper,
+    models,
+    openai_audio,
+    summaries,
+    tasks,
+    workers,
+)
 from app.logging_setup import configure_logging
 from app.services.container import Services
 from config.settings import Settings
@@ -64,4 +75,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(internal.router)
     app.include_router(legacy_chatgpt.router)
+    app.include_router(batches.router)
+    app.include_router(openai_audio.router)
+    app.include_router(legacy_whisper.router)
     return app

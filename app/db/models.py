@@ -79,6 +79,8 @@ class Task(Base):
     duration: Mapped[float | None] = mapped_column(Float, default=None)
 
     platform: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    """The batch the task was created in, if any."""
     callback_url: Mapped[str | None] = mapped_column(Text, default=None)
 
     progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -97,6 +99,17 @@ class Task(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class Batch(Base):
+    """Tasks created together by one ``POST /api/v1/tasks/batch``; its tasks carry its id."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    total: Mapped[int] = mapped_column(Integer)
+    """Tasks created in the batch (some may have been deleted since)."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Worker(Base):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.callback_repository import enqueue_endings
 from app.db.conflicts import retry_on_conflict
-from app.db.models import Task, utcnow
+from app.db.models import Batch, Task, utcnow
 from app.schemas.task import TaskPriority, TaskStatus, TaskType
 
 
@@ -307,3 +307,20 @@ class TaskRepository:
     async def status_of(self, task_id: str) -> str | None:
         async with self._sessions() as session:
             return await session.scalar(select(Task.status).where(Task.id == task_id))
+
+    async def add_batch(self, batch: Batch, tasks: Sequence[Task]) -> None:
+        """Insert a batch and all of its tasks in one transaction: all or nothing."""
+        async with self._sessions() as session, session.begin():
+            session.add(batch)
+            session.add_all(tasks)
+
+    async def get_batch(self, batch_id: str) -> tuple[Batch, Sequence[Task]] | None:
+        """The batch and its remaining tasks in upload order, or ``None``."""
+        async with self._sessions() as session:
+            batch = await session.get(Batch, batch_id)
+            if batch is None:
+                return None
+            rows = await session.scalars(
+                select(Task).where(Task.batch_id == batch_id).order_by(Task.created_at, Task.id)
+            )
+            return batch, rows.all()

@@ -200,4 +200,6 @@ class BatchedDecoder:
                 no_speech_prob=result.no_speech_prob,
                 compression_ratio=_compression_ratio(words),
                 temperature=temperature,
+                seek=round(chunk.start * 100),
+                tokens=list(piece_tokens),
             )

@@ -67,6 +67,8 @@ def convert_segments(segments: Iterable[FwSegment], offset: float = 0.0) -> Iter
             no_speech_prob=segment.no_speech_prob,
             compression_ratio=segment.compression_ratio,
             temperature=segment.temperature if segment.temperature is not None else 0.0,
+            seek=segment.seek + round(offset * 100),
+            tokens=list(segment.tokens),
             words=words,
         )
 

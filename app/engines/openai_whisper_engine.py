@@ -145,5 +145,7 @@ def _segments(raw: list[dict[str, Any]]) -> Iterator[Segment]:
             no_speech_prob=float(segment["no_speech_prob"]),
             compression_ratio=float(segment["compression_ratio"]),
             temperature=float(segment["temperature"]),
+            seek=int(segment["seek"]),
+            tokens=[int(token) for token in segment["tokens"]],
             words=words,
         )

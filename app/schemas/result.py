@@ -25,6 +25,11 @@ class Segment(BaseModel):
     no_speech_prob: float = Field(description="Probability that the segment is silence. / 无语音概率。")
     compression_ratio: float = Field(description="Text gzip compression ratio. / 文本压缩比。")
     temperature: float = Field(description="Temperature the segment was decoded at. / 解码所用温度。")
+    seek: int | None = Field(
+        default=None,
+        description="Offset of the decoding window in 10 ms frames. / 解码窗口的起点（10 毫秒帧）。",
+    )
+    tokens: list[int] | None = Field(default=None, description="Token ids of the text. / 文本的 token ID。")
     words: list[Word] | None = Field(
         default=None, description="Word timings when requested. / 请求时返回的词级时间戳。"
     )

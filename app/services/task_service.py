@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import PurePath
 
 from app.db.callback_repository import CallbackRepository, DeliveryStatus, event_for
-from app.db.models import CallbackAttempt, CallbackDelivery, Task
+from app.db.models import Batch, CallbackAttempt, CallbackDelivery, Task, new_task_id, utcnow
 from app.db.task_repository import TaskFilters, TaskRepository
 from app.engines.model_pool import AsyncModelPool, ModelNotAllowedError
 from app.errors import ProblemError
@@ -26,6 +27,7 @@ from app.media.storage import (
 from app.net.url_guard import UrlGuard
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
+from app.schemas.batch import BatchOut, batch_out
 from app.schemas.callback import (
     CallbackAttemptOut,
     CallbackDeliveryOut,
@@ -45,6 +47,9 @@ from app.schemas.task import (
 )
 
 logger = logging.getLogger(__name__)
+
+MAX_BATCH_FILES = 100
+"""Most files one batch request may carry."""
 
 
 def display_name(file_name: str | None) -> str | None:
@@ -158,6 +163,29 @@ class TaskService:
         self._callbacks = callbacks
         self._wake_callbacks = wake_callbacks
 
+    async def _check_request(
+        self,
+        model: str | None,
+        engine: str | None,
+        task_type: TaskType,
+        options: DecodeOptions,
+        callback_url: str | None,
+    ) -> tuple[str, str]:
+        """Validate what every new task asks for; returns the model and engine names to use."""
+        model_name = model or self._default_model
+        engine_name = engine or self._default_engine
+        try:
+            self._pool.check_allowed(model_name, engine_name)
+        except ModelNotAllowedError as exc:
+            raise ProblemError(422, str(exc)) from exc
+        if model_name.endswith(".en") and (
+            task_type is TaskType.translate or (options.language not in (None, "en"))
+        ):
+            raise ProblemError(422, f"model {model_name!r} is English-only")
+        if callback_url is not None and self._guard is not None:
+            await self._guard.check(callback_url)
+        return model_name, engine_name
+
     async def create(
         self,
         *,
@@ -172,20 +200,9 @@ class TaskService:
         callback_url: str | None,
         platform: str | None,
     ) -> TaskOut:
-        model_name = model or self._default_model
-        engine_name = engine or self._default_engine
-        try:
-            self._pool.check_allowed(model_name, engine_name)
-        except ModelNotAllowedError as exc:
-            raise ProblemError(422, str(exc)) from exc
-        if model_name.endswith(".en") and (
-            task_type is TaskType.translate or (options.language not in (None, "en"))
-        ):
-            raise ProblemError(422, f"model {model_name!r} is English-only")
+        model_name, engine_name = await self._check_request(model, engine, task_type, options, callback_url)
         if (upload is None) == (file_url is None):
             raise ProblemError(422, "give exactly one of `file` or `file_url`")
-        if callback_url is not None and self._guard is not None:
-            await self._guard.check(callback_url)
 
         stored = await self._store(upload, file_url)
         try:
@@ -323,3 +340,82 @@ class TaskService:
         with task_log_context(task_id):
             logger.info("callback re-send queued as delivery %s", delivery.id)
         return callback_status(delivery)
+
+    async def create_batch(
+        self,
+        *,
+        uploads: Sequence[tuple[AsyncReader, str | None]],
+        task_type: TaskType,
+        priority: TaskPriority,
+        model: str | None,
+        engine: str | None,
+        options: DecodeOptions,
+        callback_url: str | None,
+        platform: str | None,
+    ) -> BatchOut:
+        """One task per upload under a new batch; one bad file rejects them all and keeps nothing."""
+        model_name, engine_name = await self._check_request(model, engine, task_type, options, callback_url)
+        if not uploads:
+            raise ProblemError(422, "give at least one file")
+        if len(uploads) > MAX_BATCH_FILES:
+            raise ProblemError(422, f"a batch holds at most {MAX_BATCH_FILES} files")
+
+        stored: list[StoredMedia] = []
+        try:
+            tasks: list[Task] = []
+            batch = Batch(id=new_task_id(), total=len(uploads), created_at=utcnow())
+            for index, (upload, upload_name) in enumerate(uploads):
+                label = f"file {index + 1} ({display_name(upload_name) or 'unnamed'})"
+                try:
+                    media = await self._store(upload, None)
+                except ProblemError as exc:
+                    raise ProblemError(exc.status, f"{label}: {exc.detail}", file_index=index) from exc
+                stored.append(media)
+                try:
+                    info = await asyncio.to_thread(probe_media, media.path)
+                except NotMediaError as exc:
+                    raise ProblemError(
+                        415, f"{label}: the content is not audio or video: {exc}", file_index=index
+                    ) from exc
+                # Microsecond steps keep the upload order, in the queue and in the batch's listing.
+                created = batch.created_at + timedelta(microseconds=index)
+                tasks.append(
+                    Task(
+                        status=TaskStatus.queued.value,
+                        priority=priority.rank,
+                        task_type=task_type.value,
+                        engine=engine_name,
+                        model=model_name,
+                        options=options.model_dump(mode="json"),
+                        source=MediaSource.upload.value,
+                        file_name=display_name(upload_name),
+                        media_path=media.name,
+                        media_node=self._media_node,
+                        file_size=media.size,
+                        duration=info.duration,
+                        platform=platform,
+                        callback_url=callback_url,
+                        batch_id=batch.id,
+                        progress=0.0,
+                        attempts=0,
+                        created_at=created,
+                        updated_at=created,
+                    )
+                )
+            await self._repository.add_batch(batch, tasks)
+        except BaseException:
+            for media in stored:
+                self._storage.remove(media.name)
+            raise
+        logger.info(
+            "queued batch %s: %d %s task(s) with %s", batch.id, len(tasks), task_type.value, model_name
+        )
+        if self._processor is not None:
+            self._processor.wake()
+        return batch_out(batch, tasks)
+
+    async def get_batch(self, batch_id: str) -> BatchOut:
+        found = await self._repository.get_batch(batch_id)
+        if found is None:
+            raise ProblemError(404, f"batch {batch_id} does not exist")
+        return batch_out(*found)

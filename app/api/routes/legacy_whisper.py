@@ -1,0 +1,240 @@
+"""Legacy ``/api/whisper/...`` routes for clients of the older API style of this kind of service.
+
+Thin adapters over the same services as ``/api/v1``. Every answer is the envelope
+``{code, router, params, data}``: on success ``code`` is 200 and ``data`` the payload; on an
+error the HTTP status stays the real one (400, 404, 415, 422, ...), ``code`` repeats it and
+``data`` holds the RFC 9457 problem details (type, title, status, detail, instance).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, File, Query, Request, Response, UploadFile
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api.deps import ServicesDep, TaskServiceDep
+from app.api.routes.health import health
+from app.db.task_repository import TaskFilters
+from app.errors import ProblemError
+from app.schemas.legacy import Envelope, LegacyTaskQuery
+from app.schemas.result import TranscriptionResult
+from app.schemas.task import TaskCreateForm, TaskStatus
+from app.services.subtitles import SubtitleFormat, render_subtitles
+
+logger = logging.getLogger(__name__)
+
+LEGACY = "**Legacy** (older `/api/whisper` style; prefer `/api/v1`). / **旧版接口**（兼容旧客户端，建议改用 /api/v1）。"
+
+
+def envelope(
+    request: Request, data: Any, *, params: dict[str, Any] | None = None, code: int = 200
+) -> JSONResponse:
+    """The legacy envelope; ``params`` defaults to the query string."""
+    body = {
+        "code": code,
+        "router": request.url.path,
+        "params": jsonable_encoder(params if params is not None else dict(request.query_params)),
+        "data": jsonable_encoder(data),
+    }
+    return JSONResponse(body, status_code=code)
+
+
+def error_envelope(request: Request, status: int, detail: str, **extra: Any) -> JSONResponse:
+    problem = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **extra,
+    }
+    return envelope(request, problem, code=status)
+
+
+class LegacyEnvelopeRoute(APIRoute):
+    """Errors of these routes are envelopes too, with the problem details as ``data``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ProblemError as exc:
+                response = error_envelope(request, exc.status, exc.detail, **exc.extra)
+                if exc.headers:
+                    response.headers.update(exc.headers)
+                return response
+            except RequestValidationError as exc:
+                errors = [
+                    {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                    for e in exc.errors()
+                ]
+                summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+                return error_envelope(request, 422, summary or "invalid request", errors=errors)
+            except StarletteHTTPException as exc:
+                detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+                return error_envelope(request, exc.status_code, detail)
+
+        return route_handler
+
+
+router = APIRouter(tags=["legacy"], route_class=LegacyEnvelopeRoute, deprecated=True)
+
+ENVELOPE_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Envelope, "description": f"{HTTPStatus(status).phrase} (envelope) / 错误（信封格式）"}
+    for status in (400, 404, 409, 413, 415, 422)
+}
+TaskIdQuery = Annotated[str, Query(max_length=64, description="Task id. / 任务 ID。")]
+
+
+@router.post(
+    "/api/whisper/tasks/create",
+    summary="Create a task (legacy) / 创建任务（旧版）",
+    description=(
+        f"{LEGACY}\n\nOptions in the query string, the media as the `file_upload` multipart field or a "
+        "`file_url` query parameter. `data` is the task.\n\n"
+        "参数放在查询字符串中，媒体文件用 multipart 字段 file_upload 上传，或用查询参数 file_url。data 为任务。"
+    ),
+    response_model=Envelope,
+    responses=ENVELOPE_ERRORS,
+)
+async def legacy_create_task(
+    request: Request,
+    service: TaskServiceDep,
+    options: Annotated[TaskCreateForm, Query()],
+    file_upload: Annotated[
+        UploadFile | None,
+        File(description="Audio or video file (or give `file_url`). / 音频或视频文件（或提供 file_url）。"),
+    ] = None,
+) -> JSONResponse:
+    task = await service.create(
+        upload=file_upload,
+        upload_name=file_upload.filename if file_upload is not None else None,
+        file_url=options.file_url,
+        task_type=options.task_type,
+        priority=options.priority,
+        model=options.model,
+        engine=options.engine,
+        options=options.decode_options(),
+        callback_url=options.callback_url,
+        platform=options.platform,
+    )
+    return envelope(request, task, params=options.model_dump(mode="json", exclude_defaults=True))
+
+
+@router.post(
+    "/api/whisper/tasks/query",
+    summary="Query tasks (legacy) / 查询任务（旧版）",
+    description=(
+        f"{LEGACY}\n\nFilters in a JSON body, newest first, paged. `data` is "
+        "`{items, total, limit, offset, next_offset}` (items without results).\n\n"
+        "JSON 请求体中给出筛选条件，按创建时间倒序分页。data 为 {items, total, limit, offset, next_offset}（不含结果）。"
+    ),
+    response_model=Envelope,
+    responses=ENVELOPE_ERRORS,
+)
+async def legacy_query_tasks(
+    request: Request,
+    service: TaskServiceDep,
+    query: Annotated[
+        LegacyTaskQuery, Body(description="Filters and paging. / 筛选与分页条件。")
+    ] = LegacyTaskQuery(),
+) -> JSONResponse:
+    filters = TaskFilters(
+        status=query.status,
+        priority=query.priority,
+        task_type=query.task_type,
+        language=query.language,
+        platform=query.platform,
+        engine=query.engine,
+        model=query.model,
+        created_after=_aware(query.created_after),
+        created_before=_aware(query.created_before),
+        has_error=query.has_error,
+    )
+    page = await service.search(filters, limit=query.limit, offset=query.offset)
+    return envelope(request, page, params=query.model_dump(mode="json", exclude_defaults=True))
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+@router.get(
+    "/api/whisper/tasks/result",
+    summary="Task result (legacy) / 任务结果（旧版）",
+    description=(
+        f"{LEGACY}\n\n`data` is the task, with `result` once completed.\n\ndata 为任务，完成后包含 result。"
+    ),
+    response_model=Envelope,
+    responses=ENVELOPE_ERRORS,
+)
+async def legacy_task_result(request: Request, service: TaskServiceDep, task_id: TaskIdQuery) -> JSONResponse:
+    return envelope(request, await service.get(task_id))
+
+
+@router.delete(
+    "/api/whisper/tasks/delete",
+    summary="Delete a task (legacy) / 删除任务（旧版）",
+    description=(
+        f"{LEGACY}\n\nDeletes the task and its files (a running task is cancelled). "
+        "`data` is `{task_id, deleted}`.\n\n删除任务及其文件（运行中的任务会被取消）。data 为 {task_id, deleted}。"
+    ),
+    response_model=Envelope,
+    responses=ENVELOPE_ERRORS,
+)
+async def legacy_delete_task(request: Request, service: TaskServiceDep, task_id: TaskIdQuery) -> JSONResponse:
+    await service.delete(task_id)
+    return envelope(request, {"task_id": task_id, "deleted": True})
+
+
+@router.get(
+    "/api/whisper/generate_subtitles",
+    summary="Generate subtitles (legacy) / 生成字幕（旧版）",
+    description=(
+        f"{LEGACY}\n\nSRT or WebVTT of a completed task (409 before). `data` is "
+        "`{task_id, output_format, subtitles}`.\n\n"
+        "已完成任务的 SRT 或 WebVTT 字幕（未完成时返回 409）。data 为 {task_id, output_format, subtitles}。"
+    ),
+    response_model=Envelope,
+    responses=ENVELOPE_ERRORS,
+)
+async def legacy_generate_subtitles(
+    request: Request,
+    service: TaskServiceDep,
+    task_id: TaskIdQuery,
+    output_format: Annotated[
+        Literal["srt", "vtt"], Query(description="srt or vtt. / 字幕格式：srt 或 vtt。")
+    ] = "srt",
+) -> JSONResponse:
+    task = await service.get_task(task_id)
+    if task.status != TaskStatus.completed.value or task.result is None:
+        raise ProblemError(409, f"task {task_id} is {task.status}; subtitles need a completed task")
+    subtitles = render_subtitles(
+        TranscriptionResult.model_validate(task.result), SubtitleFormat(output_format)
+    )
+    return envelope(request, {"task_id": task_id, "output_format": output_format, "subtitles": subtitles})
+
+
+@router.get(
+    "/api/health/check",
+    summary="Health check (legacy) / 健康检查（旧版）",
+    description=(
+        f"{LEGACY}\n\n`data` is what `/api/v1/health` returns.\n\ndata 与 /api/v1/health 的返回相同。"
+    ),
+    response_model=Envelope,
+)
+async def legacy_health(request: Request, services: ServicesDep) -> JSONResponse:
+    return envelope(request, await health(services))

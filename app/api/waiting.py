@@ -1,0 +1,46 @@
+"""Wait for a task on behalf of a synchronous HTTP request, without leaking it if the client leaves."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from fastapi import Request
+
+from app.logging_setup import task_log_context
+from app.schemas.task import TaskOut
+from app.services.task_service import TaskService
+
+logger = logging.getLogger(__name__)
+
+DISCONNECT_CHECK_SECONDS = 0.5
+"""How often a waiting request checks whether its client is still connected."""
+
+
+class ClientGoneError(Exception):
+    """The client disconnected before its task finished; the task was deleted."""
+
+
+async def wait_or_abandon(service: TaskService, request: Request, task_id: str) -> TaskOut:
+    """Long-poll ``task_id`` until it finishes.
+
+    If the client disconnects first (or the request is cancelled), the task is deleted —
+    cancelled if running, its media removed — and ``ClientGoneError`` is raised.
+    """
+    finished = False
+    try:
+        while True:
+            task = await service.get(task_id, wait=DISCONNECT_CHECK_SECONDS)
+            if task.status.finished:
+                finished = True
+                return task
+            if await request.is_disconnected():
+                raise ClientGoneError(task_id)
+    finally:
+        if not finished:
+            with anyio.CancelScope(shield=True), task_log_context(task_id):
+                logger.info("client left before the task finished; deleting it")
+                try:
+                    await service.delete(task_id)
+                except Exception as exc:
+                    logger.warning("could not delete the abandoned task: %s", exc)
