@@ -66,32 +66,37 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
+def isolated_settings(root: Path, model_dir: Path, **overrides: Any) -> Settings:
+    """Settings isolated in ``root`` (database, media, logs); keyword groups override single fields."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{root / 'tingxie.db'}",
+        "storage": {"temp_dir": root / "media"},
+        "whisper": {
+            "default_model": "tiny.en",
+            "model_dir": model_dir,
+            "load_mode": "lazy",
+            "min_size": 0,
+            "cpu_threads": 2,
+        },
+        "processor": {"node_id": "test-node", "poll_interval_seconds": 0.2},
+        # Tests talk to real HTTP peers on loopback: open it explicitly (the guard stays on).
+        "network": {"allowed_hosts": ["127.0.0.1"]},
+        "logging": {"dir": root / "logs"},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path, model_dir: Path) -> Callable[..., Settings]:
-    """Settings isolated in ``tmp_path``; keyword groups override single fields."""
+    """Settings isolated in the test's ``tmp_path`` (see :func:`isolated_settings`)."""
 
-    def factory(**overrides: dict[str, Any] | str) -> Settings:
-        values: dict[str, Any] = {
-            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'tingxie.db'}",
-            "storage": {"temp_dir": tmp_path / "media"},
-            "whisper": {
-                "default_model": "tiny.en",
-                "model_dir": model_dir,
-                "load_mode": "lazy",
-                "min_size": 0,
-                "cpu_threads": 2,
-            },
-            "processor": {"node_id": "test-node", "poll_interval_seconds": 0.2},
-            # Tests talk to real HTTP peers on loopback: open it explicitly (the guard stays on).
-            "network": {"allowed_hosts": ["127.0.0.1"]},
-            "logging": {"dir": tmp_path / "logs"},
-        }
-        for key, value in overrides.items():
-            if isinstance(value, dict) and isinstance(values.get(key), dict):
-                values[key] = {**values[key], **value}
-            else:
-                values[key] = value
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    def factory(**overrides: Any) -> Settings:
+        return isolated_settings(tmp_path, model_dir, **overrides)
 
     return factory
 

@@ -17,27 +17,13 @@ from fastapi import FastAPI
 from app.main import create_app
 from app.services.container import Services
 from config.settings import Settings
+from tests.conftest import isolated_settings
 from tests.server_process import free_port
 
 
-def module_settings(tmp: Path, model_dir: Path, **overrides: dict[str, Any]) -> Settings:
+def module_settings(tmp: Path, model_dir: Path, **overrides: Any) -> Settings:
     """The same isolated settings as ``make_settings``, for module-scoped fixtures."""
-    values: dict[str, Any] = {
-        "database_url": f"sqlite+aiosqlite:///{tmp / 'tingxie.db'}",
-        "storage": {"temp_dir": tmp / "media"},
-        "whisper": {
-            "default_model": "tiny.en",
-            "model_dir": model_dir,
-            "load_mode": "lazy",
-            "min_size": 0,
-            "cpu_threads": 2,
-        },
-        "processor": {"node_id": "test-node", "poll_interval_seconds": 0.2},
-        "logging": {"dir": tmp / "logs"},
-    }
-    for key, value in overrides.items():
-        values[key] = {**values[key], **value} if isinstance(values.get(key), dict) else value
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return isolated_settings(tmp, model_dir, **overrides)
 
 
 @dataclass
