@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.problems import install_problem_handlers
-from app.api.routes import health, internal, models, tasks, workers
+from app.api.routes import health, internal, legacy_platforms, links, media, models, tasks, workers
 from app.logging_setup import configure_logging
 from app.services.container import Services
 from config.settings import Settings
@@ -58,8 +58,11 @@ def create_app(
     )
     install_problem_handlers(app)
     app.include_router(tasks.router)
+    app.include_router(links.router)
+    app.include_router(media.router)
     app.include_router(models.router)
     app.include_router(workers.router)
     app.include_router(health.router)
     app.include_router(internal.router)
+    app.include_router(legacy_platforms.router)
     return app

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.media.storage import MediaStorage
 from app.services.container import Services
+from app.services.link_service import LinkService
 from app.services.task_service import TaskService
 from config.settings import Settings
 
@@ -20,6 +22,14 @@ def get_task_service(request: Request) -> TaskService:
     return get_services(request).tasks
 
 
+def get_link_service(request: Request) -> LinkService:
+    return get_services(request).links
+
+
+def get_storage(request: Request) -> MediaStorage:
+    return get_services(request).storage
+
+
 def get_settings(request: Request) -> Settings:
     return get_services(request).settings
 
@@ -27,3 +37,5 @@ def get_settings(request: Request) -> Settings:
 ServicesDep = Annotated[Services, Depends(get_services)]
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+LinkServiceDep = Annotated[LinkService, Depends(get_link_service)]
+StorageDep = Annotated[MediaStorage, Depends(get_storage)]

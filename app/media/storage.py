@@ -7,7 +7,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -96,10 +96,13 @@ class MediaStorage:
 
         return await self.save_stream(chunks())
 
-    async def download(self, url: str) -> StoredMedia:
-        """Stream ``url`` into storage; a declared or actual size over the limit gives 413."""
+    async def download(self, url: str, *, headers: Mapping[str, str] | None = None) -> StoredMedia:
+        """Stream ``url`` into storage; a declared or actual size over the limit gives 413.
+
+        ``headers`` are sent with the request (e.g. the ones yt-dlp gives for a media link's format).
+        """
         try:
-            async with self._http.stream("GET", url, follow_redirects=True) as response:
+            async with self._http.stream("GET", url, headers=headers, follow_redirects=True) as response:
                 if response.status_code >= 400:
                     raise MediaDownloadError(f"{url} answered HTTP {response.status_code}")
                 declared = response.headers.get("content-length")

@@ -20,6 +20,7 @@ from app.media.janitor import MediaJanitor
 from app.media.storage import MediaStorage
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
+from app.services.link_service import LinkService
 from app.services.task_service import TaskService
 from config.settings import Settings
 
@@ -39,6 +40,7 @@ class Services:
     processor: TaskProcessor | None
     janitor: MediaJanitor
     tasks: TaskService
+    links: LinkService
 
     @classmethod
     async def start(
@@ -77,6 +79,22 @@ class Services:
                 delete_media_after_processing=settings.storage.delete_media_after_processing,
             )
         janitor = MediaJanitor(settings.storage, storage, repository)
+        tasks = TaskService(
+            repository=repository,
+            storage=storage,
+            pool=pool,
+            processor=processor,
+            events=events,
+            default_model=settings.whisper.default_model,
+            default_engine=settings.whisper.engine,
+            media_node=settings.server.public_url if settings.storage.peer_secret else None,
+            # Without a local processor every completion happens elsewhere: re-read sooner.
+            poll_interval=(
+                settings.processor.wait_recheck_seconds
+                if processor is not None
+                else min(1.0, settings.processor.wait_recheck_seconds)
+            ),
+        )
         services = cls(
             settings=settings,
             engine=engine,
@@ -88,21 +106,12 @@ class Services:
             events=events,
             processor=processor,
             janitor=janitor,
-            tasks=TaskService(
-                repository=repository,
-                storage=storage,
-                pool=pool,
-                processor=processor,
-                events=events,
-                default_model=settings.whisper.default_model,
-                default_engine=settings.whisper.engine,
-                media_node=settings.server.public_url if settings.storage.peer_secret else None,
-                # Without a local processor every completion happens elsewhere: re-read sooner.
-                poll_interval=(
-                    settings.processor.wait_recheck_seconds
-                    if processor is not None
-                    else min(1.0, settings.processor.wait_recheck_seconds)
-                ),
+            tasks=tasks,
+            links=LinkService(
+                tasks=tasks,
+                http=http,
+                settings=settings.links,
+                max_bytes=settings.storage.max_upload_bytes,
             ),
         )
         await janitor.sweep()
