@@ -207,7 +207,7 @@ class TaskOut(BaseModel):
     engine: str = Field(description="Speech engine. / 推理引擎。")
     model: str = Field(description="Model name. / 模型名称。")
     options: DecodeOptions = Field(description="Decoding options. / 解码参数。")
-    source: MediaSource = Field(description="upload or url. / 来源。")
+    source: MediaSource = Field(description="upload, url or link. / 来源：上传、URL 或媒体链接。")
     file_name: str | None = Field(description="Original file name (display only). / 原始文件名（仅展示）。")
     file_url: str | None = Field(description="Source URL if any. / 源 URL。")
     file_size: int | None = Field(description="Media size in bytes. / 文件大小（字节）。")

@@ -10,7 +10,11 @@ import av
 import httpx
 import pytest
 import pytest_asyncio
+from starlette.requests import ClientDisconnect
+from starlette.types import Message
 
+from app.api.extract_audio import TempFileStreamingResponse
+from app.media.storage import CHUNK_SIZE
 from tests.conftest import Clip, RunningApp, normalize_en, running_app, upload, wait_done
 from tests.media_samples import encode_mp4
 from tests.module_app import module_settings
@@ -130,3 +134,23 @@ async def test_non_media_bad_options_and_big_files_are_problems(
     empty.write_bytes(b"")
     assert (await _extract(api.client, empty)).status_code == 400
     assert list(api.services.storage.root.iterdir()) == [], "failed extractions left temp files"
+
+
+async def test_streamed_file_is_removed_when_the_client_disconnects(tmp_path: Path) -> None:
+    produced = tmp_path / "produced.media"
+    produced.write_bytes(b"\1" * (3 * CHUNK_SIZE))
+    response = TempFileStreamingResponse(produced, media_type="audio/wav")
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            raise OSError("connection reset by peer")  # what the server raises once the client left
+
+    scope = {"type": "http", "asgi": {"spec_version": "2.4"}, "method": "POST", "headers": []}
+    with pytest.raises(ClientDisconnect):
+        await response(scope, receive, send)
+    assert len(sent) == 2 and not produced.exists()
