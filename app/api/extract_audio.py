@@ -81,7 +81,10 @@ async def extracted_audio_response(
     file_name = f"{stem}.{result.options.extension}"
     used = result.options
     headers = {
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file_name, safe='')}",
+        "Content-Disposition": (
+            f'attachment; filename="{_ascii_name(file_name, result.options.extension)}"; '
+            f"filename*=UTF-8''{quote(file_name, safe='')}"
+        ),
         "Content-Length": str(result.size),
         "X-Audio-Sample-Rate": str(used.sample_rate),
         "X-Audio-Channels": str(used.channels),
@@ -90,3 +93,9 @@ async def extracted_audio_response(
     if used.bit_depth is not None:
         headers["X-Audio-Bit-Depth"] = str(used.bit_depth)
     return TempFileStreamingResponse(result.path, media_type=used.media_type, headers=headers)
+
+
+def _ascii_name(name: str, extension: str) -> str:
+    """An ASCII fallback of ``name`` for clients that ignore ``filename*``."""
+    ascii_name = "".join(ch for ch in name if 32 <= ord(ch) < 127 and ch not in '"\\')
+    return ascii_name if ascii_name.strip(". ") and not ascii_name.startswith(".") else f"audio.{extension}"

@@ -48,7 +48,10 @@ class LinkTaskCreate(DecodeOptions):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        checked = _http_url(extract_link(value) or value)
+        text = value.strip()
+        if any(char.isspace() for char in text) or not text.lower().startswith(("http://", "https://")):
+            text = extract_link(text) or text  # share text: "title ... https://v.douyin.com/xyz/ copy"
+        checked = _http_url(text)
         if checked is None:
             raise ValueError("must be an absolute http:// or https:// URL")
         return checked

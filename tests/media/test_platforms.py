@@ -11,6 +11,7 @@ from app.media.platforms import (
     is_short_link,
     platform_of_extractor,
 )
+from app.media.ytdlp import clean_message
 
 CASES: list[tuple[str, str, bool]] = [
     # TikTok
@@ -96,3 +97,9 @@ def test_extractor_keys_map_to_platforms() -> None:
     assert platform_of_extractor("Generic") is None
     assert platform_of_extractor("HTML5MediaEmbed") is None
     assert platform_of_extractor("Dailymotion") == "dailymotion"
+
+
+def test_ytdlp_messages_lose_colour_codes_and_prefix() -> None:
+    coloured = "\x1b[0;31mERROR:\x1b[0m [generic] Unsupported URL: \x1b[1mhttp://x.example/\x1b[0m"
+    assert clean_message(coloured) == "[generic] Unsupported URL: http://x.example/"
+    assert clean_message("") == "yt-dlp could not resolve the link"
