@@ -71,7 +71,10 @@ class LinkService:
         )
         await self._check(url)
         page_url = await self.resolve_short_link(url) if is_short_link(url) else url
-        page_url = canonical_url(page_url)
+        canonical = canonical_url(page_url)
+        if canonical != page_url:
+            await self._check(canonical)
+            page_url = canonical
         detected = detect_platform(page_url).platform
         resolved = await self._resolve(page_url)
         platform = detected
