@@ -14,7 +14,10 @@ from app.api.routes import (
     health,
     internal,
     legacy_chatgpt,
+    legacy_platforms,
     legacy_whisper,
+    links,
+    media,
     models,
     openai_audio,
     summaries,
@@ -70,6 +73,8 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(tasks.router)
     app.include_router(summaries.router)
+    app.include_router(links.router)
+    app.include_router(media.router)
     app.include_router(models.router)
     app.include_router(workers.router)
     app.include_router(health.router)
@@ -78,4 +83,5 @@ def create_app(
     app.include_router(batches.router)
     app.include_router(openai_audio.router)
     app.include_router(legacy_whisper.router)
+    app.include_router(legacy_platforms.router)
     return app

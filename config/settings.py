@@ -244,6 +244,30 @@ class NetworkSettings(BaseModel):
         return value
 
 
+class LinksSettings(BaseModel):
+    """Tasks from media links (TikTok, Douyin, YouTube, Bilibili and whatever else yt-dlp supports)."""
+
+    model_config = _GROUP_CONFIG
+
+    format: str = "bestaudio[protocol~='^https?$']/best[protocol~='^https?$']"
+    """yt-dlp format selector. The chosen format must be a plain http(s) file, which the server downloads itself under the size limit (HLS/DASH-only media gets 422)."""
+
+    socket_timeout_seconds: float = Field(default=20.0, gt=0)
+    """Network timeout of yt-dlp's page requests and of resolving short links."""
+
+    resolve_timeout_seconds: float = Field(default=60.0, gt=0)
+    """Most time yt-dlp may spend resolving one link before the request gets 422."""
+
+    max_duration_seconds: float = Field(default=0.0, ge=0)
+    """Reject links whose declared duration is longer (422) before downloading anything; 0 means no limit beyond the size limit."""
+
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    """Redirects followed when resolving a short link (``v.douyin.com``, ``b23.tv``, ...)."""
+
+    cookies_file: Path | None = None
+    """Netscape-format cookies file for yt-dlp (Douyin and some YouTube videos need fresh cookies). yt-dlp may update it."""
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -332,6 +356,8 @@ class Settings(BaseSettings):
 
     network: NetworkSettings = NetworkSettings()
     """Outbound requests and the SSRF protection (``NETWORK__*``)."""
+    links: LinksSettings = LinksSettings()
+    """Media links (``LINKS__*``)."""
 
     logging: LoggingSettings = LoggingSettings()
     """Logging (``LOGGING__*``)."""

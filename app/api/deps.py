@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.media.storage import MediaStorage
 from app.services.container import Services
+from app.services.link_service import LinkService
 from app.services.summary_service import SummaryService
 from app.services.task_service import TaskService
 from config.settings import Settings
@@ -25,6 +27,14 @@ def get_summary_service(request: Request) -> SummaryService:
     return get_services(request).summaries
 
 
+def get_link_service(request: Request) -> LinkService:
+    return get_services(request).links
+
+
+def get_storage(request: Request) -> MediaStorage:
+    return get_services(request).storage
+
+
 def get_settings(request: Request) -> Settings:
     return get_services(request).settings
 
@@ -33,3 +43,5 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SummaryServiceDep = Annotated[SummaryService, Depends(get_summary_service)]
+LinkServiceDep = Annotated[LinkService, Depends(get_link_service)]
+StorageDep = Annotated[MediaStorage, Depends(get_storage)]

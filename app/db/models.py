@@ -83,6 +83,18 @@ class Task(Base):
     """The batch the task was created in, if any."""
     callback_url: Mapped[str | None] = mapped_column(Text, default=None)
 
+    link_url: Mapped[str | None] = mapped_column(Text, default=None)
+    """The media link a task was created from (``POST /api/v1/tasks/from-link``), as given."""
+    link_webpage_url: Mapped[str | None] = mapped_column(Text, default=None)
+    """Canonical page URL of the link (short links resolved), as yt-dlp reports it."""
+    link_title: Mapped[str | None] = mapped_column(Text, default=None)
+    link_author: Mapped[str | None] = mapped_column(String(255), default=None)
+    link_duration: Mapped[float | None] = mapped_column(Float, default=None)
+    """Duration the platform declares, in seconds."""
+    link_thumbnail: Mapped[str | None] = mapped_column(Text, default=None)
+    link_media_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    """The platform's id of the video or track."""
+
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     language: Mapped[str | None] = mapped_column(String(16), default=None)
     language_probability: Mapped[float | None] = mapped_column(Float, default=None)

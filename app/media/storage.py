@@ -7,7 +7,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -108,15 +108,21 @@ class MediaStorage:
 
         return await self.save_stream(chunks())
 
-    async def download(self, url: str) -> StoredMedia:
+    async def download(self, url: str, *, headers: Mapping[str, str] | None = None) -> StoredMedia:
         """Stream ``url`` into storage; a declared or actual size over the limit gives 413.
 
         Redirects are followed one hop at a time; the URL and every ``Location`` pass the SSRF
-        guard (``BlockedUrlError``, 422) before anything is requested from them.
+        guard (``BlockedUrlError``, 422) before anything is requested from them. ``headers`` are
+        sent with the request (e.g. the ones yt-dlp gives for a media link's format).
         """
         try:
             async with guarded_stream(
-                self._http, "GET", url, self._guard, max_redirects=self._max_redirects
+                self._http,
+                "GET",
+                url,
+                self._guard,
+                max_redirects=self._max_redirects,
+                headers=dict(headers) if headers else None,
             ) as response:
                 if response.status_code >= 400:
                     raise MediaDownloadError(f"{url} answered HTTP {response.status_code}")

@@ -62,6 +62,7 @@ class MediaSource(StrEnum):
 
     upload = "upload"
     url = "url"
+    link = "link"
 
 
 def _parse_float_list(value: Any) -> Any:
@@ -174,6 +175,27 @@ class DecodeOptions(BaseModel):
         return value
 
 
+class LinkMetadata(BaseModel):
+    """What the platform says about a media link. / 媒体链接的平台信息。"""
+
+    platform: str = Field(
+        description="Detected platform (tiktok, douyin, youtube, bilibili, generic, ...). / 识别出的平台。"
+    )
+    original_url: str = Field(description="The link as given. / 提交的原始链接。")
+    webpage_url: str | None = Field(
+        default=None, description="Canonical page URL (short links resolved). / 规范页面地址（短链已解析）。"
+    )
+    media_id: str | None = Field(
+        default=None, description="The platform's id of the media. / 平台上的媒体 ID。"
+    )
+    title: str | None = Field(default=None, description="Title. / 标题。")
+    author: str | None = Field(default=None, description="Author or uploader. / 作者或上传者。")
+    duration: float | None = Field(
+        default=None, description="Duration the platform declares (seconds). / 平台声明的时长（秒）。"
+    )
+    thumbnail: str | None = Field(default=None, description="Thumbnail URL. / 封面图地址。")
+
+
 class TaskOut(BaseModel):
     """A task as the API returns it. / API 返回的任务。"""
 
@@ -186,7 +208,7 @@ class TaskOut(BaseModel):
     engine: str = Field(description="Speech engine. / 推理引擎。")
     model: str = Field(description="Model name. / 模型名称。")
     options: DecodeOptions = Field(description="Decoding options. / 解码参数。")
-    source: MediaSource = Field(description="upload or url. / 来源。")
+    source: MediaSource = Field(description="upload, url or link. / 来源：上传、URL 或媒体链接。")
     file_name: str | None = Field(description="Original file name (display only). / 原始文件名（仅展示）。")
     file_url: str | None = Field(description="Source URL if any. / 源 URL。")
     file_size: int | None = Field(description="Media size in bytes. / 文件大小（字节）。")
@@ -207,6 +229,10 @@ class TaskOut(BaseModel):
     updated_at: datetime = Field(description="Last update (UTC). / 更新时间（UTC）。")
     started_at: datetime | None = Field(description="Processing start (UTC). / 开始处理时间。")
     completed_at: datetime | None = Field(description="End of processing (UTC). / 结束时间。")
+    link: LinkMetadata | None = Field(
+        default=None,
+        description="Platform metadata of a task created from a media link. / 由媒体链接创建的任务的平台信息。",
+    )
     result: TranscriptionResult | None = Field(
         default=None, description="Result once completed. / 完成后的结果。"
     )

@@ -25,6 +25,7 @@ from app.net.url_guard import UrlGuard
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
 from app.services.callbacks import CallbackDispatcher
+from app.services.link_service import LinkService
 from app.services.summary_service import SummaryService
 from app.services.task_service import TaskService
 from config.settings import Settings
@@ -50,6 +51,7 @@ class Services:
     dispatcher: CallbackDispatcher | None
     llm: ChatClient
     summaries: SummaryService
+    links: LinkService
 
     @classmethod
     async def start(
@@ -107,6 +109,25 @@ class Services:
             )
             events.subscribe(dispatcher.wake)
         llm = ChatClient(settings.llm)
+        tasks = TaskService(
+            repository=repository,
+            storage=storage,
+            pool=pool,
+            processor=processor,
+            events=events,
+            default_model=settings.whisper.default_model,
+            default_engine=settings.whisper.engine,
+            media_node=settings.server.public_url if settings.storage.peer_secret else None,
+            # Without a local processor every completion happens elsewhere: re-read sooner.
+            poll_interval=(
+                settings.processor.wait_recheck_seconds
+                if processor is not None
+                else min(1.0, settings.processor.wait_recheck_seconds)
+            ),
+            guard=guard,
+            callbacks=callbacks,
+            wake_callbacks=dispatcher.wake if dispatcher is not None else None,
+        )
         services = cls(
             settings=settings,
             engine=engine,
@@ -118,25 +139,7 @@ class Services:
             events=events,
             processor=processor,
             janitor=janitor,
-            tasks=TaskService(
-                repository=repository,
-                storage=storage,
-                pool=pool,
-                processor=processor,
-                events=events,
-                default_model=settings.whisper.default_model,
-                default_engine=settings.whisper.engine,
-                media_node=settings.server.public_url if settings.storage.peer_secret else None,
-                # Without a local processor every completion happens elsewhere: re-read sooner.
-                poll_interval=(
-                    settings.processor.wait_recheck_seconds
-                    if processor is not None
-                    else min(1.0, settings.processor.wait_recheck_seconds)
-                ),
-                guard=guard,
-                callbacks=callbacks,
-                wake_callbacks=dispatcher.wake if dispatcher is not None else None,
-            ),
+            tasks=tasks,
             guard=guard,
             callbacks=callbacks,
             dispatcher=dispatcher,
@@ -146,6 +149,13 @@ class Services:
                 client=llm,
                 summaries=SummaryRepository(sessions),
                 tasks=repository,
+            ),
+            links=LinkService(
+                tasks=tasks,
+                http=http,
+                settings=settings.links,
+                max_bytes=settings.storage.max_upload_bytes,
+                url_check=guard.check,
             ),
         )
         await janitor.sweep()

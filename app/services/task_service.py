@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import PurePath
 
@@ -38,6 +38,7 @@ from app.schemas.callback import (
 from app.schemas.result import TranscriptionResult
 from app.schemas.task import (
     DecodeOptions,
+    LinkMetadata,
     MediaSource,
     TaskOut,
     TaskPage,
@@ -89,6 +90,20 @@ def to_out(task: Task, *, include_result: bool = True, callback: CallbackDeliver
         updated_at=task.updated_at,
         started_at=task.started_at,
         completed_at=task.completed_at,
+        link=(
+            LinkMetadata(
+                platform=task.platform or "generic",
+                original_url=task.link_url,
+                webpage_url=task.link_webpage_url,
+                media_id=task.link_media_id,
+                title=task.link_title,
+                author=task.link_author,
+                duration=task.link_duration,
+                thumbnail=task.link_thumbnail,
+            )
+            if task.link_url is not None
+            else None
+        ),
         result=(
             TranscriptionResult.model_validate(task.result)
             if include_result and task.result is not None
@@ -163,29 +178,6 @@ class TaskService:
         self._callbacks = callbacks
         self._wake_callbacks = wake_callbacks
 
-    async def _check_request(
-        self,
-        model: str | None,
-        engine: str | None,
-        task_type: TaskType,
-        options: DecodeOptions,
-        callback_url: str | None,
-    ) -> tuple[str, str]:
-        """Validate what every new task asks for; returns the model and engine names to use."""
-        model_name = model or self._default_model
-        engine_name = engine or self._default_engine
-        try:
-            self._pool.check_allowed(model_name, engine_name)
-        except ModelNotAllowedError as exc:
-            raise ProblemError(422, str(exc)) from exc
-        if model_name.endswith(".en") and (
-            task_type is TaskType.translate or (options.language not in (None, "en"))
-        ):
-            raise ProblemError(422, f"model {model_name!r} is English-only")
-        if callback_url is not None and self._guard is not None:
-            await self._guard.check(callback_url)
-        return model_name, engine_name
-
     async def create(
         self,
         *,
@@ -200,11 +192,78 @@ class TaskService:
         callback_url: str | None,
         platform: str | None,
     ) -> TaskOut:
-        model_name, engine_name = await self._check_request(model, engine, task_type, options, callback_url)
+        model_name, engine_name = await self.check_request(
+            model=model, engine=engine, task_type=task_type, options=options, callback_url=callback_url
+        )
         if (upload is None) == (file_url is None):
             raise ProblemError(422, "give exactly one of `file` or `file_url`")
 
-        stored = await self._store(upload, file_url)
+        if upload is not None:
+            stored = await self._store(self._storage.save_upload(upload))
+        else:
+            assert file_url is not None
+            stored = await self.download(file_url)
+        return await self.enqueue(
+            stored,
+            source=MediaSource.url if file_url else MediaSource.upload,
+            file_name=display_name(upload_name) if upload is not None else None,
+            file_url=file_url,
+            task_type=task_type,
+            priority=priority,
+            model=model_name,
+            engine=engine_name,
+            options=options,
+            callback_url=callback_url,
+            platform=platform,
+        )
+
+    async def check_request(
+        self,
+        *,
+        model: str | None,
+        engine: str | None,
+        task_type: TaskType,
+        options: DecodeOptions,
+        callback_url: str | None,
+    ) -> tuple[str, str]:
+        """Validate what a new task asks for before any media is fetched; returns (model, engine).
+
+        The ``callback_url`` must pass the SSRF guard (422)."""
+        model_name = model or self._default_model
+        engine_name = engine or self._default_engine
+        try:
+            self._pool.check_allowed(model_name, engine_name)
+        except ModelNotAllowedError as exc:
+            raise ProblemError(422, str(exc)) from exc
+        if model_name.endswith(".en") and (
+            task_type is TaskType.translate or (options.language not in (None, "en"))
+        ):
+            raise ProblemError(422, f"model {model_name!r} is English-only")
+        if callback_url is not None and self._guard is not None:
+            await self._guard.check(callback_url)
+        return model_name, engine_name
+
+    async def download(self, url: str, *, headers: Mapping[str, str] | None = None) -> StoredMedia:
+        """Download ``url`` into storage under the size limit; failures become problems (413/400/422)."""
+        return await self._store(self._storage.download(url, headers=headers))
+
+    async def enqueue(
+        self,
+        stored: StoredMedia,
+        *,
+        source: MediaSource,
+        file_name: str | None,
+        file_url: str | None,
+        task_type: TaskType,
+        priority: TaskPriority,
+        model: str,
+        engine: str,
+        options: DecodeOptions,
+        callback_url: str | None,
+        platform: str | None,
+        link: LinkMetadata | None = None,
+    ) -> TaskOut:
+        """Probe stored media and queue a task for it; the file is removed if that fails (415 if not media)."""
         try:
             try:
                 info = await asyncio.to_thread(probe_media, stored.path)
@@ -214,11 +273,11 @@ class TaskService:
                 status=TaskStatus.queued.value,
                 priority=priority.rank,
                 task_type=task_type.value,
-                engine=engine_name,
-                model=model_name,
+                engine=engine,
+                model=model,
                 options=options.model_dump(mode="json"),
-                source=(MediaSource.url if file_url else MediaSource.upload).value,
-                file_name=display_name(upload_name) if upload is not None else None,
+                source=source.value,
+                file_name=file_name,
                 file_url=file_url,
                 media_path=stored.name,
                 media_node=self._media_node,
@@ -229,6 +288,14 @@ class TaskService:
                 progress=0.0,
                 attempts=0,
             )
+            if link is not None:
+                task.link_url = link.original_url
+                task.link_webpage_url = link.webpage_url
+                task.link_title = link.title
+                task.link_author = link.author
+                task.link_duration = link.duration
+                task.link_thumbnail = link.thumbnail
+                task.link_media_id = link.media_id
             await self._repository.add(task)
         except BaseException:
             self._storage.remove(stored.name)
@@ -238,7 +305,7 @@ class TaskService:
                 "queued %s (%s priority, %s, %.1fs of audio, %d bytes)",
                 task_type.value,
                 priority.value,
-                model_name,
+                model,
                 info.duration,
                 stored.size,
             )
@@ -246,12 +313,9 @@ class TaskService:
             self._processor.wake()
         return to_out(task)
 
-    async def _store(self, upload: AsyncReader | None, file_url: str | None) -> StoredMedia:
+    async def _store(self, saving: Awaitable[StoredMedia]) -> StoredMedia:
         try:
-            if upload is not None:
-                return await self._storage.save_upload(upload)
-            assert file_url is not None
-            return await self._storage.download(file_url)
+            return await saving
         except MediaTooLargeError as exc:
             raise ProblemError(413, f"the media exceeds the limit of {exc.limit} bytes") from exc
         except EmptyMediaError as exc:
@@ -354,7 +418,9 @@ class TaskService:
         platform: str | None,
     ) -> BatchOut:
         """One task per upload under a new batch; one bad file rejects them all and keeps nothing."""
-        model_name, engine_name = await self._check_request(model, engine, task_type, options, callback_url)
+        model_name, engine_name = await self.check_request(
+            model=model, engine=engine, task_type=task_type, options=options, callback_url=callback_url
+        )
         if not uploads:
             raise ProblemError(422, "give at least one file")
         if len(uploads) > MAX_BATCH_FILES:
@@ -367,7 +433,7 @@ class TaskService:
             for index, (upload, upload_name) in enumerate(uploads):
                 label = f"file {index + 1} ({display_name(upload_name) or 'unnamed'})"
                 try:
-                    media = await self._store(upload, None)
+                    media = await self._store(self._storage.save_upload(upload))
                 except ProblemError as exc:
                     raise ProblemError(exc.status, f"{label}: {exc.detail}", file_index=index) from exc
                 stored.append(media)

@@ -1,0 +1,42 @@
+"""/api/v1/tasks/from-link: tasks from TikTok, Douyin, YouTube, Bilibili and other media links."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.api.deps import LinkServiceDep
+from app.api.problems import problem_responses
+from app.schemas.link import LinkTaskCreate
+from app.schemas.task import TaskOut
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["links"])
+
+
+@router.post(
+    "/from-link",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a task from a media link / 从媒体链接创建任务",
+    description=(
+        "Give a TikTok, Douyin, YouTube or Bilibili link, a short link (`v.douyin.com`, `vm.tiktok.com`, "
+        "`b23.tv`, `youtu.be`, ...) or any page yt-dlp supports. The server detects the platform, "
+        "resolves the media with yt-dlp (audio-only formats preferred), downloads it under the size "
+        "limit and queues the task. The task's `platform` and `link` hold the platform metadata "
+        "(title, author, duration, page URL, thumbnail). A link yt-dlp cannot resolve gets 422 with "
+        "yt-dlp's message.\n\n"
+        "提交抖音、TikTok、YouTube、B站链接、短链（v.douyin.com、vm.tiktok.com、b23.tv、youtu.be 等）或 yt-dlp "
+        "支持的任意页面。服务器识别平台，用 yt-dlp 解析媒体（优先纯音频格式），在大小限制内下载并创建任务。"
+        "任务的 platform 与 link 字段保存平台信息（标题、作者、时长、页面地址、封面）。yt-dlp 无法解析的链接返回 "
+        "422，并附带 yt-dlp 的错误信息。"
+    ),
+    responses=problem_responses(400, 413, 415, 422),
+)
+async def create_task_from_link(service: LinkServiceDep, body: LinkTaskCreate) -> TaskOut:
+    return await service.create(
+        body.url,
+        task_type=body.task_type,
+        priority=body.priority,
+        model=body.model,
+        engine=body.engine,
+        options=body.decode_options(),
+        callback_url=body.callback_url,
+    )

@@ -1,0 +1,172 @@
+"""Tasks from media links: detect the platform, resolve with yt-dlp, download, queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import urljoin
+
+import httpx
+
+from app.errors import ProblemError
+from app.media.platforms import (
+    GENERIC,
+    canonical_url,
+    detect_platform,
+    is_short_link,
+    platform_of_extractor,
+)
+from app.media.ytdlp import LinkResolveError, ResolvedMedia, resolve_media
+from app.schemas.task import (
+    DecodeOptions,
+    LinkMetadata,
+    MediaSource,
+    TaskOut,
+    TaskPriority,
+    TaskType,
+)
+from app.services.task_service import TaskService, display_name
+from config.settings import LinksSettings
+
+logger = logging.getLogger(__name__)
+
+UrlCheck = Callable[[str], Awaitable[None]]
+"""Raises (e.g. ``ProblemError(422)``) for a URL the server must not fetch (SSRF guard)."""
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class LinkService:
+    def __init__(
+        self,
+        *,
+        tasks: TaskService,
+        http: httpx.AsyncClient,
+        settings: LinksSettings,
+        max_bytes: int,
+        url_check: UrlCheck | None = None,
+    ) -> None:
+        self._tasks = tasks
+        self._http = http
+        self._settings = settings
+        self._max_bytes = max_bytes
+        self._url_check = url_check
+
+    async def create(
+        self,
+        url: str,
+        *,
+        task_type: TaskType = TaskType.transcribe,
+        priority: TaskPriority = TaskPriority.normal,
+        model: str | None = None,
+        engine: str | None = None,
+        options: DecodeOptions | None = None,
+        callback_url: str | None = None,
+    ) -> TaskOut:
+        """Resolve ``url`` and queue a task for its media; problems: 413, 415, 422."""
+        options = options or DecodeOptions()
+        model_name, engine_name = await self._tasks.check_request(
+            model=model, engine=engine, task_type=task_type, options=options, callback_url=callback_url
+        )
+        await self._check(url)
+        page_url = await self.resolve_short_link(url) if is_short_link(url) else url
+        canonical = canonical_url(page_url)
+        if canonical != page_url:
+            await self._check(canonical)
+            page_url = canonical
+        detected = detect_platform(page_url).platform
+        resolved = await self._resolve(page_url)
+        platform = detected
+        if platform == GENERIC:
+            platform = platform_of_extractor(resolved.extractor_key) or GENERIC
+        limit = self._settings.max_duration_seconds
+        if limit and resolved.duration is not None and resolved.duration > limit:
+            raise ProblemError(
+                422, f"the media lasts {resolved.duration:g} s, more than the limit of {limit:g} s"
+            )
+        if resolved.filesize is not None and resolved.filesize > self._max_bytes:
+            raise ProblemError(413, f"the media exceeds the limit of {self._max_bytes} bytes")
+        await self._check(resolved.media_url)
+        stored = await self._tasks.download(resolved.media_url, headers=resolved.headers)
+        link = LinkMetadata(
+            platform=platform,
+            original_url=url,
+            webpage_url=resolved.webpage_url or page_url,
+            media_id=resolved.media_id,
+            title=resolved.title,
+            author=resolved.author,
+            duration=resolved.duration,
+            thumbnail=resolved.thumbnail,
+        )
+        logger.info("link %s resolved on %s: %r by %r", url, platform, link.title, link.author)
+        return await self._tasks.enqueue(
+            stored,
+            source=MediaSource.link,
+            file_name=_file_name(resolved),
+            file_url=url,
+            task_type=task_type,
+            priority=priority,
+            model=model_name,
+            engine=engine_name,
+            options=options,
+            callback_url=callback_url,
+            platform=platform,
+            link=link,
+        )
+
+    async def resolve_short_link(self, url: str) -> str:
+        """Follow the redirects of a short link (``v.douyin.com``, ``b23.tv``, ...) until it leaves the
+        short-link hosts; every hop passes the URL check. The target page itself is not fetched."""
+        current = url
+        for _ in range(self._settings.max_redirects):
+            try:
+                async with self._http.stream(
+                    "GET",
+                    current,
+                    follow_redirects=False,
+                    timeout=self._settings.socket_timeout_seconds,
+                ) as response:
+                    location: str | None = response.headers.get("location")
+                    status = response.status_code
+            except httpx.HTTPError as exc:
+                raise ProblemError(422, f"could not resolve the short link {url}: {exc}") from exc
+            if status not in _REDIRECTS or not location:
+                if status >= 400:
+                    raise ProblemError(422, f"the short link {url} answered HTTP {status}")
+                return current
+            current = urljoin(current, location)
+            await self._check(current)
+            if not is_short_link(current):
+                return current
+        raise ProblemError(
+            422, f"the short link {url} redirects more than {self._settings.max_redirects} times"
+        )
+
+    async def _resolve(self, url: str) -> ResolvedMedia:
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(
+                    resolve_media,
+                    url,
+                    format=self._settings.format,
+                    socket_timeout=self._settings.socket_timeout_seconds,
+                    cookies_file=self._settings.cookies_file,
+                ),
+                timeout=self._settings.resolve_timeout_seconds,
+            )
+        except LinkResolveError as exc:
+            raise ProblemError(422, f"yt-dlp: {exc}", title="Unresolvable media link") from exc
+        except TimeoutError as exc:
+            raise ProblemError(
+                422, f"yt-dlp did not resolve {url} within {self._settings.resolve_timeout_seconds:g} s"
+            ) from exc
+
+    async def _check(self, url: str) -> None:
+        if self._url_check is not None:
+            await self._url_check(url)
+
+
+def _file_name(resolved: ResolvedMedia) -> str | None:
+    stem = (resolved.title or resolved.media_id or "media").replace("/", "_").replace("\\", "_")
+    return display_name(f"{stem[:200]}.{resolved.ext or 'media'}")
