@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import pytest
 import srt
@@ -131,6 +132,13 @@ def test_create_from_file_url_then_delete(
         ("POST", "/api/whisper/tasks/create", {"params": {"language": "en"}}, 422),
         ("POST", "/api/whisper/tasks/create", {"files": {"file_upload": ("a.mp3", b"not audio " * 50)}}, 415),
         ("POST", "/api/whisper/tasks/query", {"json": {"status": "running"}}, 422),
+        ("POST", "/api/whisper/extract_audio", {"files": {"file": ("a.mp4", b"not media " * 50)}}, 415),
+        (
+            "POST",
+            "/api/whisper/extract_audio",
+            {"params": {"output_format": "mp3", "bit_depth": 24}, "files": {"file": ("a.wav", b"x" * 64)}},
+            422,
+        ),
     ],
 )
 def test_errors_keep_status_in_envelope(
@@ -141,3 +149,22 @@ def test_errors_keep_status_in_envelope(
     body = response.json()
     assert body["code"] == status and body["router"] == path
     assert body["data"]["status"] == status and body["data"]["detail"]
+
+
+def test_extract_audio_returns_the_audio(
+    http: httpx.Client, server: LiveServer, task: dict[str, Any], clips: dict[str, Clip]
+) -> None:
+    with clips["jfk.flac"].path.open("rb") as media:
+        response = http.post(
+            "/api/whisper/extract_audio",
+            params={"output_format": "wav", "sample_rate": 8000, "channels": 1},
+            files={"file": ("jfk.flac", media, "audio/flac")},
+        )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("audio/wav")
+    with av.open(io.BytesIO(response.content)) as container:
+        stream = container.streams.audio[0]
+        assert (stream.rate, stream.channels) == (8000, 1)
+        assert abs(float(container.duration or 0) / av.time_base - clips["jfk.flac"].duration) < 0.2
+    stored = {p.name for p in server.settings.storage.temp_dir.iterdir()}
+    assert len(stored) == 1, f"extraction leaves no file behind: {stored}"

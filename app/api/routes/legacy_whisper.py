@@ -21,10 +21,13 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api.deps import ServicesDep, TaskServiceDep
+from app.api.deps import ServicesDep, StorageDep, TaskServiceDep
+from app.api.extract_audio import TempFileStreamingResponse, extracted_audio_response
 from app.api.routes.health import health
+from app.api.routes.media import AUDIO_RESPONSES
 from app.db.task_repository import TaskFilters
 from app.errors import ProblemError
+from app.media.extract import AudioFormat, ExtractOptions
 from app.schemas.legacy import Envelope, LegacyTaskQuery
 from app.schemas.result import TranscriptionResult
 from app.schemas.task import TaskCreateForm, TaskStatus
@@ -238,3 +241,40 @@ async def legacy_generate_subtitles(
 )
 async def legacy_health(request: Request, services: ServicesDep) -> JSONResponse:
     return envelope(request, await health(services))
+
+
+@router.post(
+    "/api/whisper/extract_audio",
+    summary="Extract audio (legacy) / 提取音频（旧版）",
+    description=(
+        f"{LEGACY}\n\nThe media as the `file` multipart field, options in the query string. On success "
+        "the answer is the audio itself (as `/api/v1/media/extract-audio`), not an envelope; errors are "
+        "envelopes.\n\n"
+        "媒体文件用 multipart 字段 file 上传，参数放在查询字符串中。成功时直接返回音频（同 /api/v1/media/extract-audio），"
+        "而不是信封；错误时返回信封。"
+    ),
+    status_code=200,
+    response_class=TempFileStreamingResponse,
+    responses={**AUDIO_RESPONSES, **ENVELOPE_ERRORS},
+)
+async def legacy_extract_audio(
+    storage: StorageDep,
+    file: Annotated[UploadFile, File(description="Video or audio file. / 视频或音频文件。")],
+    output_format: Annotated[
+        AudioFormat, Query(description="wav | mp3 | flac | opus. / 输出格式。")
+    ] = AudioFormat.wav,
+    sample_rate: Annotated[
+        int, Query(ge=8000, le=192000, description="Output sample rate in Hz. / 输出采样率（Hz）。")
+    ] = 16000,
+    channels: Annotated[int, Query(ge=1, le=2, description="1 (mono) or 2 (stereo). / 声道数：1 单声道，2 立体声。")] = 1,
+    bit_depth: Annotated[
+        int | None,
+        Query(
+            description="Bits per sample for wav (16/24/32) or flac (16/24). / 位深（wav 16/24/32，flac 16/24）。"
+        ),
+    ] = None,
+) -> TempFileStreamingResponse:
+    options = ExtractOptions(
+        format=output_format, sample_rate=sample_rate, channels=channels, bit_depth=bit_depth
+    )
+    return await extracted_audio_response(storage, file, options, upload_name=file.filename)
