@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
+from app.api.auth import ApiKeyMiddleware
 from app.api.problems import install_problem_handlers
-from app.api.routes import health, internal, models, tasks, workers
+from app.api.routes import health, internal, keys, models, tasks, workers
 from app.logging_setup import configure_logging
 from app.services.container import Services
 from config.settings import Settings
@@ -57,9 +58,12 @@ def create_app(
         max_body_size=settings.storage.max_upload_bytes + FORM_OVERHEAD_BYTES,
     )
     install_problem_handlers(app)
+    # App-wide: covers every router and mount, present and future, except a small public allowlist.
+    app.add_middleware(ApiKeyMiddleware)
     app.include_router(tasks.router)
     app.include_router(models.router)
     app.include_router(workers.router)
     app.include_router(health.router)
     app.include_router(internal.router)
+    app.include_router(keys.router)
     return app

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -80,6 +80,8 @@ class Task(Base):
 
     platform: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     callback_url: Mapped[str | None] = mapped_column(Text, default=None)
+    api_key_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    """The API key that created the task (None: auth off or the bootstrap admin key); only it and admins see the task."""
 
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     language: Mapped[str | None] = mapped_column(String(16), default=None)
@@ -112,3 +114,20 @@ class Worker(Base):
     running_tasks: Mapped[list[str]] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class ApiKey(Base):
+    """An API key. Only the SHA-256 of the key is stored; the key itself is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    name: Mapped[str] = mapped_column(String(128))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """Hex SHA-256 of the key (keys are 256-bit random tokens, so a fast hash is enough)."""
+    prefix: Mapped[str] = mapped_column(String(16))
+    """The key's first characters, to recognise it in listings."""
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 class TaskCancelledError(Exception):
-    """The task was deleted while it ran; its result must be dropped."""
+    """The task was deleted or cancelled while it ran; its result must be dropped."""
 
 
 @dataclass
@@ -197,6 +197,7 @@ class TaskProcessor:
                 continue
             running = _Running(claim)
             self._running[claim.task_id] = running
+            self._events.changed(claim.task_id)
             running.job = asyncio.create_task(self._run(running), name=f"task-{claim.task_id}")
             running.job.add_done_callback(functools.partial(self._finished, claim.task_id))
 
@@ -249,7 +250,7 @@ class TaskProcessor:
                 else:
                     logger.warning("result dropped: the task was deleted or taken over")
             except TaskCancelledError:
-                logger.info("cancelled: the task was deleted while running")
+                logger.info("stopped: the task was deleted or cancelled while running")
             except asyncio.CancelledError:
                 logger.warning("interrupted by shutdown; returning the task to the queue")
                 await asyncio.shield(
@@ -327,6 +328,7 @@ class TaskProcessor:
                     progress = round(min(99.0, 100.0 * segment.end / duration), 1)
                     if not await self._repository.update_owned(running.claim, progress=progress):
                         raise TaskCancelledError
+                    self._events.changed(running.claim.task_id)
         if running.cancelled:
             raise TaskCancelledError
         return TranscriptionResult(

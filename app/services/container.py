@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.api_key_repository import ApiKeyRepository
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_session_factory
 from app.db.task_repository import TaskRepository
@@ -20,6 +21,8 @@ from app.media.janitor import MediaJanitor
 from app.media.storage import MediaStorage
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
+from app.services.admission import AdmissionControl
+from app.services.auth import AuthService
 from app.services.task_service import TaskService
 from config.settings import Settings
 
@@ -39,6 +42,8 @@ class Services:
     processor: TaskProcessor | None
     janitor: MediaJanitor
     tasks: TaskService
+    auth: AuthService
+    admission: AdmissionControl
 
     @classmethod
     async def start(
@@ -77,6 +82,7 @@ class Services:
                 delete_media_after_processing=settings.storage.delete_media_after_processing,
             )
         janitor = MediaJanitor(settings.storage, storage, repository)
+        admission = AdmissionControl(settings.limits, settings.storage.temp_dir, repository)
         services = cls(
             settings=settings,
             engine=engine,
@@ -103,7 +109,10 @@ class Services:
                     if processor is not None
                     else min(1.0, settings.processor.wait_recheck_seconds)
                 ),
+                admission=admission,
             ),
+            auth=AuthService(settings.auth, ApiKeyRepository(sessions)),
+            admission=admission,
         )
         await janitor.sweep()
         janitor.start()
