@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.api.auth import ApiKeyMiddleware
+from app.api.auth import ApiKeyMiddleware, document_security
 from app.api.problems import install_problem_handlers
 from app.api.routes import health, internal, keys, models, tasks, workers
 from app.logging_setup import configure_logging
@@ -60,6 +60,8 @@ def create_app(
     install_problem_handlers(app)
     # App-wide: covers every router and mount, present and future, except a small public allowlist.
     app.add_middleware(ApiKeyMiddleware)
+    if settings.auth.enabled:
+        document_security(app)
     app.include_router(tasks.router)
     app.include_router(models.router)
     app.include_router(workers.router)

@@ -248,7 +248,8 @@ class TaskProcessor:
                         result.language,
                     )
                 else:
-                    logger.warning("result dropped: the task was deleted or taken over")
+                    running.cancelled = True  # keep the media: the task is someone else's now
+                    logger.warning("result dropped: the task was deleted, cancelled or taken over")
             except TaskCancelledError:
                 logger.info("stopped: the task was deleted or cancelled while running")
             except asyncio.CancelledError:
@@ -327,6 +328,8 @@ class TaskProcessor:
                     last_write = now
                     progress = round(min(99.0, 100.0 * segment.end / duration), 1)
                     if not await self._repository.update_owned(running.claim, progress=progress):
+                        # Deleted, cancelled (possibly from another node) or taken over.
+                        running.cancelled = True
                         raise TaskCancelledError
                     self._events.changed(running.claim.task_id)
         if running.cancelled:

@@ -127,6 +127,10 @@ async def test_public_paths_answer_without_a_key(api: RunningApp) -> None:
     for path in ("/api/v1/health", "/", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
         response = await api.client.get(path)
         assert response.status_code == 200, path
+    spec = (await api.client.get("/openapi.json")).json()
+    assert set(spec["components"]["securitySchemes"]) == {"bearerAuth", "apiKeyHeader"}
+    assert spec["paths"]["/api/v1/health"]["get"]["security"] == []
+    assert "security" not in spec["paths"]["/api/v1/tasks"]["get"]  # the global requirement applies
     # The peer route keeps its own secret: no API key needed, the peer secret decides.
     missing = await api.client.get("/internal/v1/media/nothing", headers=_bearer(PEER_SECRET))
     assert missing.status_code == 404
