@@ -18,7 +18,8 @@ from fastapi import FastAPI
 
 from app.services.container import Services
 from config.settings import Settings
-from tests.conftest import Clip, upload
+from tests.api.test_backpressure import assert_503
+from tests.conftest import Clip, upload, wait_done
 from tests.ops_support import app_for, serve, settings_in
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -46,11 +47,14 @@ class Node:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def node(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> AsyncIterator[Node]:
-    """One real server, processor paused at start; every progress step is written."""
+    """One real server, processor paused at start; every progress step is written; at most 3 queued.
+
+    Each test leaves no task queued."""
     settings = settings_in(
         tmp_path_factory.mktemp("control"),
         model_dir,
         processor={"progress_interval_seconds": 0, "max_concurrent_tasks": 1},
+        limits={"max_queue_depth": 3, "retry_after_seconds": 7},
     )
     app = app_for(settings, paused=True)
     async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as client:
@@ -119,6 +123,41 @@ async def test_events_stream_a_jfk_task_until_it_completes(node: Node, clips: di
     ]
 
 
+async def test_full_queue_refuses_new_tasks_and_loses_none(node: Node, clips: dict[str, Clip]) -> None:
+    client = node.client
+    accepted = []
+    for name in ("pocketsphinx_cards_001.wav", "LJ002-0020.wav", "goforward.wav"):
+        response = await upload(client, clips[name].path, beam_size=1, temperature=0)
+        assert response.status_code == 201, response.text
+        accepted.append(response.json()["id"])
+
+    refused = await upload(client, clips["jfk.flac"].path)
+    assert_503(refused, "queue_depth", 7)
+    assert "3 task(s) queued, limit 3" in refused.json()["detail"]
+    # A URL task is refused before anything is downloaded (an unreachable URL would be 422).
+    by_url = await client.post("/api/v1/tasks", data={"file_url": "http://127.0.0.1:9/a.wav"})
+    assert_503(by_url, "queue_depth", 7)
+    # Nothing of the refused requests is kept: three queued tasks, no extra media file.
+    assert (await client.get("/api/v1/tasks", params={"status": "queued"})).json()["total"] == 3
+    stored = {path.name for path in node.settings.storage.temp_dir.iterdir()}
+    rows = [await node.services.repository.get(task_id) for task_id in accepted]
+    assert {row.media_path for row in rows if row is not None} <= stored
+    assert len(stored) == len(await node.services.repository.media_paths())
+
+    node.resume()
+    try:
+        for task_id in accepted:
+            task = await wait_done(client, task_id)
+            assert task["status"] == "completed", task["error"]
+            assert task["result"]["text"].strip()
+    finally:
+        node.pause()
+    # Room again: the next task is accepted.
+    extra = await upload(client, clips["jfk.flac"].path)
+    assert extra.status_code == 201
+    assert (await client.post(f"/api/v1/tasks/{extra.json()['id']}/cancel")).status_code == 200
+
+
 async def test_cancel_and_retry_a_queued_task(node: Node, clips: dict[str, Clip]) -> None:
     client = node.client
     task_id = (await upload(client, clips["goforward.wav"].path)).json()["id"]
@@ -143,21 +182,47 @@ async def test_cancel_and_retry_a_queued_task(node: Node, clips: dict[str, Clip]
         ("end", "cancelled"),
     ]
     assert (await client.post(f"/api/v1/tasks/{task_id}/cancel")).status_code == 409
-    assert (await client.get("/api/v1/tasks", params={"status": "cancelled"})).json()["total"] == 1
+    listed = (await client.get("/api/v1/tasks", params={"status": "cancelled"})).json()["items"]
+    assert task_id in {item["id"] for item in listed}
 
     retried = await client.post(f"/api/v1/tasks/{task_id}/retry")
     assert retried.status_code == 200, retried.text
     body = retried.json()
     assert body["status"] == "queued" and body["error"] is None and body["completed_at"] is None
 
-    # Without its media a task cannot be retried.
-    assert (await client.post(f"/api/v1/tasks/{task_id}/cancel")).status_code == 200
-    task = await node.services.repository.get(task_id)
-    assert task is not None and task.media_path is not None
-    node.services.storage.path_of(task.media_path).unlink()
-    gone = await client.post(f"/api/v1/tasks/{task_id}/retry")
-    assert gone.status_code == 409 and gone.json()["reason"] == "media_gone", gone.text
     assert (await client.post("/api/v1/tasks/nope/cancel")).status_code == 404
+    assert (await client.post(f"/api/v1/tasks/{task_id}/cancel")).status_code == 200
+
+
+async def test_retry_runs_a_failed_task_again(node: Node, clips: dict[str, Clip]) -> None:
+    client = node.client
+    task_id = (await upload(client, clips["goforward.wav"].path, beam_size=1, temperature=0)).json()["id"]
+    row = await node.services.repository.get(task_id)
+    assert row is not None and row.media_path is not None
+    media = node.services.storage.path_of(row.media_path)
+    aside = media.with_name("aside")
+    media.rename(aside)  # the run fails: its media is gone
+    node.resume()
+    try:
+        failed = (await client.get(f"/api/v1/tasks/{task_id}", params={"wait": 60})).json()
+        assert failed["status"] == "failed" and "no longer available" in failed["error"]
+        node.pause()
+
+        gone = await client.post(f"/api/v1/tasks/{task_id}/retry")
+        assert gone.status_code == 409 and gone.json()["reason"] == "media_gone", gone.text
+
+        aside.rename(media)
+        retried = await client.post(f"/api/v1/tasks/{task_id}/retry")
+        assert retried.status_code == 200, retried.text
+        body = retried.json()
+        assert body["status"] == "queued" and body["error"] is None and body["completed_at"] is None
+        assert body["attempts"] == 1  # the fencing token keeps counting
+        node.resume()
+        done = (await client.get(f"/api/v1/tasks/{task_id}", params={"wait": 60})).json()
+        assert done["status"] == "completed", done["error"]
+        assert "go forward" in done["result"]["text"].lower() and done["attempts"] == 2
+    finally:
+        node.pause()
 
 
 def _long_audio(source: Path, target: Path, repeat: int) -> Path:
