@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
+from app.api.auth import ApiKeyMiddleware, document_security
 from app.api.problems import install_problem_handlers
 from app.api.routes import (
     batches,
     health,
     internal,
+    keys,
     legacy_chatgpt,
     legacy_platforms,
     legacy_whisper,
@@ -71,6 +73,10 @@ def create_app(
         max_body_size=settings.storage.max_upload_bytes + FORM_OVERHEAD_BYTES,
     )
     install_problem_handlers(app)
+    # App-wide: covers every router and mount, present and future, except a small public allowlist.
+    app.add_middleware(ApiKeyMiddleware)
+    if settings.auth.enabled:
+        document_security(app)
     app.include_router(tasks.router)
     app.include_router(summaries.router)
     app.include_router(links.router)
@@ -84,4 +90,5 @@ def create_app(
     app.include_router(openai_audio.router)
     app.include_router(legacy_whisper.router)
     app.include_router(legacy_platforms.router)
+    app.include_router(keys.router)
     return app

@@ -268,6 +268,36 @@ class LinksSettings(BaseModel):
     """Netscape-format cookies file for yt-dlp (Douyin and some YouTube videos need fresh cookies). yt-dlp may update it."""
 
 
+class AuthSettings(BaseModel):
+    """API keys."""
+
+    model_config = _GROUP_CONFIG
+
+    enabled: bool = False
+    """Require an API key (``Authorization: Bearer <key>`` or ``X-API-Key: <key>``) on every endpoint except health and the docs."""
+
+    admin_key: SecretStr | None = None
+    """Bootstrap admin key, accepted besides the keys in the database, so a fresh install can create keys through ``/api/v1/keys``."""
+
+
+class LimitsSettings(BaseModel):
+    """Backpressure: when new tasks are refused with 503 and ``Retry-After``."""
+
+    model_config = _GROUP_CONFIG
+
+    max_queue_depth: int = Field(default=10000, ge=0)
+    """Most queued tasks (all nodes); new tasks are refused beyond it. 0 means no limit."""
+
+    min_free_disk_mb: float = Field(default=256.0, ge=0)
+    """Least free space in MiB on the media directory's file system; new tasks are refused below it. 0 disables the check."""
+
+    min_free_memory_mb: float = Field(default=256.0, ge=0)
+    """Least available memory in MiB (psutil, else ``/proc/meminfo``); new tasks are refused below it. 0 disables the check."""
+
+    retry_after_seconds: int = Field(default=30, ge=1)
+    """``Retry-After`` value, in seconds, sent with a 503 refusal."""
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -364,6 +394,11 @@ class Settings(BaseSettings):
 
     llm: LLMSettings = LLMSettings()
     """LLM summaries (``LLM__*``)."""
+    auth: AuthSettings = AuthSettings()
+    """API keys (``AUTH__*``)."""
+
+    limits: LimitsSettings = LimitsSettings()
+    """Backpressure limits (``LIMITS__*``)."""
 
     @field_validator("database_url")
     @classmethod

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.errors import ProblemError
 from app.media.storage import MediaStorage
+from app.services.auth import ANONYMOUS, Principal
 from app.services.container import Services
 from app.services.link_service import LinkService
 from app.services.summary_service import SummaryService
@@ -39,9 +41,40 @@ def get_settings(request: Request) -> Settings:
     return get_services(request).settings
 
 
+def get_principal(request: Request) -> Principal:
+    """The caller, as resolved by the app-wide API key middleware (``app.api.auth``).
+
+    Public paths carry no principal; with auth off every caller is an anonymous admin.
+    """
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        if get_settings(request).auth.enabled:
+            raise ProblemError(401, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
+        return ANONYMOUS
+    return principal
+
+
+def require_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    if not principal.is_admin:
+        raise ProblemError(403, "this operation needs an admin API key")
+    return principal
+
+
+async def check_admission(request: Request) -> None:
+    """Refuse new work with 503 + Retry-After past the queue, disk or memory limits."""
+    await get_services(request).admission.check()
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SummaryServiceDep = Annotated[SummaryService, Depends(get_summary_service)]
 LinkServiceDep = Annotated[LinkService, Depends(get_link_service)]
 StorageDep = Annotated[MediaStorage, Depends(get_storage)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+"""The caller's API key (key id, name, admin flag). Task visibility follows it."""
+AdminDep = Annotated[Principal, Depends(require_admin)]
+"""Like ``PrincipalDep``, but 403 unless the key is an admin key."""
+AdmissionDep = Annotated[None, Depends(check_admission)]
+"""Add to any route that creates or re-queues work: 503 + Retry-After when over capacity.
+(``TaskService.create`` and ``TaskService.retry`` check it themselves.)"""

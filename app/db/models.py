@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -82,6 +82,8 @@ class Task(Base):
     batch_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     """The batch the task was created in, if any."""
     callback_url: Mapped[str | None] = mapped_column(Text, default=None)
+    api_key_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    """The API key that created the task (None: auth off or the bootstrap admin key); only it and admins see the task."""
 
     link_url: Mapped[str | None] = mapped_column(Text, default=None)
     """The media link a task was created from (``POST /api/v1/tasks/from-link``), as given."""
@@ -204,3 +206,20 @@ class Summary(Base):
     total_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     processing_time: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key. Only the SHA-256 of the key is stored; the key itself is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    name: Mapped[str] = mapped_column(String(128))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """Hex SHA-256 of the key (keys are 256-bit random tokens, so a fast hash is enough)."""
+    prefix: Mapped[str] = mapped_column(String(16))
+    """The key's first characters, to recognise it in listings."""
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

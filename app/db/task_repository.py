@@ -30,6 +30,8 @@ class TaskFilters:
     created_after: datetime | None = None
     created_before: datetime | None = None
     has_error: bool | None = None
+    api_key_id: str | None = None
+    """Only tasks created with this API key (None: any, for admins and when auth is off)."""
 
     def clauses(self) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
@@ -53,6 +55,8 @@ class TaskFilters:
             clauses.append(Task.created_at < self.created_before)
         if self.has_error is not None:
             clauses.append(Task.error.is_not(None) if self.has_error else Task.error.is_(None))
+        if self.api_key_id is not None:
+            clauses.append(Task.api_key_id == self.api_key_id)
         return clauses
 
 
@@ -93,11 +97,12 @@ class TaskRepository:
             )
             return rows.all(), int(total or 0)
 
-    async def delete(self, task_id: str) -> Task | None:
-        """Delete the row and return it as it was, or ``None`` when it does not exist."""
+    async def delete(self, task_id: str, *, api_key_id: str | None = None) -> Task | None:
+        """Delete the row and return it as it was, or ``None`` when it does not exist
+        (or, with ``api_key_id``, belongs to another key)."""
         async with self._sessions() as session, session.begin():
             task = await session.get(Task, task_id)
-            if task is None:
+            if task is None or (api_key_id is not None and task.api_key_id != api_key_id):
                 return None
             await session.execute(delete(Task).where(Task.id == task_id))
             return task
@@ -289,7 +294,9 @@ class TaskRepository:
             rows = await session.execute(
                 select(Task.id, Task.media_path).where(
                     Task.media_path.is_not(None),
-                    Task.status.in_([TaskStatus.completed.value, TaskStatus.failed.value]),
+                    Task.status.in_(
+                        [TaskStatus.completed.value, TaskStatus.failed.value, TaskStatus.cancelled.value]
+                    ),
                     Task.completed_at < finished_before,
                 )
             )
@@ -303,6 +310,71 @@ class TaskRepository:
                 .values(media_path=None)
                 .execution_options(synchronize_session=False)
             )
+
+    async def count_queued(self) -> int:
+        async with self._sessions() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(Task).where(Task.status == TaskStatus.queued.value)
+            )
+            return int(count or 0)
+
+    @retry_on_conflict
+    async def cancel(self, task_id: str) -> bool:
+        """Move a queued or processing task to cancelled; False when it was in neither state.
+
+        A worker running it elsewhere notices at its next fenced write or lease renewal, both of
+        which require ``processing``, and drops the work.
+        """
+        now = utcnow()
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(Task)
+                .where(
+                    Task.id == task_id,
+                    Task.status.in_([TaskStatus.queued.value, TaskStatus.processing.value]),
+                )
+                .values(
+                    status=TaskStatus.cancelled.value,
+                    completed_at=now,
+                    updated_at=now,
+                    lease_expires_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    @retry_on_conflict
+    async def requeue_finished(self, task_id: str) -> bool:
+        """Queue a failed or cancelled task again; False when it was in neither state.
+
+        ``attempts`` is kept: it is the fencing token, so a stale worker of an earlier claim can
+        never write into the new run.
+        """
+        now = utcnow()
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(Task)
+                .where(
+                    Task.id == task_id,
+                    Task.status.in_([TaskStatus.failed.value, TaskStatus.cancelled.value]),
+                )
+                .values(
+                    status=TaskStatus.queued.value,
+                    error=None,
+                    result=None,
+                    progress=0.0,
+                    language=None,
+                    language_probability=None,
+                    processing_time=None,
+                    worker_id=None,
+                    started_at=None,
+                    completed_at=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def status_of(self, task_id: str) -> str | None:
         async with self._sessions() as session:

@@ -1,45 +1,55 @@
-"""In-process signal that a task has finished, for long-polling clients."""
+"""In-process signals that a task changed (claimed, progressed, finished), for waiting clients."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
 
 class TaskEvents:
-    """Wakes waiters when a task on this node finishes.
+    """Wakes waiters when a task on this node changes or finishes.
 
-    Tasks finished by other nodes are not signalled here; waiters bound each wait so
+    Changes made by other nodes are not signalled here; waiters bound each wait so
     they re-read the database periodically.
     """
 
     def __init__(self) -> None:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
-        self._listeners: list[Callable[[str], None]] = []
+        self._finish_listeners: list[Callable[[str], None]] = []
 
-    def subscribe(self, listener: Callable[[str], None]) -> None:
-        """Call ``listener(task_id)`` whenever a task on this node finishes."""
-        self._listeners.append(listener)
+    def on_finished(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(task_id)`` whenever a task on this node finishes (e.g. to send its callback)."""
+        self._finish_listeners.append(listener)
 
-    def finished(self, task_id: str) -> None:
-        for listener in self._listeners:
-            listener(task_id)
-        for event in self._waiters.pop(task_id, set()):
+    def changed(self, task_id: str) -> None:
+        """The task's row changed (status or progress): wake its waiters and subscribers."""
+        for event in self._waiters.get(task_id, ()):
             event.set()
 
-    async def wait(self, task_id: str, timeout: float) -> None:
-        """Return when ``task_id`` finishes here or ``timeout`` seconds pass."""
+    def finished(self, task_id: str) -> None:
+        for listener in self._finish_listeners:
+            listener(task_id)
+        self.changed(task_id)
+
+    @contextmanager
+    def subscribe(self, task_id: str) -> Iterator[asyncio.Event]:
+        """An event set at each change of ``task_id`` until the block exits; clear it before
+        each read so no change between the read and the next wait is missed."""
         event = asyncio.Event()
         self._waiters[task_id].add(event)
         try:
-            with suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await event.wait()
+            yield event
         finally:
             waiters = self._waiters.get(task_id)
             if waiters is not None:
                 waiters.discard(event)
                 if not waiters:
                     del self._waiters[task_id]
+
+    async def wait(self, task_id: str, timeout: float) -> None:
+        """Return when ``task_id`` changes here or ``timeout`` seconds pass."""
+        with self.subscribe(task_id) as event, suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await event.wait()

@@ -31,7 +31,7 @@ R = TypeVar("R")
 
 
 class TaskCancelledError(Exception):
-    """The task was deleted while it ran; its result must be dropped."""
+    """The task was deleted or cancelled while it ran; its result must be dropped."""
 
 
 @dataclass
@@ -209,6 +209,7 @@ class TaskProcessor:
                 continue
             running = _Running(claim)
             self._running[claim.task_id] = running
+            self._events.changed(claim.task_id)
             running.job = asyncio.create_task(self._run(running), name=f"task-{claim.task_id}")
             running.job.add_done_callback(functools.partial(self._finished, claim.task_id))
 
@@ -260,9 +261,10 @@ class TaskProcessor:
                         result.language,
                     )
                 else:
-                    logger.warning("result dropped: the task was deleted or taken over")
+                    running.cancelled = True  # keep the media: the task is someone else's now
+                    logger.warning("result dropped: the task was deleted, cancelled or taken over")
             except TaskCancelledError:
-                logger.info("cancelled: the task was deleted while running")
+                logger.info("stopped: the task was deleted or cancelled while running")
             except asyncio.CancelledError:
                 logger.warning("interrupted by shutdown; returning the task to the queue")
                 await asyncio.shield(
@@ -360,7 +362,10 @@ class TaskProcessor:
                     last_write = now
                     progress = round(min(99.0, 100.0 * segment.end / duration), 1)
                     if not await self._write_progress(running.claim, progress):
+                        # Deleted, cancelled (possibly from another node) or taken over.
+                        running.cancelled = True
                         raise TaskCancelledError
+                    self._events.changed(running.claim.task_id)
         if running.cancelled:
             raise TaskCancelledError
         return TranscriptionResult(

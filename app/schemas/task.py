@@ -23,10 +23,11 @@ class TaskStatus(StrEnum):
     processing = "processing"
     completed = "completed"
     failed = "failed"
+    cancelled = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (TaskStatus.completed, TaskStatus.failed)
+        return self in (TaskStatus.completed, TaskStatus.failed, TaskStatus.cancelled)
 
 
 class TaskType(StrEnum):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.api_key_repository import ApiKeyRepository
 from app.db.callback_repository import CallbackRepository
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_session_factory
@@ -24,6 +25,8 @@ from app.media.storage import MediaStorage
 from app.net.url_guard import UrlGuard
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
+from app.services.admission import AdmissionControl
+from app.services.auth import AuthService
 from app.services.callbacks import CallbackDispatcher
 from app.services.link_service import LinkService
 from app.services.summary_service import SummaryService
@@ -52,6 +55,8 @@ class Services:
     llm: ChatClient
     summaries: SummaryService
     links: LinkService
+    auth: AuthService
+    admission: AdmissionControl
 
     @classmethod
     async def start(
@@ -98,6 +103,7 @@ class Services:
                 delete_media_after_processing=settings.storage.delete_media_after_processing,
             )
         janitor = MediaJanitor(settings.storage, storage, repository)
+        admission = AdmissionControl(settings.limits, settings.storage.temp_dir, repository)
         dispatcher = None
         if settings.callbacks.enabled:
             dispatcher = CallbackDispatcher(
@@ -107,7 +113,7 @@ class Services:
                 guard=guard,
                 node_id=settings.processor.node_id,
             )
-            events.subscribe(dispatcher.wake)
+            events.on_finished(dispatcher.wake)
         llm = ChatClient(settings.llm)
         tasks = TaskService(
             repository=repository,
@@ -127,6 +133,7 @@ class Services:
             guard=guard,
             callbacks=callbacks,
             wake_callbacks=dispatcher.wake if dispatcher is not None else None,
+            admission=admission,
         )
         services = cls(
             settings=settings,
@@ -148,7 +155,7 @@ class Services:
                 settings=settings.llm,
                 client=llm,
                 summaries=SummaryRepository(sessions),
-                tasks=repository,
+                tasks=tasks,
             ),
             links=LinkService(
                 tasks=tasks,
@@ -157,6 +164,8 @@ class Services:
                 max_bytes=settings.storage.max_upload_bytes,
                 url_check=guard.check,
             ),
+            auth=AuthService(settings.auth, ApiKeyRepository(sessions)),
+            admission=admission,
         )
         await janitor.sweep()
         janitor.start()

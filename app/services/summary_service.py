@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db.models import Summary
 from app.db.summary_repository import SummaryRepository
-from app.db.task_repository import TaskRepository
 from app.errors import ProblemError
 from app.llm.client import ChatClient, LLMError, Usage
 from app.llm.summarizer import EmptyTranscriptError, PromptTooLongError, Summarizer, SummaryOutcome
@@ -22,6 +21,7 @@ from app.logging_setup import task_log_context
 from app.schemas.result import TranscriptionResult
 from app.schemas.summary import SummaryList, SummaryOptions, SummaryOut, SummaryStatus
 from app.schemas.task import TaskStatus
+from app.services.task_service import TaskService
 from config.settings import LLMSettings
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class SummaryService:
         settings: LLMSettings,
         client: ChatClient,
         summaries: SummaryRepository,
-        tasks: TaskRepository,
+        tasks: TaskService,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -84,9 +84,7 @@ class SummaryService:
         404: unknown task; 409: not completed; 503: no key; 502: the LLM API failed (the
         failed row is stored too).
         """
-        task = await self._tasks.get(task_id)
-        if task is None:
-            raise ProblemError(404, f"task {task_id} does not exist")
+        task = await self._tasks.get_task(task_id)  # 404, also for another API key's task
         if task.status != TaskStatus.completed.value or task.result is None:
             raise ProblemError(409, f"task {task_id} is {task.status}; summaries need a completed task")
         result = TranscriptionResult.model_validate(task.result)
@@ -144,11 +142,11 @@ class SummaryService:
         )
 
     async def list_for_task(self, task_id: str) -> SummaryList:
-        if await self._tasks.status_of(task_id) is None:
-            raise ProblemError(404, f"task {task_id} does not exist")
+        await self._tasks.get_task(task_id)
         return SummaryList(items=[to_out(row) for row in await self._summaries.for_task(task_id)])
 
     async def get(self, task_id: str, summary_id: str) -> SummaryOut:
+        await self._tasks.get_task(task_id)
         summary = await self._summaries.get(task_id, summary_id)
         if summary is None:
             raise ProblemError(404, f"summary {summary_id} of task {task_id} does not exist")

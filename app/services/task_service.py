@@ -1,11 +1,18 @@
-"""Task use cases: create from an upload or URL, read, list, wait, delete."""
+"""Task use cases: create from an upload or URL, read, list, wait, watch, cancel, retry, delete.
+
+Every read and change is scoped to the caller's API key: a task is visible only to the key that
+created it and to admin keys (another key's task answers 404, never 403). The principal is passed
+explicitly or, by default, taken from the request context set by the auth middleware.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import PurePath
 
@@ -46,6 +53,8 @@ from app.schemas.task import (
     TaskStatus,
     TaskType,
 )
+from app.services.admission import AdmissionControl
+from app.services.auth import Principal, current_principal
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +173,7 @@ class TaskService:
         guard: UrlGuard | None = None,
         callbacks: CallbackRepository | None = None,
         wake_callbacks: Callable[[], None] | None = None,
+        admission: AdmissionControl | None = None,
     ) -> None:
         self._repository = repository
         self._storage = storage
@@ -177,6 +187,21 @@ class TaskService:
         self._guard = guard
         self._callbacks = callbacks
         self._wake_callbacks = wake_callbacks
+        self._admission = admission
+
+    @staticmethod
+    def _principal(principal: Principal | None) -> Principal | None:
+        return principal if principal is not None else current_principal.get()
+
+    def _owner(self, principal: Principal | None) -> str | None:
+        """The API key id tasks must carry to be visible, or None when all are."""
+        resolved = self._principal(principal)
+        return resolved.owner_filter if resolved is not None else None
+
+    async def admit(self) -> None:
+        """Raise 503 (with Retry-After) when new work is refused; see :class:`AdmissionControl`."""
+        if self._admission is not None:
+            await self._admission.check()
 
     async def create(
         self,
@@ -191,6 +216,7 @@ class TaskService:
         options: DecodeOptions,
         callback_url: str | None,
         platform: str | None,
+        principal: Principal | None = None,
     ) -> TaskOut:
         model_name, engine_name = await self.check_request(
             model=model, engine=engine, task_type=task_type, options=options, callback_url=callback_url
@@ -215,6 +241,7 @@ class TaskService:
             options=options,
             callback_url=callback_url,
             platform=platform,
+            principal=principal,
         )
 
     async def check_request(
@@ -241,6 +268,7 @@ class TaskService:
             raise ProblemError(422, f"model {model_name!r} is English-only")
         if callback_url is not None and self._guard is not None:
             await self._guard.check(callback_url)
+        await self.admit()
         return model_name, engine_name
 
     async def download(self, url: str, *, headers: Mapping[str, str] | None = None) -> StoredMedia:
@@ -262,8 +290,12 @@ class TaskService:
         callback_url: str | None,
         platform: str | None,
         link: LinkMetadata | None = None,
+        principal: Principal | None = None,
     ) -> TaskOut:
-        """Probe stored media and queue a task for it; the file is removed if that fails (415 if not media)."""
+        """Probe stored media and queue a task for it; the file is removed if that fails (415 if not media).
+
+        The task belongs to ``principal`` (by default the caller's API key)."""
+        creator = self._principal(principal)
         try:
             try:
                 info = await asyncio.to_thread(probe_media, stored.path)
@@ -285,6 +317,7 @@ class TaskService:
                 duration=info.duration,
                 platform=platform,
                 callback_url=callback_url,
+                api_key_id=creator.key_id if creator is not None else None,
                 progress=0.0,
                 attempts=0,
             )
@@ -323,23 +356,30 @@ class TaskService:
         except MediaDownloadError as exc:
             raise ProblemError(422, str(exc)) from exc
 
-    async def get_task(self, task_id: str) -> Task:
+    async def get_task(self, task_id: str, principal: Principal | None = None) -> Task:
+        """The task, or 404 when it does not exist or belongs to another API key."""
         task = await self._repository.get(task_id)
-        if task is None:
+        owner = self._owner(principal)
+        if task is None or (owner is not None and task.api_key_id != owner):
             raise ProblemError(404, f"task {task_id} does not exist")
         return task
 
-    async def get(self, task_id: str, *, wait: float = 0.0) -> TaskOut:
+    async def get(self, task_id: str, *, wait: float = 0.0, principal: Principal | None = None) -> TaskOut:
         """Return the task; with ``wait`` > 0, long-poll until it finishes or the time is up."""
         deadline = time.monotonic() + wait
         while True:
-            task = await self.get_task(task_id)
+            task = await self.get_task(task_id, principal)
             remaining = deadline - time.monotonic()
             if TaskStatus(task.status).finished or remaining <= 0:
                 return to_out(task, callback=await self._latest_callback(task))
             await self._events.wait(task_id, min(remaining, self._poll_interval))
 
-    async def search(self, filters: TaskFilters, *, limit: int, offset: int) -> TaskPage:
+    async def search(
+        self, filters: TaskFilters, *, limit: int, offset: int, principal: Principal | None = None
+    ) -> TaskPage:
+        owner = self._owner(principal)
+        if owner is not None:
+            filters = replace(filters, api_key_id=owner)
         rows, total = await self._repository.search(filters, limit=limit, offset=offset)
         latest = (
             await self._callbacks.latest_for([row.id for row in rows if row.callback_url])
@@ -355,9 +395,9 @@ class TaskService:
             next_offset=next_offset,
         )
 
-    async def delete(self, task_id: str) -> None:
+    async def delete(self, task_id: str, principal: Principal | None = None) -> None:
         """Delete the row and its media; a running task is cancelled and its result dropped."""
-        task = await self._repository.delete(task_id)
+        task = await self._repository.delete(task_id, api_key_id=self._owner(principal))
         if task is None:
             raise ProblemError(404, f"task {task_id} does not exist")
         with task_log_context(task_id):
@@ -365,10 +405,98 @@ class TaskService:
             if self._callbacks is not None:
                 await self._callbacks.delete_for_task(task_id)
             self._storage.remove(task.media_path)
+            self._events.changed(task_id)
             logger.info("deleted%s", " (cancelled while running)" if cancelled else "")
 
-    async def media(self, task_id: str) -> tuple[Task, str]:
-        task = await self.get_task(task_id)
+    async def cancel(self, task_id: str, principal: Principal | None = None) -> TaskOut:
+        """Cancel a queued or running task (409 otherwise). A run on this node stops at its next
+        segment; a run on another node stops at its next progress write or lease renewal."""
+        task = await self.get_task(task_id, principal)
+        if not await self._repository.cancel(task_id):
+            current = await self.get_task(task_id, principal)
+            raise ProblemError(
+                409,
+                f"task {task_id} is {current.status}; only queued or processing tasks can be cancelled",
+                task_status=current.status,
+            )
+        with task_log_context(task_id):
+            stopped = self._processor.cancel(task_id) if self._processor else False
+            logger.info("cancelled (was %s%s)", task.status, ", stopping the local run" if stopped else "")
+        self._events.changed(task_id)
+        return to_out(await self.get_task(task_id, principal))
+
+    async def retry(self, task_id: str, principal: Principal | None = None) -> TaskOut:
+        """Queue a failed or cancelled task again (409 in other states or when its media is gone)."""
+        task = await self.get_task(task_id, principal)
+        if task.status not in (TaskStatus.failed.value, TaskStatus.cancelled.value):
+            raise ProblemError(
+                409,
+                f"task {task_id} is {task.status}; only failed or cancelled tasks can be retried",
+                task_status=task.status,
+            )
+        if not self._media_retained(task):
+            raise ProblemError(
+                409,
+                f"the media of task {task_id} is no longer retained; create a new task",
+                task_status=task.status,
+                reason="media_gone",
+            )
+        await self.admit()
+        if not await self._repository.requeue_finished(task_id):
+            current = await self.get_task(task_id, principal)
+            raise ProblemError(
+                409,
+                f"task {task_id} is {current.status}; only failed or cancelled tasks can be retried",
+                task_status=current.status,
+            )
+        with task_log_context(task_id):
+            logger.info("re-queued by request (was %s)", task.status)
+        if self._processor is not None:
+            self._processor.wake()
+        self._events.changed(task_id)
+        return to_out(await self.get_task(task_id, principal))
+
+    def _media_retained(self, task: Task) -> bool:
+        if task.media_path is None:
+            return False
+        if task.media_node is not None and task.media_node != self._media_node:
+            return True  # held by another node, which serves it to the worker
+        return self._storage.path_of(task.media_path).is_file()
+
+    async def watch(
+        self, task_id: str, *, poll_interval: float, keepalive: float, principal: Principal | None = None
+    ) -> AsyncIterator[TaskOut | None]:
+        """Yield the task at once and after each change of status or progress, until it finishes.
+
+        Local changes wake the watcher at once; changes on other nodes are seen by re-reading
+        the database every ``poll_interval`` seconds. ``None`` is yielded after ``keepalive``
+        quiet seconds. Ends (without raising) when the task is deleted.
+        """
+        last: tuple[str, float] | None = None
+        quiet_since = time.monotonic()
+        with self._events.subscribe(task_id) as changed:
+            while True:
+                changed.clear()
+                try:
+                    task = await self.get_task(task_id, principal)
+                except ProblemError:
+                    return
+                state = (task.status, task.progress)
+                if state != last:
+                    last = state
+                    quiet_since = time.monotonic()
+                    yield to_out(task, include_result=False)
+                    if TaskStatus(task.status).finished:
+                        return
+                elif time.monotonic() - quiet_since >= keepalive:
+                    quiet_since = time.monotonic()
+                    yield None
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(poll_interval):
+                        await changed.wait()
+
+    async def media(self, task_id: str, principal: Principal | None = None) -> tuple[Task, str]:
+        task = await self.get_task(task_id, principal)
         if task.media_path is None or not self._storage.path_of(task.media_path).is_file():
             raise ProblemError(410, "the media of this task is no longer retained")
         return task, str(self._storage.path_of(task.media_path))
@@ -416,8 +544,10 @@ class TaskService:
         options: DecodeOptions,
         callback_url: str | None,
         platform: str | None,
+        principal: Principal | None = None,
     ) -> BatchOut:
         """One task per upload under a new batch; one bad file rejects them all and keeps nothing."""
+        creator = self._principal(principal)
         model_name, engine_name = await self.check_request(
             model=model, engine=engine, task_type=task_type, options=options, callback_url=callback_url
         )
@@ -462,6 +592,7 @@ class TaskService:
                         platform=platform,
                         callback_url=callback_url,
                         batch_id=batch.id,
+                        api_key_id=creator.key_id if creator is not None else None,
                         progress=0.0,
                         attempts=0,
                         created_at=created,
@@ -480,8 +611,10 @@ class TaskService:
             self._processor.wake()
         return batch_out(batch, tasks)
 
-    async def get_batch(self, batch_id: str) -> BatchOut:
+    async def get_batch(self, batch_id: str, principal: Principal | None = None) -> BatchOut:
         found = await self._repository.get_batch(batch_id)
-        if found is None:
+        owner = self._owner(principal)
+        # Like tasks, another key's batch does not exist for the caller.
+        if found is None or (owner is not None and any(task.api_key_id != owner for task in found[1])):
             raise ProblemError(404, f"batch {batch_id} does not exist")
         return batch_out(*found)

@@ -266,7 +266,9 @@ async def legacy_extract_audio(
     sample_rate: Annotated[
         int, Query(ge=8000, le=192000, description="Output sample rate in Hz. / 输出采样率（Hz）。")
     ] = 16000,
-    channels: Annotated[int, Query(ge=1, le=2, description="1 (mono) or 2 (stereo). / 声道数：1 单声道，2 立体声。")] = 1,
+    channels: Annotated[
+        int, Query(ge=1, le=2, description="1 (mono) or 2 (stereo). / 声道数：1 单声道，2 立体声。")
+    ] = 1,
     bit_depth: Annotated[
         int | None,
         Query(

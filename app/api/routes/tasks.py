@@ -1,14 +1,16 @@
-"""/api/v1/tasks: create, read, list, delete, subtitles and media."""
+"""/api/v1/tasks: create, read, list, delete, cancel, retry, live events, subtitles and media."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile, status
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
-from app.api.deps import TaskServiceDep
+from app.api.deps import PrincipalDep, SettingsDep, TaskServiceDep
 from app.api.problems import problem_responses
 from app.db.task_repository import TaskFilters
 from app.errors import ProblemError
@@ -38,10 +40,11 @@ TaskId = Annotated[str, Path(description="Task id. / 任务 ID。", max_length=6
         "and processed in the background. Decode options default to Whisper's own.\n\n"
         "上传媒体文件（file）或提供 file_url，任务按优先级排队并在后台处理。解码参数默认与 Whisper 相同。"
     ),
-    responses=problem_responses(400, 413, 415, 422),
+    responses=problem_responses(400, 413, 415, 422, 503),
 )
 async def create_task(
     service: TaskServiceDep,
+    principal: PrincipalDep,
     form: Annotated[TaskCreateForm, Form()],
     file: Annotated[
         UploadFile | None,
@@ -59,6 +62,7 @@ async def create_task(
         options=form.decode_options(),
         callback_url=form.callback_url,
         platform=form.platform,
+        principal=principal,
     )
 
 
@@ -70,6 +74,7 @@ async def create_task(
 )
 async def list_tasks(
     service: TaskServiceDep,
+    principal: PrincipalDep,
     status_: Annotated[
         TaskStatus | None, Query(alias="status", description="Status filter. / 按状态筛选。")
     ] = None,
@@ -109,7 +114,7 @@ async def list_tasks(
         created_before=_aware(created_before),
         has_error=has_error,
     )
-    return await service.search(filters, limit=limit, offset=offset)
+    return await service.search(filters, limit=limit, offset=offset, principal=principal)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -129,13 +134,14 @@ def _aware(value: datetime | None) -> datetime | None:
 )
 async def get_task(
     service: TaskServiceDep,
+    principal: PrincipalDep,
     task_id: TaskId,
     wait: Annotated[
         float,
         Query(ge=0, le=600, description="Seconds to wait for completion. / 等待完成的秒数。"),
     ] = 0,
 ) -> TaskOut:
-    return await service.get(task_id, wait=wait)
+    return await service.get(task_id, wait=wait, principal=principal)
 
 
 @router.delete(
@@ -148,8 +154,8 @@ async def get_task(
     ),
     responses=problem_responses(404),
 )
-async def delete_task(service: TaskServiceDep, task_id: TaskId) -> Response:
-    await service.delete(task_id)
+async def delete_task(service: TaskServiceDep, principal: PrincipalDep, task_id: TaskId) -> Response:
+    await service.delete(task_id, principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -166,12 +172,13 @@ async def delete_task(service: TaskServiceDep, task_id: TaskId) -> Response:
 )
 async def get_subtitles(
     service: TaskServiceDep,
+    principal: PrincipalDep,
     task_id: TaskId,
     format: Annotated[
         SubtitleFormat, Query(description="srt | vtt | txt | tsv | json. / 字幕格式。")
     ] = SubtitleFormat.SRT,
 ) -> Response:
-    task = await service.get_task(task_id)
+    task = await service.get_task(task_id, principal)
     if task.status != TaskStatus.completed.value or task.result is None:
         raise ProblemError(409, f"task {task_id} is {task.status}; subtitles need a completed task")
     body = render_subtitles(TranscriptionResult.model_validate(task.result), format)
@@ -189,8 +196,8 @@ async def get_subtitles(
     response_class=FileResponse,
     responses=problem_responses(404, 410),
 )
-async def get_media(service: TaskServiceDep, task_id: TaskId) -> FileResponse:
-    task, path = await service.media(task_id)
+async def get_media(service: TaskServiceDep, principal: PrincipalDep, task_id: TaskId) -> FileResponse:
+    task, path = await service.media(task_id, principal)
     return FileResponse(
         path,
         media_type="application/octet-stream",
@@ -224,3 +231,119 @@ async def get_callback_history(service: TaskServiceDep, task_id: TaskId) -> Call
 )
 async def resend_callback(service: TaskServiceDep, task_id: TaskId) -> CallbackStatus:
     return await service.resend_callback(task_id)
+
+
+@router.post(
+    "/{task_id}/cancel",
+    summary="Cancel a task / 取消任务",
+    description=(
+        "Cancels a queued or running task; a running one stops at its next segment (on another node, "
+        "at its next progress write or heartbeat) and its result is dropped. The media is kept, so the "
+        "task can be retried. Other states answer 409.\n\n"
+        "取消排队中或运行中的任务；运行中的任务在下一个片段处停止（在其他节点上则在下一次进度写入或心跳时停止），"
+        "结果被丢弃。媒体文件保留，可以重试。其他状态返回 409。"
+    ),
+    responses=problem_responses(404, 409),
+)
+async def cancel_task(service: TaskServiceDep, principal: PrincipalDep, task_id: TaskId) -> TaskOut:
+    return await service.cancel(task_id, principal)
+
+
+@router.post(
+    "/{task_id}/retry",
+    summary="Retry a task / 重试任务",
+    description=(
+        "Queues a failed or cancelled task again, clearing its error and result. 409 in other states "
+        "or when its media is no longer retained; 503 when the service is over capacity.\n\n"
+        "将失败或已取消的任务重新排队，并清除错误与结果。其他状态或媒体已不再保留时返回 409；服务超载时返回 503。"
+    ),
+    responses=problem_responses(404, 409, 503),
+)
+async def retry_task(service: TaskServiceDep, principal: PrincipalDep, task_id: TaskId) -> TaskOut:
+    return await service.retry(task_id, principal)
+
+
+def _sse(event: str, data: Any, event_id: int) -> str:
+    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@router.get(
+    "/{task_id}/events",
+    summary="Live task events (SSE) / 任务实时事件（SSE）",
+    description=(
+        "Server-Sent Events until the task ends: `status` (data: id, status, progress, error, "
+        "attempts, worker_id) at each status change, `progress` (data: id, progress) as the audio "
+        "advances, and a final `end` event carrying the task (without result), then the stream "
+        "closes. `: keep-alive` comments are sent while nothing changes. Tasks on other nodes are "
+        "followed by re-reading the database.\n\n"
+        "以 Server-Sent Events 推送任务事件直到任务结束：状态变化时发送 `status`（id、status、progress、error、"
+        "attempts、worker_id），处理进度推进时发送 `progress`（id、progress），最后发送携带任务（不含结果）的 "
+        "`end` 事件并关闭连接。无变化时发送 `: keep-alive` 注释。其他节点上的任务通过轮询数据库跟踪。"
+    ),
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An event stream. / 事件流。",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(404, 422),
+    },
+)
+async def task_events(
+    service: TaskServiceDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    task_id: TaskId,
+    keepalive: Annotated[
+        float,
+        Query(ge=1, le=300, description="Seconds between keep-alive comments. / 保活注释的间隔秒数。"),
+    ] = 15,
+) -> StreamingResponse:
+    await service.get_task(task_id, principal)  # 404 before the stream starts
+    poll_interval = min(1.0, settings.processor.wait_recheck_seconds)
+
+    async def stream() -> AsyncIterator[str]:
+        yield "retry: 3000\n\n"
+        event_id = 0
+        last: TaskOut | None = None
+        async for task in service.watch(
+            task_id, poll_interval=poll_interval, keepalive=keepalive, principal=principal
+        ):
+            if task is None:
+                yield ": keep-alive\n\n"
+                continue
+            frames: list[tuple[str, Any]] = []
+            if last is None or task.status != last.status:
+                frames.append(
+                    (
+                        "status",
+                        {
+                            "id": task.id,
+                            "status": task.status.value,
+                            "progress": task.progress,
+                            "error": task.error,
+                            "attempts": task.attempts,
+                            "worker_id": task.worker_id,
+                        },
+                    )
+                )
+            if last is not None and task.progress != last.progress:
+                progress = ("progress", {"id": task.id, "progress": task.progress})
+                # A final status comes after the last progress.
+                frames.insert(0 if task.status.finished else len(frames), progress)
+            for name, data in frames:
+                event_id += 1
+                yield _sse(name, data, event_id)
+            last = task
+        final: dict[str, Any] = (
+            last.model_dump(mode="json", exclude={"result"})
+            if last is not None and last.status.finished
+            else {"id": task_id, "status": "deleted"}
+        )
+        yield _sse("end", final, event_id + 1)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

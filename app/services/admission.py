@@ -1,0 +1,87 @@
+"""Backpressure: refuse new work (503 + Retry-After) past the queue, disk or memory limits.
+
+Work already accepted is never dropped; only task creation (and re-queueing by retry) is refused.
+The queue-depth check is a soft limit: creations racing each other may overshoot it by a few.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import shutil
+from pathlib import Path
+
+from app.db.task_repository import TaskRepository
+from app.errors import ProblemError
+from config.settings import LimitsSettings
+
+logger = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+
+
+def available_memory_bytes() -> int | None:
+    """Memory available to new work: psutil if installed, else ``MemAvailable`` of /proc/meminfo."""
+    try:
+        psutil = importlib.import_module("psutil")  # optional; not a dependency
+    except ImportError:
+        pass
+    else:
+        return int(psutil.virtual_memory().available)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def free_disk_bytes(directory: Path) -> int:
+    directory.mkdir(parents=True, exist_ok=True)
+    return shutil.disk_usage(directory).free
+
+
+class AdmissionControl:
+    def __init__(self, limits: LimitsSettings, temp_dir: Path, repository: TaskRepository) -> None:
+        self._limits = limits
+        self._temp_dir = temp_dir
+        self._repository = repository
+
+    def _refuse(self, limit: str, detail: str) -> ProblemError:
+        logger.warning("refusing new work: %s", detail)
+        return ProblemError(
+            503,
+            detail,
+            title="Service Unavailable: over capacity",
+            headers={"Retry-After": str(self._limits.retry_after_seconds)},
+            limit=limit,
+        )
+
+    async def check(self) -> None:
+        """Raise a 503 :class:`ProblemError` naming the limit hit, when new work cannot be taken."""
+        limits = self._limits
+        if limits.max_queue_depth > 0:
+            queued = await self._repository.count_queued()
+            if queued >= limits.max_queue_depth:
+                raise self._refuse(
+                    "queue_depth",
+                    f"the queue is full: {queued} task(s) queued, limit {limits.max_queue_depth}",
+                )
+        if limits.min_free_disk_mb > 0:
+            free = await asyncio.to_thread(free_disk_bytes, self._temp_dir)
+            if free < limits.min_free_disk_mb * MIB:
+                raise self._refuse(
+                    "free_disk",
+                    f"free disk space is low: {free / MIB:.0f} MiB, minimum {limits.min_free_disk_mb:g} MiB",
+                )
+        if limits.min_free_memory_mb > 0:
+            available = available_memory_bytes()
+            if available is not None and available < limits.min_free_memory_mb * MIB:
+                raise self._refuse(
+                    "free_memory",
+                    f"available memory is low: {available / MIB:.0f} MiB, "
+                    f"minimum {limits.min_free_memory_mb:g} MiB",
+                )
