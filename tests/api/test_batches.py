@@ -28,7 +28,7 @@ async def test_batch_progress_and_results(api: RunningApp, clips: dict[str, Clip
         "new-home-in-the-stars-16k.wav",
         "goforward.wav",
     ]
-    assert created["counts"] == {"queued": 2, "processing": 0, "completed": 0, "failed": 0}
+    assert created["counts"] == {"queued": 2, "processing": 0, "completed": 0, "failed": 0, "cancelled": 0}
 
     listing = (await api.client.get("/api/v1/tasks", params={"platform": "batch-test"})).json()
     assert listing["total"] == 2
@@ -42,7 +42,7 @@ async def test_batch_progress_and_results(api: RunningApp, clips: dict[str, Clip
             break
         assert time.monotonic() < deadline, batch
         await asyncio.sleep(0.3)
-    assert batch["counts"] == {"queued": 0, "processing": 0, "completed": 2, "failed": 0}
+    assert batch["counts"] == {"queued": 0, "processing": 0, "completed": 2, "failed": 0, "cancelled": 0}
     assert batch["progress"] == 100.0
     stars, goforward = batch["tasks"]
     assert stars["id"] == created["tasks"][0]["id"] and stars["status"] == "completed"
