@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.problems import install_problem_handlers
-from app.api.routes import health, internal, models, tasks, workers
+from app.api.routes import health, internal, metrics, models, stats, tasks, workers
+from app.api.routes.dashboard import mount_dashboard
 from app.logging_setup import configure_logging
 from app.services.container import Services
 from config.settings import Settings
@@ -62,4 +63,7 @@ def create_app(
     app.include_router(workers.router)
     app.include_router(health.router)
     app.include_router(internal.router)
+    app.include_router(stats.router)
+    app.include_router(metrics.router)
+    mount_dashboard(app)
     return app

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_session_factory
+from app.db.stats_repository import StatsRepository
 from app.db.task_repository import TaskRepository
 from app.db.worker_registry import WorkerRegistry
 from app.engines.factory import ModelFactory
@@ -18,6 +19,7 @@ from app.engines.model_pool import AsyncModelPool
 from app.engines.model_resolver import ModelResolver
 from app.media.janitor import MediaJanitor
 from app.media.storage import MediaStorage
+from app.observability.metrics import Metrics
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
 from app.services.task_service import TaskService
@@ -39,6 +41,8 @@ class Services:
     processor: TaskProcessor | None
     janitor: MediaJanitor
     tasks: TaskService
+    stats: StatsRepository
+    metrics: Metrics
 
     @classmethod
     async def start(
@@ -61,6 +65,8 @@ class Services:
             settings.whisper, ModelFactory(settings.whisper, ModelResolver(settings.whisper.model_dir))
         )
         events = TaskEvents()
+        stats = StatsRepository(sessions)
+        metrics = Metrics(stats=stats, pool=pool)
         processor = None
         if settings.processor.enabled:
             processor = TaskProcessor(
@@ -75,6 +81,7 @@ class Services:
                     settings.storage.peer_secret.get_secret_value() if settings.storage.peer_secret else None
                 ),
                 delete_media_after_processing=settings.storage.delete_media_after_processing,
+                metrics=metrics,
             )
         janitor = MediaJanitor(settings.storage, storage, repository)
         services = cls(
@@ -104,6 +111,8 @@ class Services:
                     else min(1.0, settings.processor.wait_recheck_seconds)
                 ),
             ),
+            stats=stats,
+            metrics=metrics,
         )
         await janitor.sweep()
         janitor.start()
