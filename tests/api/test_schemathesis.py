@@ -18,6 +18,7 @@ from schemathesis.python import asgi as schemathesis_asgi
 
 from app.main import create_app
 from config.settings import Settings
+from tests.conftest import RunningApp
 
 MAX_EXAMPLES = 15
 """Per operation and phase; about 10 s for the whole run on this busy 2-core machine."""
@@ -66,3 +67,11 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 )
 def test_no_operation_answers_with_a_server_error(case: schemathesis.Case) -> None:
     case.call_and_validate(checks=[not_a_server_error])
+
+
+async def test_huge_list_offset_is_a_client_error(api: RunningApp) -> None:
+    """Found by the fuzzer: an offset beyond SQLite's 64-bit integers used to raise OverflowError (500)."""
+    response = await api.client.get("/api/v1/tasks", params={"offset": 2**63})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert (await api.client.get("/api/v1/tasks", params={"offset": 2**31 - 1})).json()["items"] == []
