@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -27,6 +30,18 @@ def _require_chromium() -> None:
         if os.environ.get("TINGXIE_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)
+
+
+def _stop(starting: Future[subprocess.Popen[bytes]]) -> None:
+    if starting.exception() is not None:
+        return
+    server = starting.result()
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def test_dashboard_uploads_and_shows_the_transcript(
@@ -49,57 +64,53 @@ def test_dashboard_uploads_and_shows_the_transcript(
         "PROCESSOR__NODE_ID": "dashboard-node",
         "PROCESSOR__POLL_INTERVAL_SECONDS": "0.2",
     }
-    server = start_server(env, port, tmp_path / "server.log")
     requested: list[str] = []
     console_errors: list[str] = []
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 1000})
-                page.on("request", lambda request: requested.append(request.url))
-                page.on(
-                    "console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None
-                )
-                page.goto(f"{base}/dashboard")
-                expect(page).to_have_title("Tingxie 听写 · Dashboard")
-                expect(page.locator("#workers-body")).to_contain_text("dashboard-node", timeout=15_000)
-                expect(page.locator("#upload-model")).to_contain_text("tiny.en (default 默认)")
+    with ExitStack() as stack:
+        # The server (imports, migrations, model load) and Chromium start at the same time.
+        starting = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(
+            start_server, env, port, tmp_path / "server.log"
+        )
+        stack.callback(_stop, starting)
+        playwright = stack.enter_context(sync_playwright())
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        stack.callback(browser.close)
+        starting.result()
 
-                page.set_input_files("#upload-file", str(clips["jfk.flac"].path))
-                page.click("#upload-submit")
-                expect(page.get_by_test_id("upload-status")).to_contain_text("Queued", timeout=30_000)
-                expect(page.get_by_test_id("task-status")).to_have_text("completed", timeout=120_000)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.on("request", lambda request: requested.append(request.url))
+        page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+        page.goto(f"{base}/dashboard")
+        expect(page).to_have_title("Tingxie 听写 · Dashboard")
+        expect(page.locator("#workers-body")).to_contain_text("dashboard-node", timeout=15_000)
+        expect(page.locator("#upload-model")).to_contain_text("tiny.en (default 默认)")
 
-                transcript = page.get_by_test_id("transcript")
-                expect(transcript).not_to_have_text("…")
-                assert "ask not what your country can do for you" in normalize_en(transcript.inner_text())
-                subtitles = page.get_by_test_id("subtitles")
-                expect(subtitles).to_contain_text("00:00:00,000 --> ")  # SRT
-                page.click("button.tab[data-format=vtt]")
-                expect(subtitles).to_contain_text("WEBVTT")
-                expect(subtitles).to_contain_text("00:00:00.000 --> ")
+        page.set_input_files("#upload-file", str(clips["jfk.flac"].path))
+        page.click("#upload-submit")
+        expect(page.get_by_test_id("upload-status")).to_contain_text("Queued", timeout=30_000)
+        expect(page.get_by_test_id("task-status")).to_have_text("completed", timeout=120_000)
 
-                expect(page.locator("#t-completed")).to_have_text("1", timeout=15_000)
-                expect(page.locator("#t-audio")).to_have_text("11.0 s")
-                expect(page.locator("#recent-body")).to_contain_text("jfk.flac")
-                expect(page.locator("#recent-body")).to_contain_text("completed")
+        transcript = page.get_by_test_id("transcript")
+        expect(transcript).not_to_have_text("…")
+        assert "ask not what your country can do for you" in normalize_en(transcript.inner_text())
+        subtitles = page.get_by_test_id("subtitles")
+        expect(subtitles).to_contain_text("00:00:00,000 --> ")  # SRT
+        page.click("button.tab[data-format=vtt]")
+        expect(subtitles).to_contain_text("WEBVTT")
+        expect(subtitles).to_contain_text("00:00:00.000 --> ")
 
-                ARTIFACTS.mkdir(exist_ok=True)
-                screenshot = ARTIFACTS / "dashboard.png"
-                page.screenshot(path=str(screenshot), full_page=True)
-                print(f"dashboard screenshot: {screenshot}")
-            finally:
-                browser.close()
+        expect(page.locator("#t-completed")).to_have_text("1", timeout=15_000)
+        expect(page.locator("#t-audio")).to_have_text("11.0 s")
+        expect(page.locator("#recent-body")).to_contain_text("jfk.flac")
+        expect(page.locator("#recent-body")).to_contain_text("completed")
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        screenshot = ARTIFACTS / "dashboard.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        print(f"dashboard screenshot: {screenshot}")
+
         # The task really completed on the server, and the page needed nothing from elsewhere.
         tasks = httpx.get(f"{base}/api/v1/tasks", timeout=10).json()
         assert [(t["file_name"], t["status"]) for t in tasks["items"]] == [("jfk.flac", "completed")]
         assert requested and all(url.startswith(base) for url in requested), requested
         assert console_errors == []
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except Exception:
-            server.kill()
-            server.wait()

@@ -3,7 +3,9 @@
 
 const API = "/api/v1";
 const REFRESH_MS = 3000;
+const TASK_REFRESH_MS = 1000;
 let currentTask = null;
+let currentStatus = null;
 let subtitleFormat = "srt";
 let subtitlesFor = null;
 
@@ -130,6 +132,7 @@ async function loadModels() {
 
 async function showTask(id) {
   currentTask = id;
+  currentStatus = null;
   subtitlesFor = null;
   $("task-view").hidden = false;
   text("tv-id", id);
@@ -143,6 +146,12 @@ async function refreshTask() {
   const id = currentTask;
   const task = await getJson(`${API}/tasks/${encodeURIComponent(id)}`);
   if (id !== currentTask) return;
+  const finished = task.status === "completed" || task.status === "failed";
+  if (finished && currentStatus !== null && currentStatus !== task.status) {
+    // Just finished: show it in the counters and the list now, not at the next refresh.
+    Promise.allSettled([refreshStats(), refreshRecent()]);
+  }
+  currentStatus = task.status;
   const status = $("tv-status");
   status.className = `badge ${task.status}`;
   status.textContent = task.status;
@@ -214,3 +223,7 @@ setupUpload();
 loadModels();
 refreshAll();
 setInterval(refreshAll, REFRESH_MS);
+// A task that is still running is followed more closely.
+setInterval(() => {
+  if (currentTask && (currentStatus === "queued" || currentStatus === "processing")) refreshTask().catch(() => {});
+}, TASK_REFRESH_MS);
