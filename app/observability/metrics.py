@@ -6,6 +6,7 @@ depth is read from the database and the model pool's state at scrape time by cus
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -15,6 +16,8 @@ from prometheus_client.registry import Collector
 from app.db.stats_repository import StatsRepository
 from app.engines.model_pool import AsyncModelPool, InstanceState
 from app.schemas.task import TaskPriority
+
+logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -27,12 +30,19 @@ class QueueDepthCollector(Collector):
 
     def __init__(self, stats: StatsRepository) -> None:
         self._stats = stats
-        self._depth: dict[int, int] = {}
+        self._depth: dict[int, int] | None = None
 
     async def refresh(self) -> None:
-        self._depth = await self._stats.queue_depth()
+        """Read the depth now; when the database fails, the gauge is left out rather than stale."""
+        try:
+            self._depth = await self._stats.queue_depth()
+        except Exception as exc:
+            logger.warning("queue depth unavailable for /metrics: %s: %s", type(exc).__name__, exc)
+            self._depth = None
 
     def collect(self) -> Iterator[Metric]:
+        if self._depth is None:
+            return
         gauge = GaugeMetricFamily(
             "tingxie_queue_depth", "Queued tasks by priority (whole shared database).", labels=["priority"]
         )

@@ -10,7 +10,9 @@ import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.db.session import create_engine
+from app.db.session import create_engine, create_session_factory
+from app.db.stats_repository import StatsRepository
+from app.observability.metrics import Metrics
 from config.settings import Settings
 from tests.conftest import Clip, RunningApp, running_app, upload, wait_done
 
@@ -82,6 +84,17 @@ async def test_readiness_fails_when_the_database_is_unreachable(observed: Runnin
     assert problem["status"] == 503 and problem["detail"] == "not ready: database"
     assert problem["checks"]["database"] != "ok" and problem["checks"]["models"].endswith("first use")
     assert live.status_code == 200  # liveness stays up
+
+
+async def test_metrics_leave_out_the_queue_depth_when_the_database_fails(observed: RunningApp) -> None:
+    dead = create_engine("postgresql+asyncpg://nobody@127.0.0.1:9/nothing")  # nothing listens
+    try:
+        metrics = Metrics(stats=StatsRepository(create_session_factory(dead)), pool=observed.services.pool)
+        page = (await metrics.render()).decode()
+    finally:
+        await dead.dispose()
+    assert "tingxie_tasks_completed_total" in page and "tingxie_pool_instances_idle" in page
+    assert "tingxie_queue_depth" not in page  # left out rather than stale
 
 
 async def test_completed_and_failed_tasks_in_stats_and_metrics(
