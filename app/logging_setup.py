@@ -5,11 +5,14 @@ Every record carries ``task_id`` from a context variable, so each line about a t
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
 
 from concurrent_log_handler import ConcurrentRotatingFileHandler
 
@@ -30,6 +33,28 @@ class TaskIdFilter(logging.Filter):
         return True
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, task_id, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        task_id = getattr(record, "task_id", "-")
+        if task_id and task_id != "-":
+            entry["task_id"] = task_id
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
 @contextmanager
 def task_log_context(task_id: str) -> Iterator[None]:
     """Tag every log line emitted inside the block (and tasks it spawns) with ``task_id``."""
@@ -48,7 +73,7 @@ def configure_logging(settings: LoggingSettings) -> None:
             root.removeHandler(handler)
             handler.close()
     settings.dir.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter(LOG_FORMAT)
+    formatter = JsonFormatter() if settings.format == "json" else logging.Formatter(LOG_FORMAT)
     file_handler = ConcurrentRotatingFileHandler(
         str(settings.dir / "tingxie.log"),
         maxBytes=settings.max_bytes,

@@ -20,12 +20,15 @@ from app.api.routes import (
     legacy_whisper,
     links,
     media,
+    metrics,
     models,
     openai_audio,
+    stats,
     summaries,
     tasks,
     workers,
 )
+from app.api.routes.dashboard import mount_dashboard
 from app.logging_setup import configure_logging
 from app.services.container import Services
 from config.settings import Settings
@@ -91,4 +94,7 @@ def create_app(
     app.include_router(legacy_whisper.router)
     app.include_router(legacy_platforms.router)
     app.include_router(keys.router)
+    app.include_router(stats.router)
+    app.include_router(metrics.router)
+    mount_dashboard(app)
     return app

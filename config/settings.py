@@ -315,6 +315,9 @@ class LoggingSettings(BaseModel):
     backup_count: int = Field(default=10, ge=0)
     """Rotated log files that are kept."""
 
+    format: Literal["text", "json"] = "text"
+    """``text``: one readable line per record; ``json``: one JSON object per line (time, level, logger, message, task_id when set, exception), for log collectors."""
+
 
 class LLMSettings(BaseModel):
     """OpenAI-compatible chat API used for transcript summaries."""

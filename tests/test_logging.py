@@ -40,3 +40,32 @@ def test_rotation_handler_is_concurrent_safe(make_settings: Callable[..., Settin
     files = sorted(p.name for p in settings.logging.dir.iterdir() if p.name.startswith("tingxie.log"))
     assert "tingxie.log" in files and "tingxie.log.1" in files
     assert len([f for f in files if f.startswith("tingxie.log.")]) <= 2
+
+
+def test_json_format_writes_one_object_per_line(make_settings: Callable[..., Settings]) -> None:
+    import json
+
+    from app.logging_setup import configure_logging, task_log_context
+
+    settings = make_settings(logging={"format": "json"})
+    try:
+        configure_logging(settings.logging)
+        log = logging.getLogger("tingxie.json")
+        log.info("plain %s", "line")
+        with task_log_context("abc123"):
+            try:
+                raise ValueError("boom")
+            except ValueError:
+                log.exception("it failed: 多字节")
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        lines = (settings.logging.dir / "tingxie.log").read_text(encoding="utf-8").splitlines()
+        entries = [json.loads(line) for line in lines]  # every line is one JSON object
+        plain = next(e for e in entries if e["message"] == "plain line")
+        assert plain["level"] == "INFO" and plain["logger"] == "tingxie.json"
+        assert plain["time"].endswith("+00:00") and "task_id" not in plain and "exception" not in plain
+        failed = next(e for e in entries if e["message"] == "it failed: 多字节")
+        assert failed["level"] == "ERROR" and failed["task_id"] == "abc123"
+        assert "ValueError: boom" in failed["exception"] and "Traceback" in failed["exception"]
+    finally:
+        configure_logging(make_settings().logging)  # back to text for the tests that follow

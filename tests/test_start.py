@@ -46,7 +46,9 @@ def test_start_py_serves_and_transcribes(tmp_path: Path, model_dir: Path, clips:
             assert time.monotonic() < deadline, "the server did not come up"
             time.sleep(0.3)
         state = health.json()
-        assert state["status"] == "ok" and state["database"] == "ok"
+        assert state["status"] == "ok"
+        ready = httpx.get(f"{base}/api/v1/health/ready", timeout=5)
+        assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok", ready.text
         assert state["processor"]["running"] is True
         loaded = [(m["name"], m["loaded"]) for m in state["pool"]["models"] if m["loaded"]]
         assert loaded == [("base", 1)], "the default model is preloaded"

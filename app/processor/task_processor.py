@@ -19,6 +19,7 @@ from app.db.worker_registry import WorkerRegistry
 from app.engines.model_pool import AsyncModelPool
 from app.logging_setup import task_log_context
 from app.media.storage import MediaStorage
+from app.observability.metrics import Metrics
 from app.processor.task_events import TaskEvents
 from app.schemas.result import Segment, TranscriptionResult
 from app.schemas.task import DecodeOptions, TaskStatus, TaskType
@@ -61,6 +62,7 @@ class TaskProcessor:
         delete_media_after_processing: bool,
         role: str = "all",
         peer_secret: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._repository = repository
@@ -78,6 +80,7 @@ class TaskProcessor:
         self._registry = registry
         self._role = role
         self._peer_secret = peer_secret
+        self._metrics = metrics
         self._worker_id = settings.node_id
         self._started_at = utcnow()
 
@@ -131,6 +134,8 @@ class TaskProcessor:
         requeued, failed = await self._repository.reap_expired(self._settings.max_attempts)
         if requeued or failed:
             logger.warning("reaper: %d task(s) re-queued, %d failed after expired leases", requeued, failed)
+        if failed and self._metrics is not None:
+            self._metrics.task_failed(count=failed)
         await self._registry.heartbeat(
             self._worker_id,
             role=self._role,
@@ -254,6 +259,8 @@ class TaskProcessor:
                     error=None,
                 )
                 if stored:
+                    if self._metrics is not None:
+                        self._metrics.task_completed(elapsed, result.duration)
                     logger.info(
                         "completed in %.2fs (%.1fs of audio, language %s)",
                         elapsed,
@@ -279,15 +286,20 @@ class TaskProcessor:
                 raise
             except Exception as exc:
                 logger.exception("failed")
+                elapsed = time.perf_counter() - started
                 with suppress(Exception):
-                    await self._durably(
-                        self._repository.finish_owned,
-                        claim,
-                        status=TaskStatus.failed.value,
-                        error=f"{type(exc).__name__}: {exc}"[:4000],
-                        processing_time=round(time.perf_counter() - started, 3),
-                        completed_at=utcnow(),
-                    )
+                    if (
+                        await self._durably(
+                            self._repository.finish_owned,
+                            claim,
+                            status=TaskStatus.failed.value,
+                            error=f"{type(exc).__name__}: {exc}"[:4000],
+                            processing_time=round(elapsed, 3),
+                            completed_at=utcnow(),
+                        )
+                        and self._metrics is not None
+                    ):
+                        self._metrics.task_failed(elapsed)
             if self._delete_media and media_name and not running.cancelled:
                 self._storage.remove(media_name)
                 with suppress(Exception):

@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import timedelta
 
@@ -54,7 +55,9 @@ class CallbackDispatcher:
         guard: UrlGuard,
         node_id: str,
         user_agent: str = "Tingxie/1.0",
+        on_failed_attempt: Callable[[], None] | None = None,
     ) -> None:
+        self._on_failed_attempt = on_failed_attempt
         self._settings = settings
         self._repository = repository
         self._tasks = tasks
@@ -196,6 +199,8 @@ class CallbackDispatcher:
             claimed, record, outcome=outcome, next_attempt_at=next_at
         )
         reply = f"HTTP {status_code}" if status_code is not None else error
+        if outcome is not DeliveryStatus.delivered and self._on_failed_attempt is not None:
+            self._on_failed_attempt()
         if not stored:
             logger.warning(
                 "callback %s attempt %d (%s) was not recorded: claim lost", claimed.id, number, reply

@@ -13,6 +13,7 @@ from app.db.api_key_repository import ApiKeyRepository
 from app.db.callback_repository import CallbackRepository
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_session_factory
+from app.db.stats_repository import StatsRepository
 from app.db.summary_repository import SummaryRepository
 from app.db.task_repository import TaskRepository
 from app.db.worker_registry import WorkerRegistry
@@ -23,6 +24,7 @@ from app.llm.client import ChatClient
 from app.media.janitor import MediaJanitor
 from app.media.storage import MediaStorage
 from app.net.url_guard import UrlGuard
+from app.observability.metrics import Metrics
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
 from app.services.admission import AdmissionControl
@@ -57,6 +59,8 @@ class Services:
     links: LinkService
     auth: AuthService
     admission: AdmissionControl
+    stats: StatsRepository
+    metrics: Metrics
 
     @classmethod
     async def start(
@@ -87,6 +91,8 @@ class Services:
             settings.whisper, ModelFactory(settings.whisper, ModelResolver(settings.whisper.model_dir))
         )
         events = TaskEvents()
+        stats = StatsRepository(sessions)
+        metrics = Metrics(stats=stats, pool=pool)
         processor = None
         if settings.processor.enabled:
             processor = TaskProcessor(
@@ -101,6 +107,7 @@ class Services:
                     settings.storage.peer_secret.get_secret_value() if settings.storage.peer_secret else None
                 ),
                 delete_media_after_processing=settings.storage.delete_media_after_processing,
+                metrics=metrics,
             )
         janitor = MediaJanitor(settings.storage, storage, repository)
         admission = AdmissionControl(settings.limits, settings.storage.temp_dir, repository)
@@ -112,6 +119,7 @@ class Services:
                 tasks=repository,
                 guard=guard,
                 node_id=settings.processor.node_id,
+                on_failed_attempt=metrics.callback_failures.inc,
             )
             events.on_finished(dispatcher.wake)
         llm = ChatClient(settings.llm)
@@ -166,6 +174,8 @@ class Services:
             ),
             auth=AuthService(settings.auth, ApiKeyRepository(sessions)),
             admission=admission,
+            stats=stats,
+            metrics=metrics,
         )
         await janitor.sweep()
         janitor.start()

@@ -1,4 +1,4 @@
-"""/api/v1/health: liveness plus the state of the database, processor and models."""
+"""/api/v1/health: liveness (cheap, no database) and readiness (database and models)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from sqlalchemy import text
 
 from app import __version__
 from app.api.deps import ServicesDep
+from app.api.problems import problem_responses
+from app.engines.model_pool import InstanceState
+from app.errors import ProblemError
 from app.schemas.model import PoolOut, pool_out
+from app.services.container import Services
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
 
@@ -24,7 +28,6 @@ class ProcessorState(BaseModel):
 class Health(BaseModel):
     status: str = Field(description="`ok` or `degraded`. / 状态。")
     version: str = Field(description="Service version. / 版本。")
-    database: str = Field(description="`ok` or the error. / 数据库状态。")
     processor: ProcessorState = Field(description="Background processor. / 后台处理器。")
     pool: PoolOut = Field(description="Model pool. / 模型池。")
     model_errors: dict[str, str] = Field(
@@ -32,22 +35,27 @@ class Health(BaseModel):
     )
 
 
-@router.get("", summary="Health / 健康检查", description="Liveness and component state. / 存活与组件状态。")
+class Readiness(BaseModel):
+    status: str = Field(description="`ready`. / 就绪。")
+    checks: dict[str, str] = Field(description="Each check and its outcome. / 各项检查结果。")
+
+
+@router.get(
+    "",
+    summary="Liveness / 存活检查",
+    description=(
+        "Cheap liveness: the process answers, with the processor and model pool state; no database "
+        "query. `degraded` when a model failed to load.\n\n"
+        "轻量存活检查：返回处理器与模型池状态，不查询数据库；模型加载失败时为 degraded。"
+    ),
+)
 async def health(services: ServicesDep) -> Health:
-    try:
-        async with services.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        database = "ok"
-    except Exception as exc:
-        database = f"{type(exc).__name__}: {exc}"
     processor = services.processor
     pool = services.pool
     errors = {f"{key.engine}/{key.model}": message for key, message in pool.failures.items()}
-    degraded = database != "ok" or bool(errors)
     return Health(
-        status="degraded" if degraded else "ok",
+        status="degraded" if errors else "ok",
         version=__version__,
-        database=database,
         processor=ProcessorState(
             enabled=processor is not None,
             running=processor.started if processor else False,
@@ -62,3 +70,49 @@ async def health(services: ServicesDep) -> Health:
         ),
         model_errors=errors,
     )
+
+
+async def _database_check(services: Services) -> tuple[bool, str]:
+    try:
+        async with services.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, "ok"
+
+
+def _model_check(services: Services) -> tuple[bool, str]:
+    """The default model must be loaded (eager) or loadable (lazy, no failed load)."""
+    if services.processor is None:
+        return True, "not needed: this node runs no processor"
+    pool = services.pool
+    key = pool.default_key
+    ready = sum(1 for i in pool.instances(key) if i.state is InstanceState.ready)
+    name = f"{key.engine}/{key.model}"
+    if ready:
+        return True, f"{name}: {ready} instance(s) loaded"
+    if key in pool.failures:
+        return False, f"{name} failed to load: {pool.failures[key]}"
+    if services.settings.whisper.load_mode == "eager" and pool.desired(key) > 0:
+        return False, f"{name} is still loading"
+    return True, f"{name}: loaded on first use"
+
+
+@router.get(
+    "/ready",
+    summary="Readiness / 就绪检查",
+    description=(
+        "Ready when the database answers and the default model is loaded (or, in lazy mode, "
+        "loadable: no failed load). Otherwise 503 problem+json with the failed checks.\n\n"
+        "数据库可访问且默认模型已加载（懒加载模式下可加载、无失败记录）时就绪；否则返回 503 problem+json 并列出失败的检查。"
+    ),
+    responses=problem_responses(503),
+)
+async def ready(services: ServicesDep) -> Readiness:
+    database_ok, database = await _database_check(services)
+    models_ok, models = _model_check(services)
+    checks = {"database": database, "models": models}
+    if not (database_ok and models_ok):
+        failed = ", ".join(name for name, ok in (("database", database_ok), ("models", models_ok)) if not ok)
+        raise ProblemError(503, f"not ready: {failed}", title="Not Ready", checks=checks)
+    return Readiness(status="ready", checks=checks)
