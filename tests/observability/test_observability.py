@@ -116,7 +116,7 @@ async def test_completed_and_failed_tasks_in_stats_and_metrics(
     low = (await upload(client, clips["jfk.flac"].path, priority="low")).json()["id"]
     stats = (await client.get("/api/v1/stats")).json()
     assert stats["queue_depth"] == {"high": 1, "normal": 0, "low": 1}
-    assert stats["counts"] == {"queued": 2, "processing": 0, "completed": 1, "failed": 0}
+    assert stats["counts"] == {"queued": 2, "processing": 0, "completed": 1, "failed": 0, "cancelled": 0}
     queued = await _metrics(observed)
     assert queued["tingxie_queue_depth{priority=high}"] == 1
     assert queued["tingxie_queue_depth{priority=low}"] == 1
@@ -132,7 +132,7 @@ async def test_completed_and_failed_tasks_in_stats_and_metrics(
     assert failed["status"] == "failed" and "no longer available" in failed["error"]
 
     stats = (await client.get("/api/v1/stats")).json()
-    assert stats["counts"] == {"queued": 0, "processing": 0, "completed": 1, "failed": 1}
+    assert stats["counts"] == {"queued": 0, "processing": 0, "completed": 1, "failed": 1, "cancelled": 0}
     assert stats["queue_depth"] == {"high": 0, "normal": 0, "low": 0}
     hour = stats["last_hour"]
     assert hour["window_seconds"] == 3600 and hour["completed"] == 1 and hour["failed"] == 1
