@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi as schemathesis_asgi
 
 from app.main import create_app
-from config.settings import Settings
-from tests.conftest import RunningApp
+from tests.conftest import RunningApp, isolated_settings
+from tests.server_process import free_port
 
 MAX_EXAMPLES = 10
 """Fuzzing examples per operation (the coverage phase adds its own); the whole run takes 10-20 s here."""
@@ -29,13 +28,13 @@ def api_schema(
     tmp_path_factory: pytest.TempPathFactory, model_dir: Path
 ) -> Iterator[schemathesis.BaseSchema]:
     root = tmp_path_factory.mktemp("fuzz")
-    app_settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=f"sqlite+aiosqlite:///{root / 'tingxie.db'}",
-        storage={"temp_dir": root / "media", "download_timeout_seconds": 2},
-        whisper={"default_model": "tiny.en", "model_dir": model_dir, "load_mode": "lazy", "min_size": 0},
+    app_settings = isolated_settings(
+        root,
+        model_dir,
+        storage={"download_timeout_seconds": 2},
         processor={"node_id": "fuzz-node", "poll_interval_seconds": 0.5},
-        logging={"dir": root / "logs"},
+        # An LLM endpoint that refuses connections at once: summaries answer their documented 502.
+        llm={"base_url": f"http://127.0.0.1:{free_port()}/v1", "max_retries": 0, "timeout_seconds": 2},
     )
     app = create_app(app_settings, start_processor_paused=True)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -58,7 +57,11 @@ def _schemathesis_node_id(request: pytest.FixtureRequest) -> None:
         node._nodeid = node.nodeid
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+SYNCHRONOUS_TRANSCRIPTION = ("/v1/audio/transcriptions", "/v1/audio/translations")
+"""OpenAI-compatible operations answer only once the transcription is done, which a paused
+processor never does; their inputs are covered by tests/api/test_openai_compat.py instead."""
+
+schema = schemathesis.pytest.from_fixture("api_schema").exclude(path=list(SYNCHRONOUS_TRANSCRIPTION))
 
 
 @schema.parametrize()
@@ -69,7 +72,14 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     derandomize=True,
 )
 def test_no_operation_answers_with_a_server_error(case: schemathesis.Case) -> None:
-    case.call_and_validate(checks=[not_a_server_error])
+    """No 500 ever; another 5xx only where the operation documents it (502 from an LLM API, 503
+    from backpressure or a lost database)."""
+    response = case.call()
+    status = response.status_code
+    documented = (case.operation.definition.raw.get("responses") or {}).keys()
+    assert status < 500 or (status != 500 and str(status) in documented), (
+        f"{case.operation.label} answered {status}: {response.text[:500]}\n{case.as_curl_command()}"
+    )
 
 
 async def test_huge_list_offset_is_a_client_error(api: RunningApp) -> None:
