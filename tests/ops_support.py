@@ -13,27 +13,13 @@ from fastapi import FastAPI
 
 from app.main import create_app
 from config.settings import Settings
+from tests.conftest import isolated_settings
 from tests.server_process import free_port
 
 
-def settings_in(directory: Path, model_dir: Path, **overrides: dict[str, Any]) -> Settings:
+def settings_in(directory: Path, model_dir: Path, **overrides: Any) -> Settings:
     """The same isolated settings as ``make_settings``, for module-scoped fixtures."""
-    values: dict[str, Any] = {
-        "database_url": f"sqlite+aiosqlite:///{directory / 'tingxie.db'}",
-        "storage": {"temp_dir": directory / "media"},
-        "whisper": {
-            "default_model": "tiny.en",
-            "model_dir": model_dir,
-            "load_mode": "lazy",
-            "min_size": 0,
-            "cpu_threads": 2,
-        },
-        "processor": {"node_id": "test-node", "poll_interval_seconds": 0.2},
-        "logging": {"dir": directory / "logs"},
-    }
-    for key, value in overrides.items():
-        values[key] = {**values.get(key, {}), **value}
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return isolated_settings(directory, model_dir, **overrides)
 
 
 @asynccontextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ from sqlalchemy import text
 
 from app.llm.summarizer import prompt_overhead_tokens
 from config.settings import Settings
-from tests.conftest import Clip, RunningApp, running_app, upload, wait_done
+from tests.conftest import Clip, RunningApp, isolated_settings, running_app, upload, wait_done
 from tests.llm_peer import FAILING_MODEL, ChatServer, Exchange, serve_chat_api
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -47,25 +46,6 @@ def chat_api() -> Iterator[ChatServer]:
         yield server
 
 
-def summary_settings(root: Path, model_dir: Path, llm: dict[str, Any], **groups: dict[str, Any]) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": f"sqlite+aiosqlite:///{root / 'tingxie.db'}",
-        "storage": {"temp_dir": root / "media"},
-        "whisper": {
-            "default_model": "tiny.en",
-            "model_dir": model_dir,
-            "load_mode": "lazy",
-            "min_size": 0,
-            "cpu_threads": 2,
-        },
-        "processor": {"node_id": "test-node", "poll_interval_seconds": 0.2},
-        "logging": {"dir": root / "logs"},
-        "llm": llm,
-    }
-    values.update(groups)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def app(
     tmp_path_factory: pytest.TempPathFactory, model_dir: Path, chat_api: ChatServer, clips: dict[str, Clip]
@@ -81,7 +61,7 @@ async def app(
         "default_prompt": DEFAULT_PROMPT,
         "context_tokens": prompt_overhead_tokens(DEFAULT_PROMPT, "English") + TEXT_BUDGET_TOKENS,
     }
-    async with running_app(summary_settings(root, model_dir, llm), paused=True) as running:
+    async with running_app(isolated_settings(root, model_dir, llm=llm), paused=True) as running:
         created = await upload(running.client, clips["jfk.flac"].path)
         assert created.status_code == 201, created.text
         task_id = created.json()["id"]
