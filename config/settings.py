@@ -274,7 +274,7 @@ class AuthSettings(BaseModel):
     model_config = _GROUP_CONFIG
 
     enabled: bool = False
-    """Require an API key (``Authorization: Bearer <key>`` or ``X-API-Key: <key>``) on every endpoint except health and the docs."""
+    """Require an API key (``Authorization: Bearer <key>`` or ``X-API-Key: <key>``) on every endpoint except health, the docs and the dashboard's static page (which asks for a key itself)."""
 
     admin_key: SecretStr | None = None
     """Bootstrap admin key, accepted besides the keys in the database, so a fresh install can create keys through ``/api/v1/keys``."""

@@ -1,12 +1,15 @@
-"""The dashboard in headless Chromium against a real ``start.py`` server: upload, complete, transcript.
+"""The dashboard in headless Chromium against a real ``start.py`` server with API keys on: key prompt,
+upload, complete, transcript.
 
 Skips when Chromium is missing, unless ``TINGXIE_REQUIRE_BROWSER=1`` (set by ``.ci/run``).
-The screenshot is saved to ``test-artifacts/dashboard.png`` (git-ignored).
+Screenshots are saved to ``test-artifacts/dashboard.png`` and ``dashboard-key.png`` (the key
+prompt; git-ignored).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +25,8 @@ from tests.server_process import free_port, start_server
 
 CHROMIUM = os.environ.get("TINGXIE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
+ADMIN_KEY = "dashboard-admin-key-for-tests-0123456789"
+WRONG_KEY = "tx_not-a-valid-key"
 
 
 def _require_chromium() -> None:
@@ -44,11 +49,14 @@ def _stop(starting: Future[subprocess.Popen[bytes]]) -> None:
         server.wait()
 
 
-def test_dashboard_uploads_and_shows_the_transcript(
+def test_dashboard_asks_for_the_key_then_uploads_and_shows_the_transcript(
     tmp_path: Path, model_dir: Path, clips: dict[str, Clip]
 ) -> None:
+    """One scenario with ``AUTH__ENABLED=true``: the page shell loads without a key, the first 401
+    opens the key prompt, a wrong key is refused, a key created through the API then works for
+    every call the page makes (upload included), and it is kept in and cleared from localStorage."""
     _require_chromium()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import Request, expect, sync_playwright
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -63,8 +71,11 @@ def test_dashboard_uploads_and_shows_the_transcript(
         "WHISPER__WARMUP": "false",
         "PROCESSOR__NODE_ID": "dashboard-node",
         "PROCESSOR__POLL_INTERVAL_SECONDS": "0.2",
+        "AUTH__ENABLED": "true",
+        "AUTH__ADMIN_KEY": ADMIN_KEY,
     }
     requested: list[str] = []
+    api_calls: list[tuple[str, str, str | None]] = []  # method, path and query, X-API-Key
     console_errors: list[str] = []
     with ExitStack() as stack:
         # The server (imports, migrations, model load) and Chromium start at the same time.
@@ -76,12 +87,43 @@ def test_dashboard_uploads_and_shows_the_transcript(
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         stack.callback(browser.close)
         starting.result()
+        created = httpx.post(
+            f"{base}/api/v1/keys",
+            json={"name": "dashboard"},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
+        key = created.json()["key"]
+
+        def on_request(request: Request) -> None:
+            requested.append(request.url)
+            if request.url.startswith(f"{base}/api/"):
+                path = request.url.removeprefix(base)
+                api_calls.append((request.method, path, request.headers.get("x-api-key")))
 
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.on("request", lambda request: requested.append(request.url))
+        page.on("request", on_request)
         page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
         page.goto(f"{base}/dashboard")
         expect(page).to_have_title("Tingxie 听写 · Dashboard")
+
+        # No key yet: the API answers 401 and the page asks for a key instead of failing silently.
+        dialog = page.get_by_test_id("key-dialog")
+        expect(dialog).to_be_visible(timeout=15_000)
+        expect(page.get_by_test_id("key-message")).to_contain_text("requires an API key (401)")
+        expect(page.get_by_test_id("refreshed")).to_have_text("API key required 需要 API 密钥")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-key.png"))
+        page.get_by_test_id("key-input").fill(WRONG_KEY)
+        page.get_by_test_id("key-save").click()
+        expect(page.get_by_test_id("key-message")).to_contain_text("rejected (401)")
+        expect(dialog).to_be_visible()
+        page.get_by_test_id("key-input").fill(key)
+        page.get_by_test_id("key-save").click()
+        expect(dialog).to_be_hidden()
+        expect(page.get_by_test_id("key-button")).to_have_text("API key 密钥 ✓")
+
         expect(page.locator("#workers-body")).to_contain_text("dashboard-node", timeout=15_000)
         expect(page.locator("#upload-model")).to_contain_text("tiny.en (default 默认)")
 
@@ -109,8 +151,44 @@ def test_dashboard_uploads_and_shows_the_transcript(
         page.screenshot(path=str(screenshot), full_page=True)
         print(f"dashboard screenshot: {screenshot}")
 
-        # The task really completed on the server, and the page needed nothing from elsewhere.
-        tasks = httpx.get(f"{base}/api/v1/tasks", timeout=10).json()
+        # Every API call sent a key: none before one was entered, then the wrong one, then the
+        # right one on every call from its first use on, for each endpoint the page uses.
+        calls = list(api_calls)
+        sent = [header for _, _, header in calls]
+        assert set(sent) == {None, WRONG_KEY, key}, calls
+        first = sent.index(key)
+        assert sent.index(None) < sent.index(WRONG_KEY) < first
+        assert all(header == key for header in sent[first:]), calls[first:]
+        used = {
+            (method, re.sub(r"/tasks/[0-9a-f]{32}", "/tasks/{id}", path)) for method, path, _ in calls[first:]
+        }
+        assert {
+            ("GET", "/api/v1/stats"),
+            ("GET", "/api/v1/workers"),
+            ("GET", "/api/v1/models"),
+            ("GET", "/api/v1/tasks?limit=15"),
+            ("POST", "/api/v1/tasks"),
+            ("GET", "/api/v1/tasks/{id}"),
+            ("GET", "/api/v1/tasks/{id}/subtitles?format=srt"),
+            ("GET", "/api/v1/tasks/{id}/subtitles?format=vtt"),
+        } <= used, used
+
+        # The task really completed on the server, for that key; the page needed nothing from elsewhere.
+        assert httpx.get(f"{base}/api/v1/tasks", timeout=10).status_code == 401
+        tasks = httpx.get(f"{base}/api/v1/tasks", headers={"X-API-Key": key}, timeout=10).json()
         assert [(t["file_name"], t["status"]) for t in tasks["items"]] == [("jfk.flac", "completed")]
         assert requested and all(url.startswith(base) for url in requested), requested
-        assert console_errors == []
+        # Only the expected 401s were logged (Chromium reports each failed resource load).
+        unexpected = [m for m in console_errors if "status of 401 (Unauthorized)" not in m]
+        assert unexpected == [], console_errors
+
+        # The key stays in localStorage across a reload, and "Clear" removes it.
+        page.reload()
+        expect(page.locator("#recent-body")).to_contain_text("jfk.flac", timeout=15_000)
+        expect(dialog).to_be_hidden()
+        assert page.evaluate("localStorage.getItem('tingxie.apiKey')") == key
+        page.get_by_test_id("key-button").click()
+        page.get_by_test_id("key-clear").click()
+        assert page.evaluate("localStorage.getItem('tingxie.apiKey')") is None
+        expect(page.get_by_test_id("key-message")).to_contain_text("requires an API key (401)")
+        expect(page.get_by_test_id("key-button")).to_have_text("API key 密钥")

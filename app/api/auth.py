@@ -20,11 +20,15 @@ from app.services.auth import AuthService, Principal, current_principal
 
 logger = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/", "/redoc", "/openapi.json", "/docs/oauth2-redirect", "/api/v1/health"})
-"""Answer without a key: liveness and the API documentation."""
+PUBLIC_PATHS = frozenset(
+    {"/", "/redoc", "/openapi.json", "/docs/oauth2-redirect", "/api/v1/health", "/dashboard"}
+)
+"""Answer without a key: liveness, the API documentation and the dashboard's page (a static shell
+that holds no data; its script asks for a key and sends it with every API call)."""
 
-PUBLIC_PREFIXES = ("/internal/v1/",)
-"""Node-to-node routes; they check the shared peer secret themselves."""
+PUBLIC_PREFIXES = ("/internal/v1/", "/dashboard/static/")
+"""Node-to-node routes, which check the shared peer secret themselves, and the dashboard's static
+assets (CSS, JS; files of ``app/dashboard/static`` only)."""
 
 
 def is_public(path: str) -> bool:

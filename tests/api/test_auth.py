@@ -121,12 +121,28 @@ async def test_every_non_public_route_answers_401_without_a_valid_key(api: Runni
     assert len(checked) >= 18  # tasks, keys, models, workers, the later router and the mount
     # The allowlist is small and exact: a path under a public one is not public.
     assert not is_public("/api/v1/health/extra") and not is_public("/openapi.json/x")
+    # The dashboard: its page and static assets only.
+    assert is_public("/dashboard/") and is_public("/dashboard/static/dashboard.css")
+    assert not any(
+        map(is_public, ("/dashboard/x", "/dashboardx", "/dashboard/static", "/dashboard/staticx/a"))
+    )
 
 
 async def test_public_paths_answer_without_a_key(api: RunningApp) -> None:
-    for path in ("/api/v1/health", "/", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+    for path in (
+        "/api/v1/health",
+        "/",
+        "/redoc",
+        "/openapi.json",
+        "/docs/oauth2-redirect",
+        "/dashboard",
+        "/dashboard/static/dashboard.js",
+    ):
         response = await api.client.get(path)
         assert response.status_code == 200, path
+    # The dashboard's public static mount serves its own files, nothing from outside it.
+    escape = await api.client.get("/dashboard/static/%2e%2e/%2e%2e/%2e%2e/config/settings.py")
+    assert escape.status_code == 404, escape.text[:200]
     spec = (await api.client.get("/openapi.json")).json()
     assert set(spec["components"]["securitySchemes"]) == {"bearerAuth", "apiKeyHeader"}
     assert spec["paths"]["/api/v1/health"]["get"]["security"] == []

@@ -8,6 +8,8 @@ let currentTask = null;
 let currentStatus = null;
 let subtitleFormat = "srt";
 let subtitlesFor = null;
+// The server answered 401: polling waits until a key is entered.
+let keyNeeded = false;
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,8 +29,110 @@ function time(iso) {
   return new Date(iso).toLocaleTimeString();
 }
 
+// API key (AUTH__ENABLED=true): kept in localStorage, sent as X-API-Key on every API call.
+const KEY_STORAGE = "tingxie.apiKey";
+const KEY_REQUIRED = "This server requires an API key (401). Enter one to continue. 此服务器需要 API 密钥（401），请输入后继续。";
+const KEY_REJECTED = "The saved API key was rejected (401). Enter a valid key. 已保存的 API 密钥被拒绝（401），请输入有效的密钥。";
+
+class KeyRequiredError extends Error {}
+
+function storedKey() {
+  try {
+    return localStorage.getItem(KEY_STORAGE) || "";
+  } catch (_) {
+    return "";
+  }
+}
+
+function storeKey(key) {
+  try {
+    if (key) localStorage.setItem(KEY_STORAGE, key);
+    else localStorage.removeItem(KEY_STORAGE);
+  } catch (_) { /* storage disabled: the key is not kept */ }
+  showKeyState();
+}
+
+function showKeyState() {
+  const button = $("key-button");
+  const set = storedKey() !== "";
+  button.classList.toggle("set", set);
+  button.textContent = set ? "API key 密钥 ✓" : "API key 密钥";
+  button.title = set ? "An API key is saved 已保存 API 密钥" : "No API key saved 未保存 API 密钥";
+}
+
+function askForKey(message) {
+  const dialog = $("key-dialog");
+  const note = $("key-message");
+  note.textContent = message;
+  note.className = "error";
+  const refreshed = $("refreshed");
+  refreshed.className = "error";
+  refreshed.textContent = "API key required 需要 API 密钥";
+  if (!dialog.open) {
+    $("key-input").value = "";
+    dialog.showModal();
+    $("key-input").focus();
+  }
+}
+
+async function apiFetch(path, options = {}) {
+  const key = storedKey();
+  const headers = new Headers(options.headers || {});
+  if (key) headers.set("X-API-Key", key);
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401) {
+    // An answer to a key that has been replaced since is not the new key's fault.
+    if (key === storedKey()) {
+      keyNeeded = true;
+      askForKey(key ? KEY_REJECTED : KEY_REQUIRED);
+    }
+    throw new KeyRequiredError("API key required 需要 API 密钥 (401)");
+  }
+  return response;
+}
+
+function setupKeyDialog() {
+  const dialog = $("key-dialog");
+  $("key-button").addEventListener("click", () => {
+    const note = $("key-message");
+    note.className = "muted";
+    note.textContent = storedKey()
+      ? "An API key is saved in this browser. 本浏览器已保存 API 密钥。"
+      : "No API key saved. Needed only when the server has AUTH__ENABLED=true. 未保存 API 密钥，仅在服务器开启 AUTH__ENABLED=true 时需要。";
+    $("key-input").value = "";
+    if (!dialog.open) dialog.showModal();
+    $("key-input").focus();
+  });
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = $("key-input").value.trim();
+    if (!key) {
+      $("key-message").className = "error";
+      $("key-message").textContent = "Enter a key 请输入密钥";
+      return;
+    }
+    storeKey(key);
+    keyNeeded = false;
+    dialog.close();
+    $("refreshed").className = "muted";
+    $("refreshed").textContent = "Checking the key… 正在验证密钥…";
+    loadModels();
+    refreshAll();
+  });
+  $("key-clear").addEventListener("click", () => {
+    storeKey("");
+    $("key-input").value = "";
+    $("key-message").className = "muted";
+    $("key-message").textContent = "The key was removed from this browser. 已从本浏览器移除密钥。";
+    keyNeeded = false;
+    refreshAll();
+  });
+  $("key-cancel").addEventListener("click", () => dialog.close());
+  showKeyState();
+}
+
 async function getJson(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  const response = await apiFetch(path, { headers: { Accept: "application/json" } });
   if (!response.ok) {
     let detail = response.statusText;
     try {
@@ -110,9 +214,13 @@ async function refreshRecent() {
 }
 
 async function refreshAll() {
+  if (keyNeeded) return; // the key prompt says why
   const results = await Promise.allSettled([refreshStats(), refreshWorkers(), refreshRecent(), refreshTask()]);
   const failed = results.filter((r) => r.status === "rejected");
-  $("refreshed").textContent = failed.length
+  if (failed.some((r) => r.reason instanceof KeyRequiredError)) return;
+  const refreshed = $("refreshed");
+  refreshed.className = failed.length ? "error" : "muted";
+  refreshed.textContent = failed.length
     ? `Refresh failed 刷新失败: ${failed[0].reason.message}`
     : `Updated 更新于 ${new Date().toLocaleTimeString()}`;
 }
@@ -121,6 +229,7 @@ async function loadModels() {
   try {
     const pool = await getJson(`${API}/models`);
     const select = $("upload-model");
+    while (select.options.length > 1) select.remove(1); // keep "default"
     for (const model of pool.models.filter((m) => m.allowed)) {
       const option = document.createElement("option");
       option.value = model.name;
@@ -173,7 +282,7 @@ async function refreshTask() {
 }
 
 async function loadSubtitles(id) {
-  const response = await fetch(`${API}/tasks/${encodeURIComponent(id)}/subtitles?format=${subtitleFormat}`);
+  const response = await apiFetch(`${API}/tasks/${encodeURIComponent(id)}/subtitles?format=${subtitleFormat}`);
   $("tv-subtitles").textContent = response.ok ? await response.text() : `${response.status} ${response.statusText}`;
   subtitlesFor = `${id}.${subtitleFormat}`;
 }
@@ -183,7 +292,7 @@ function setupTabs() {
     tab.addEventListener("click", async () => {
       subtitleFormat = tab.dataset.format;
       for (const other of document.querySelectorAll(".tab")) other.classList.toggle("active", other === tab);
-      if (currentTask) await loadSubtitles(currentTask);
+      if (currentTask) await loadSubtitles(currentTask).catch(() => {});
     });
   }
 }
@@ -202,7 +311,7 @@ function setupUpload() {
     status.className = "muted";
     status.textContent = "Uploading… 上传中…";
     try {
-      const response = await fetch(`${API}/tasks`, { method: "POST", body: data });
+      const response = await apiFetch(`${API}/tasks`, { method: "POST", body: data });
       const body = await response.json();
       if (!response.ok) throw new Error(body.detail || response.statusText);
       status.textContent = `Queued 已排队: ${body.id}`;
@@ -218,6 +327,7 @@ function setupUpload() {
   });
 }
 
+setupKeyDialog();
 setupTabs();
 setupUpload();
 loadModels();
@@ -225,5 +335,6 @@ refreshAll();
 setInterval(refreshAll, REFRESH_MS);
 // A task that is still running is followed more closely.
 setInterval(() => {
-  if (currentTask && (currentStatus === "queued" || currentStatus === "processing")) refreshTask().catch(() => {});
+  if (keyNeeded || !currentTask) return;
+  if (currentStatus === "queued" || currentStatus === "processing") refreshTask().catch(() => {});
 }, TASK_REFRESH_MS);
