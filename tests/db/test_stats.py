@@ -75,7 +75,6 @@ async def test_counts_queue_depth_and_last_hour(database_url: str) -> None:
             "processing": 1,
             "completed": 4,
             "failed": 2,
-            "cancelled": 0,
         }
         assert await stats.queue_depth() == {TaskPriority.high.rank: 1, TaskPriority.low.rank: 2}
         hour = await stats.window(utcnow() - timedelta(hours=1))
