@@ -263,16 +263,10 @@ def _http_url(value: str | None) -> str | None:
     return value
 
 
-class TaskCreateForm(DecodeOptions):
-    """Multipart form fields of ``POST /api/v1/tasks`` (the file itself is a separate part)."""
+class TaskRequest(DecodeOptions):
+    """What every way of creating a task asks for besides the media: the task, its priority,
+    model, engine and callback, plus the decoding options."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    file_url: str | None = Field(
-        default=None,
-        max_length=4096,
-        description="http(s) URL of the media, instead of `file`. / 媒体文件的 http(s) 地址（与 file 二选一）。",
-    )
     task_type: TaskType = Field(
         default=TaskType.transcribe,
         description="`transcribe` keeps the language; `translate` outputs English. / transcribe 保留原语言，translate 译为英文。",
@@ -295,18 +289,13 @@ class TaskCreateForm(DecodeOptions):
         max_length=4096,
         description="URL that receives the task when it ends. / 任务结束时接收回调的地址。",
     )
-    platform: str | None = Field(
-        default=None,
-        max_length=64,
-        description="Free-form platform tag for filtering (e.g. `tiktok`). / 平台标签，便于筛选。",
-    )
 
-    @field_validator("file_url", "callback_url")
+    @field_validator("callback_url")
     @classmethod
-    def _urls(cls, value: str | None) -> str | None:
+    def _callback_url(cls, value: str | None) -> str | None:
         return _http_url(value)
 
-    @field_validator("model", "platform", "engine", mode="before")
+    @field_validator("model", "engine", mode="before")
     @classmethod
     def _blank(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -315,3 +304,32 @@ class TaskCreateForm(DecodeOptions):
 
     def decode_options(self) -> DecodeOptions:
         return DecodeOptions.model_validate(self.model_dump(include=set(DecodeOptions.model_fields)))
+
+
+class TaskCreateForm(TaskRequest):
+    """Multipart form fields of ``POST /api/v1/tasks`` (the file itself is a separate part)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    file_url: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="http(s) URL of the media, instead of `file`. / 媒体文件的 http(s) 地址（与 file 二选一）。",
+    )
+    platform: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Free-form platform tag for filtering (e.g. `tiktok`). / 平台标签，便于筛选。",
+    )
+
+    @field_validator("file_url")
+    @classmethod
+    def _file_url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @field_validator("platform", mode="before")
+    @classmethod
+    def _blank_platform(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
