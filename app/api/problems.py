@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -56,14 +58,61 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, exc.status_code, detail, headers=headers)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def validation_summary(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    """A one-line summary of a validation error and its errors as plain dicts (loc, msg, type)."""
     errors = [
         {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type", "")}
         for error in exc.errors()
     ]
     summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-    return problem_response(request, 422, summary or "invalid request", errors=errors)
+    return summary or "invalid request", errors
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    summary, errors = validation_summary(exc)
+    return problem_response(request, 422, summary, errors=errors)
+
+
+class ProblemRenderingRoute(APIRoute):
+    """A route class whose client errors are rendered by :meth:`render_problem` instead of the
+    app's problem+json handlers: for API styles that wrap errors in their own shape."""
+
+    def render_problem(
+        self,
+        request: Request,
+        status: int,
+        detail: str,
+        *,
+        title: str | None,
+        headers: dict[str, str] | None,
+        extra: dict[str, Any],
+    ) -> Response:
+        raise NotImplementedError
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ProblemError as exc:
+                return self.render_problem(
+                    request, exc.status, exc.detail, title=exc.title, headers=exc.headers, extra=exc.extra
+                )
+            except RequestValidationError as exc:
+                summary, errors = validation_summary(exc)
+                return self.render_problem(
+                    request, 422, summary, title=None, headers=None, extra={"errors": errors}
+                )
+            except StarletteHTTPException as exc:
+                detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+                headers = dict(exc.headers) if exc.headers else None
+                return self.render_problem(
+                    request, exc.status_code, detail, title=None, headers=headers, extra={}
+                )
+
+        return route_handler
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

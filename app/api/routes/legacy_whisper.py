@@ -9,20 +9,17 @@ error the HTTP status stays the real one (400, 404, 415, 422, ...), ``code`` rep
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Query, Request, Response, UploadFile
 from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import ServicesDep, StorageDep, TaskServiceDep
 from app.api.extract_audio import TempFileStreamingResponse, extracted_audio_response
+from app.api.problems import ProblemRenderingRoute
 from app.api.routes.health import health
 from app.api.routes.media import AUDIO_RESPONSES
 from app.db.task_repository import TaskFilters
@@ -63,32 +60,23 @@ def error_envelope(request: Request, status: int, detail: str, **extra: Any) -> 
     return envelope(request, problem, code=status)
 
 
-class LegacyEnvelopeRoute(APIRoute):
+class LegacyEnvelopeRoute(ProblemRenderingRoute):
     """Errors of these routes are envelopes too, with the problem details as ``data``."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ProblemError as exc:
-                response = error_envelope(request, exc.status, exc.detail, **exc.extra)
-                if exc.headers:
-                    response.headers.update(exc.headers)
-                return response
-            except RequestValidationError as exc:
-                errors = [
-                    {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                    for e in exc.errors()
-                ]
-                summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-                return error_envelope(request, 422, summary or "invalid request", errors=errors)
-            except StarletteHTTPException as exc:
-                detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-                return error_envelope(request, exc.status_code, detail)
-
-        return route_handler
+    def render_problem(
+        self,
+        request: Request,
+        status: int,
+        detail: str,
+        *,
+        title: str | None,
+        headers: dict[str, str] | None,
+        extra: dict[str, Any],
+    ) -> Response:
+        response = error_envelope(request, status, detail, **extra)
+        if headers:
+            response.headers.update(headers)
+        return response
 
 
 router = APIRouter(tags=["legacy"], route_class=LegacyEnvelopeRoute, deprecated=True)

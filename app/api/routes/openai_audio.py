@@ -7,16 +7,12 @@ added, so OpenAI's SDKs raise ``APIStatusError`` subclasses with a readable mess
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Request, Response, UploadFile
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import SettingsDep, TaskServiceDep
-from app.api.problems import PROBLEM_SCHEMA, problem_response
+from app.api.problems import PROBLEM_SCHEMA, ProblemRenderingRoute, problem_response
 from app.api.waiting import ClientGoneError, wait_or_abandon
 from app.errors import ProblemError
 from app.schemas.openai import (
@@ -40,15 +36,6 @@ PLATFORM = "openai"
 CLIENT_CLOSED_REQUEST = 499
 
 
-def validation_summary(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
-    errors = [
-        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type", "")}
-        for error in exc.errors()
-    ]
-    summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-    return summary or "invalid request", errors
-
-
 def _openai_error(status: int, message: str, extra: dict[str, Any]) -> dict[str, Any]:
     return {
         "message": message,
@@ -58,46 +45,30 @@ def _openai_error(status: int, message: str, extra: dict[str, Any]) -> dict[str,
     }
 
 
-class OpenAIErrorRoute(APIRoute):
+class OpenAIErrorRoute(ProblemRenderingRoute):
     """Errors of these routes carry OpenAI's ``error`` object inside the problem document."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ProblemError as exc:
-                return problem_response(
-                    request,
-                    exc.status,
-                    exc.detail,
-                    title=exc.title,
-                    headers=exc.headers,
-                    **exc.extra,
-                    error=_openai_error(exc.status, exc.detail, exc.extra),
-                )
-            except RequestValidationError as exc:
-                summary, errors = validation_summary(exc)
-                param = str(errors[0]["loc"][-1]) if errors and errors[0]["loc"] else None
-                return problem_response(
-                    request,
-                    422,
-                    summary,
-                    errors=errors,
-                    error=_openai_error(422, summary, {"param": param}),
-                )
-            except StarletteHTTPException as exc:
-                detail = exc.detail if isinstance(exc.detail, str) else "request rejected"
-                return problem_response(
-                    request,
-                    exc.status_code,
-                    detail,
-                    headers=dict(exc.headers) if exc.headers else None,
-                    error=_openai_error(exc.status_code, detail, {}),
-                )
-
-        return route_handler
+    def render_problem(
+        self,
+        request: Request,
+        status: int,
+        detail: str,
+        *,
+        title: str | None,
+        headers: dict[str, str] | None,
+        extra: dict[str, Any],
+    ) -> Response:
+        errors = extra.get("errors") or []
+        param = str(errors[0]["loc"][-1]) if errors and errors[0]["loc"] else extra.get("param")
+        return problem_response(
+            request,
+            status,
+            detail,
+            title=title,
+            headers=headers,
+            **extra,
+            error=_openai_error(status, detail, {**extra, "param": param}),
+        )
 
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIErrorRoute)
