@@ -12,6 +12,9 @@
 * Idle instances above the floor are unloaded after ``idle_ttl_seconds``.
 * An out-of-memory error fails only the step's task; the instance is drained, closed and
   rebuilt on the same device.
+* With ``batch_size`` > 1 and ``batching=tasks`` every faster-whisper instance gets a
+  ``BatchScheduler`` (``app.engines.batch_scheduler``): the tasks leasing it hand over their
+  speech chunks, and each batch of chunks, from many tasks, is one step through the gate.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 
 from app.engines.base import SAMPLE_RATE, SpeechModel
+from app.engines.batch_scheduler import BatchScheduler
 from app.engines.devices import Device, cpu_threads_per_instance, parse_devices
 from app.engines.factory import ModelFactory
 from app.schemas.task import DecodeOptions, TaskType
@@ -76,6 +81,8 @@ class ModelInstance:
     loaded_at: float | None = None
     last_used: float = field(default_factory=time.monotonic)
     memory_bytes: int | None = None
+    batcher: BatchScheduler | None = None
+    """Cross-task batch scheduler of this instance, when batching applies to it."""
 
     @property
     def id(self) -> str:
@@ -121,6 +128,11 @@ class Lease:
         if model is None:
             raise ModelUnavailableError(f"{self.instance.id} is not loaded")
         return model
+
+    @property
+    def batcher(self) -> BatchScheduler | None:
+        """The instance's cross-task batch scheduler, or ``None`` (decode sequentially with ``run``)."""
+        return self.instance.batcher
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._pool._run_step(self.instance, fn, *args)
@@ -170,6 +182,17 @@ class AsyncModelPool:
     def max_size(self) -> int:
         capacity = len(self.devices) * self._settings.instances_per_device
         return min(self._settings.max_size, capacity) if self._settings.max_size else capacity
+
+    @property
+    def batches_across_tasks(self) -> bool:
+        return self._settings.batch_size > 1 and self._settings.batching == "tasks"
+
+    @property
+    def task_capacity(self) -> int:
+        """Tasks worth running at once so batches can fill: ``batch_size`` per possible instance."""
+        if not self.batches_across_tasks:
+            return 1
+        return self._settings.batch_size * len(self.devices) * self._settings.instances_per_device
 
     def check_allowed(self, model: str, engine: str) -> ModelKey:
         if model not in self._settings.allowed_models:
@@ -339,6 +362,7 @@ class AsyncModelPool:
             after = _device_memory_used(instance.device)
         async with self._cond:
             instance.model = model
+            instance.batcher = self._batcher(instance, model)
             instance.memory_bytes = after - before if after is not None and before is not None else None
             instance.loaded_at = time.time()
             instance.last_used = time.monotonic()
@@ -349,12 +373,26 @@ class AsyncModelPool:
             self._cond.notify_all()
         logger.info("%s is ready", instance.id)
 
+    def _batcher(self, instance: ModelInstance, model: SpeechModel) -> BatchScheduler | None:
+        decoder = getattr(model, "batch_decoder", None)
+        if decoder is None or not self.batches_across_tasks:
+            return None
+        return BatchScheduler(
+            decoder,
+            partial(self._run_step, instance),
+            batch_size=self._settings.batch_size,
+            max_batch_wait=self._settings.max_batch_wait_ms / 1000,
+        )
+
     def _forget(self, instance: ModelInstance) -> None:
         group = self._instances.get(instance.key, [])
         if instance in group:
             group.remove(instance)
 
     async def _close(self, instance: ModelInstance) -> None:
+        batcher, instance.batcher = instance.batcher, None
+        if batcher is not None:
+            await batcher.close()
         model, instance.model = instance.model, None
         if model is not None:
             await asyncio.to_thread(model.close)

@@ -6,14 +6,16 @@ import asyncio
 import functools
 import logging
 import time
-from contextlib import suppress
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.db.models import utcnow
 from app.db.task_repository import Claim, TaskRepository
 from app.db.worker_registry import WorkerRegistry
-from app.engines.model_pool import AsyncModelPool
+from app.engines.batch_scheduler import ChunkDroppedError
+from app.engines.model_pool import AsyncModelPool, Lease
 from app.logging_setup import task_log_context
 from app.media.storage import MediaStorage
 from app.processor.task_events import TaskEvents
@@ -63,7 +65,8 @@ class TaskProcessor:
         self._events = events
         self._delete_media = delete_media_after_processing
         self._devices = [device.name for device in pool.devices]
-        self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
+        # Cross-task batching needs enough tasks running to fill its batches.
+        self._slots = asyncio.Semaphore(max(settings.max_concurrent_tasks, pool.task_capacity))
         self._wake = asyncio.Event()
         self._resumed = asyncio.Event()
         self._running: dict[str, _Running] = {}
@@ -225,6 +228,7 @@ class TaskProcessor:
                     media_node=task.media_node,
                     task_type=TaskType(task.task_type),
                     options=DecodeOptions.model_validate(task.options),
+                    priority=task.priority,
                 )
                 elapsed = time.perf_counter() - started
                 stored = await self._repository.update_owned(
@@ -283,6 +287,7 @@ class TaskProcessor:
         media_node: str | None,
         task_type: TaskType,
         options: DecodeOptions,
+        priority: int,
     ) -> TranscriptionResult:
         if not media_name:
             raise FileNotFoundError("the task's media is no longer available")
@@ -295,7 +300,7 @@ class TaskProcessor:
         if not audio.is_file():
             raise FileNotFoundError("the task's media is no longer available")
         try:
-            return await self._decode(running, audio, engine, model_name, task_type, options)
+            return await self._decode(running, audio, engine, model_name, task_type, options, priority)
         finally:
             if fetched:  # a cached copy of another node's file
                 audio.unlink(missing_ok=True)
@@ -308,31 +313,66 @@ class TaskProcessor:
         model_name: str,
         task_type: TaskType,
         options: DecodeOptions,
+        priority: int,
     ) -> TranscriptionResult:
         segments: list[Segment] = []
         async with self._pool.lease(model_name, engine) as lease:
-            stream = await lease.run(lease.model.transcribe, audio, task_type, options)
-            duration = stream.duration
+            batcher = lease.batcher
+            speech_chunks = getattr(lease.model, "speech_chunks", None)
+            if batcher is not None and speech_chunks is not None and not options.word_timestamps:
+                # Cross-task batching: this task's chunks join batches with other tasks' chunks.
+                samples, duration, chunks = await lease.run(speech_chunks, audio, options)
+                batched = await batcher.transcribe(
+                    samples,
+                    chunks,
+                    task_type,
+                    options,
+                    task_id=running.claim.task_id,
+                    priority=priority,
+                    cancelled=lambda: running.cancelled,
+                )
+                language, probability = batched.language, batched.language_probability
+                source = batched.segments
+            else:
+                stream = await lease.run(lease.model.transcribe, audio, task_type, options)
+                duration, language, probability = (
+                    stream.duration,
+                    stream.language,
+                    stream.language_probability,
+                )
+                source = _stepwise(lease, stream.segments)
             last_write = time.monotonic()
-            while True:
-                if running.cancelled:
-                    raise TaskCancelledError
-                segment = await lease.run(next, stream.segments, None)
-                if segment is None:
-                    break
-                segments.append(segment)
-                now = time.monotonic()
-                if duration > 0 and now - last_write >= self._settings.progress_interval_seconds:
-                    last_write = now
-                    progress = round(min(99.0, 100.0 * segment.end / duration), 1)
-                    if not await self._repository.update_owned(running.claim, progress=progress):
-                        raise TaskCancelledError
+            async with aclosing(source):
+                try:
+                    async for segment in source:
+                        if running.cancelled:
+                            raise TaskCancelledError
+                        segments.append(segment)
+                        now = time.monotonic()
+                        if duration > 0 and now - last_write >= self._settings.progress_interval_seconds:
+                            last_write = now
+                            progress = round(min(99.0, 100.0 * segment.end / duration), 1)
+                            if not await self._repository.update_owned(running.claim, progress=progress):
+                                raise TaskCancelledError
+                except ChunkDroppedError:
+                    if running.cancelled:
+                        raise TaskCancelledError from None
+                    raise
         if running.cancelled:
             raise TaskCancelledError
         return TranscriptionResult(
             text="".join(segment.text for segment in segments).strip(),
-            language=stream.language,
-            language_probability=stream.language_probability,
+            language=language,
+            language_probability=probability,
             duration=duration,
             segments=segments,
         )
+
+
+async def _stepwise(lease: Lease, segments: Iterator[Segment]) -> AsyncGenerator[Segment, None]:
+    """A lazy segment iterator, advanced one step (one segment) at a time through the lease."""
+    while True:
+        segment = await lease.run(next, segments, None)
+        if segment is None:
+            return
+        yield segment
