@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from contextlib import aclosing
@@ -35,7 +36,9 @@ TEN_CLIPS = [
     "new-home-in-the-stars-16k.wav",
     "pocketsphinx_cards_003.wav",
 ]
-NUMBERS = dict(enumerate("zero one two three four five six seven eight nine ten".split()))
+NUMBERS = dict(
+    enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"])
+)
 
 
 def _words(text: str) -> str:
@@ -58,9 +61,7 @@ async def test_ten_clips_at_once_each_transcript_is_its_own(
 ) -> None:
     chosen = [clips[name] for name in TEN_CLIPS]
     async with running_app(_batching(make_settings)) as running:
-        ids = [
-            (await upload(running.client, clip.path, temperature="0")).json()["id"] for clip in chosen
-        ]
+        ids = [(await upload(running.client, clip.path, temperature="0")).json()["id"] for clip in chosen]
         tasks = await asyncio.gather(*(wait_done(running.client, task_id) for task_id in ids))
         (instance,) = running.services.pool.instances()
         assert instance.batcher is not None
@@ -173,7 +174,7 @@ async def test_priority_round_robin_and_cancellation(
     scheduler = BatchScheduler(decoder, run_step, batch_size=3, max_batch_wait=0.0)
     options = DecodeOptions(language="en", temperature=0.0, beam_size=1)
     cuts = [0.0, 2.4, 3.3, 5.4, 8.1, 11.0]
-    long = [Chunk(a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+    long = [Chunk(a, b) for a, b in itertools.pairwise(cuts)]
     cancelled = False
 
     def submit(task_id: str, priority: int, chunks: list[Chunk], **extra: Any) -> asyncio.Task[Any]:
