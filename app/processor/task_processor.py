@@ -34,6 +34,8 @@ class TaskCancelledError(Exception):
 class _Running:
     claim: Claim
     cancelled: bool = False
+    progress: float = 0.0
+    """Latest progress in percent; ``_report_progress`` writes it."""
     job: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -305,6 +307,20 @@ class TaskProcessor:
             if fetched:  # a cached copy of another node's file
                 audio.unlink(missing_ok=True)
 
+    async def _report_progress(self, running: _Running, stop: asyncio.Event) -> None:
+        """Write the task's progress at most once per interval while it decodes; segments can
+        arrive in bursts (a batch at a time), so writes follow the clock, not the segments."""
+        written = 0.0  # what the claim wrote
+        while not stop.is_set():
+            with suppress(TimeoutError):
+                async with asyncio.timeout(max(0.05, self._settings.progress_interval_seconds)):
+                    await stop.wait()
+            if running.progress != written and not stop.is_set():
+                written = running.progress
+                if not await self._repository.update_owned(running.claim, progress=written):
+                    running.cancelled = True  # deleted or taken over: stop at the next segment
+                    return
+
     async def _decode(
         self,
         running: _Running,
@@ -341,23 +357,23 @@ class TaskProcessor:
                     stream.language_probability,
                 )
                 source = _stepwise(lease, stream.segments)
-            last_write = time.monotonic()
+            stop_reporting = asyncio.Event()
+            reporter = asyncio.create_task(self._report_progress(running, stop_reporting))
             async with aclosing(source):
                 try:
                     async for segment in source:
                         if running.cancelled:
                             raise TaskCancelledError
                         segments.append(segment)
-                        now = time.monotonic()
-                        if duration > 0 and now - last_write >= self._settings.progress_interval_seconds:
-                            last_write = now
-                            progress = round(min(99.0, 100.0 * segment.end / duration), 1)
-                            if not await self._repository.update_owned(running.claim, progress=progress):
-                                raise TaskCancelledError
+                        if duration > 0:
+                            running.progress = round(min(99.0, 100.0 * segment.end / duration), 1)
                 except ChunkDroppedError:
                     if running.cancelled:
                         raise TaskCancelledError from None
                     raise
+                finally:
+                    stop_reporting.set()
+                    await reporter
         if running.cancelled:
             raise TaskCancelledError
         return TranscriptionResult(
