@@ -130,6 +130,9 @@ class WhisperSettings(BaseModel):
     batching: Literal["tasks", "file"] = "tasks"
     """With ``batch_size`` > 1: ``tasks`` packs chunks of every running task that shares an instance into one batch (priority first, round-robin across tasks); ``file`` batches each file on its own."""
 
+    batch_packing: bool = True
+    """With ``batching=tasks``: short chunks of tasks with the same language and prompt share one 30 s window (one encoder pass for several clips); their segments are split back by time."""
+
     max_batch_wait_ms: float = Field(default=50.0, ge=0, le=10000)
     """Most milliseconds a batch that is not full waits, from its oldest chunk's arrival, for chunks of other tasks (``batching=tasks``)."""
 

@@ -13,8 +13,13 @@ device gate, so a batch is one inference step like any other:
   when its oldest chunk arrived, for company; a lone task is never held back longer;
 * only chunks with equal search options (``batched.batch_key``: temperature, beam, patience…)
   share a batch; prompts, languages and tasks (transcribe/translate) may differ row by row;
+* **packing**: Whisper encodes a full 30 s window per row whatever the chunk's length, so short
+  chunks (of any tasks) with the same language, task and prompt share one row's window,
+  ``PACK_GAP`` seconds of silence apart, and the row's segments are split back by time. A
+  segment lying over two chunks sends both back to be decoded alone, so text never crosses tasks;
 * each task's chunks are taken in order, so a task's first chunk is in the first batch that
-  holds any of its chunks: the encoder output of that batch also detects its language;
+  holds any of its chunks: the encoder output of that batch also detects its language (a task
+  whose language is still unknown is never packed);
 * a cancelled task's pending chunks are dropped before the next batch is formed.
 
 Results go back through one future per chunk; the task reads them in order (``segments``), with
@@ -36,13 +41,18 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from app.engines.batched import BatchedDecoder, Chunk, ChunkPrompt, batch_key
+from app.engines.base import SAMPLE_RATE
+from app.engines.batched import CHUNK_SECONDS, BatchedDecoder, Chunk, ChunkPrompt, batch_key
 from app.schemas.result import Segment
 from app.schemas.task import DecodeOptions, TaskType
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+PACK_GAP = 2.0
+"""Seconds of silence between chunks of different tasks packed into one window."""
+STRADDLE_SECONDS = 0.2
+"""A segment overlapping a second packed chunk by more than this sends both back to be decoded alone."""
 StepRunner = Callable[..., Awaitable[Any]]
 """Runs a blocking function as one inference step (the pool's device gate and worker thread)."""
 
@@ -58,6 +68,8 @@ class _Item:
     chunk: Chunk
     future: asyncio.Future[list[Segment]]
     queued_at: float
+    solo: bool = False
+    """Decode in a window of its own (set after a packed decode could not be split)."""
 
 
 @dataclass(eq=False)
@@ -96,7 +108,10 @@ class BatchRecord:
     """One batch as it was run: (task id, chunk number) per row, in row order."""
 
     rows: tuple[tuple[str, int], ...]
+    """(task id, chunk number) of every chunk, in batch order."""
     seconds: float
+    windows: int = 0
+    """Rows of the batch: 30 s windows, some holding several packed chunks."""
 
 
 class BatchScheduler:
@@ -109,12 +124,15 @@ class BatchScheduler:
         *,
         batch_size: int,
         max_batch_wait: float,
+        pack: bool = True,
         history: int = 256,
     ) -> None:
         self._decoder = decoder
         self._run_step = run_step
         self.batch_size = batch_size
         self.max_batch_wait = max_batch_wait
+        self.pack = pack
+        """Pack short chunks of different tasks into one 30 s window (one encoder pass for several)."""
         self._jobs: list[_Job] = []
         self._sequence = itertools.count()
         self._changed = asyncio.Event()
@@ -152,13 +170,13 @@ class BatchScheduler:
             options=options,
             key=batch_key(options),
             cancelled=cancelled or (lambda: False),
-            language=options.language,
+            language=options.language or (None if self._decoder.multilingual else "en"),
         )
         now = time.monotonic()
         job.items = [_Item(job, n, chunk, loop.create_future(), now) for n, chunk in enumerate(chunks)]
         segments = self._segments(job)
         if not job.items:
-            return BatchedTranscription(options.language, None, segments)
+            return BatchedTranscription(job.language, None, segments)
         job.pending.extend(job.items)
         self._jobs.append(job)
         self._ensure_collector()
@@ -218,27 +236,46 @@ class BatchScheduler:
                 self._drop(job)
         return [job for job in self._jobs if job.pending]
 
-    def select(self) -> list[_Item]:
-        """The next batch: best priority first, round-robin across tasks (oldest first) within it."""
+    def select(self) -> list[list[_Item]]:
+        """The next batch, as rows (30 s windows) of chunks: best priority first, round-robin
+        across tasks (oldest first) within it, short chunks packed together where they may be."""
         jobs = self._live()
         if not jobs:
             return []
         head = min(jobs, key=lambda job: (job.priority, job.sequence))
         same = sorted((job for job in jobs if job.key == head.key), key=lambda j: (j.priority, j.sequence))
-        batch: list[_Item] = []
+        rows: list[list[_Item]] = []
+        used: list[float] = []
+        keys: list[object] = []
+
+        def place(item: _Item) -> bool:
+            length = item.chunk.end - item.chunk.start
+            key = None if item.solo or not self.pack else _pack_key(item.job)
+            if key is not None:
+                for number, row in enumerate(rows):
+                    if keys[number] == key and used[number] + PACK_GAP + length <= CHUNK_SECONDS:
+                        row.append(item)
+                        used[number] += PACK_GAP + length
+                        return True
+            if len(rows) == self.batch_size:
+                return False
+            rows.append([item])
+            used.append(length)
+            keys.append(key)
+            return True
+
         for _priority, group in itertools.groupby(same, key=lambda job: job.priority):
             members = list(group)
             for turn in itertools.count():
                 added = False
                 for job in members:
-                    if len(batch) == self.batch_size:
-                        return batch
                     if turn < len(job.pending):
-                        batch.append(job.pending[turn])
+                        if not place(job.pending[turn]):
+                            return rows
                         added = True
                 if not added:
                     break
-        return batch
+        return rows
 
     def _ready_in(self) -> float:
         """Seconds until the next batch should start: 0 when full or its oldest chunk waited enough."""
@@ -261,11 +298,12 @@ class BatchScheduler:
                     async with asyncio.timeout(None if delay == float("inf") else delay):
                         await self._changed.wait()
                 continue
-            batch = self.select()
+            rows = self.select()
+            batch = [item for row in rows for item in row]
             for item in batch:
                 item.job.pending.remove(item)
             try:
-                await self._run_batch(batch)
+                await self._run_batch(rows)
             except asyncio.CancelledError:
                 for item in batch:
                     _fail(item, RuntimeError("the batch scheduler stopped"))
@@ -273,10 +311,11 @@ class BatchScheduler:
             except Exception:  # a bug here must not stop batching for every other task
                 logger.exception("batch scheduler failed")
 
-    async def _run_batch(self, batch: list[_Item]) -> None:
+    async def _run_batch(self, rows: list[list[_Item]]) -> None:
         started = time.perf_counter()
+        batch = [item for row in rows for item in row]
         try:
-            results = await self._run_step(self._decode, batch)
+            results = await self._run_step(self._decode, rows)
         except Exception as exc:
             logger.warning("a batch of %d chunk(s) failed: %s", len(batch), exc)
             for item in batch:
@@ -286,34 +325,129 @@ class BatchScheduler:
             BatchRecord(
                 tuple((item.job.task_id, item.number) for item in batch),
                 round(time.perf_counter() - started, 3),
+                windows=len(rows),
             )
         )
         for item, segments in zip(batch, results, strict=True):
-            if not item.future.done():
-                item.future.set_result(segments)
+            if item.future.done():
+                continue
+            if segments is None:  # a segment straddled two packed chunks: decode this one alone
+                item.solo = True
+                if item.job.dropped:
+                    _fail(
+                        item, ChunkDroppedError(f"task {item.job.task_id}: chunk {item.number} was dropped")
+                    )
+                else:
+                    item.job.pending.append(item)
+                    item.job.pending = deque(sorted(item.job.pending, key=lambda i: i.number))
+                    self._changed.set()
+                continue
+            item.future.set_result(segments)
 
-    def _decode(self, batch: list[_Item]) -> list[list[Segment]]:
-        """Blocking, in a worker thread: one encode, language detection where needed, one generate."""
+    def _decode(self, rows: list[list[_Item]]) -> list[list[Segment] | None]:
+        """Blocking, in a worker thread: one encode, language detection where needed, one generate.
+
+        Returns each chunk's segments in batch order; ``None`` for a packed chunk that must be
+        decoded again on its own."""
         decoder = self._decoder
-        encoded = decoder.encode([decoder.features(item.job.samples, item.chunk) for item in batch])
-        if any(item.job.language is None for item in batch):
+        windows = [_window(row) for row in rows]
+        encoded = decoder.encode([decoder.features(samples, chunk) for samples, chunk, _ in windows])
+        if any(row[0].job.language is None for row in rows):
             detected = decoder.detect_language(encoded)
-            for item, (language, probability) in zip(batch, detected, strict=True):
-                if item.job.language is None:  # its first chunk: a job's chunks are taken in order
-                    item.job.language = language
-                    item.job.language_probability = probability if decoder.multilingual else None
+            for row, (language, probability) in zip(rows, detected, strict=True):
+                job = row[0].job  # a job without a language is never packed: the row is its own
+                if job.language is None:  # its first chunk: a job's chunks are taken in order
+                    job.language = language
+                    job.language_probability = probability if decoder.multilingual else None
         prompts: list[list[int]] = []
-        for item in batch:
-            job = item.job
-            if job.prompt is None:
-                assert job.language is not None
-                job.prompt = decoder.prompt(job.task_type, job.options, job.language)
-            prompts.append(job.prompt.prompt)
-        results = decoder.generate(encoded, prompts, batch[0].job.options)
-        return [
-            list(decoder.segments(item.chunk, result, item.job.prompt.tokenizer, item.job.options))  # type: ignore[union-attr]
-            for item, result in zip(batch, results, strict=True)
-        ]
+        for row in rows:
+            for item in row:
+                job = item.job
+                if job.prompt is None:
+                    assert job.language is not None
+                    job.prompt = decoder.prompt(job.task_type, job.options, job.language)
+            prompts.append(row[0].job.prompt.prompt)  # type: ignore[union-attr]
+        results = decoder.generate(encoded, prompts, rows[0][0].job.options)
+        outcome: list[list[Segment] | None] = []
+        for row, (_samples, chunk, offsets), result in zip(rows, windows, results, strict=True):
+            job = row[0].job
+            segments = list(decoder.segments(chunk, result, job.prompt.tokenizer, job.options))  # type: ignore[union-attr]
+            if len(row) == 1:
+                outcome.append(segments)
+            else:
+                outcome.extend(_unpack(row, offsets, segments))
+        return outcome
+
+
+def _pack_key(job: _Job) -> object | None:
+    """Chunks of jobs with equal keys may share one window: same language, prompt and filters."""
+    if job.language is None:
+        return None
+    options = job.options
+    return (
+        job.language,
+        job.task_type,
+        options.initial_prompt,
+        options.hotwords,
+        options.no_speech_threshold,
+        options.log_prob_threshold,
+    )
+
+
+def _window(row: list[_Item]) -> tuple[npt.NDArray[np.float32], Chunk, list[float]]:
+    """The audio one batch row decodes: a chunk as it is, or packed chunks ``PACK_GAP`` apart."""
+    if len(row) == 1:
+        return row[0].job.samples, row[0].chunk, [0.0]
+    pieces = [
+        item.job.samples[int(item.chunk.start * SAMPLE_RATE) : int(item.chunk.end * SAMPLE_RATE)]
+        for item in row
+    ]
+    gap = int(PACK_GAP * SAMPLE_RATE)
+    audio = np.zeros(sum(len(piece) for piece in pieces) + gap * (len(pieces) - 1), dtype=np.float32)
+    offsets: list[float] = []
+    cursor = 0
+    for piece in pieces:
+        audio[cursor : cursor + len(piece)] = piece
+        offsets.append(cursor / SAMPLE_RATE)
+        cursor += len(piece) + gap
+    return audio, Chunk(0.0, len(audio) / SAMPLE_RATE), offsets
+
+
+def _unpack(row: list[_Item], offsets: list[float], segments: list[Segment]) -> list[list[Segment] | None]:
+    """Segments of a packed window back to their chunks, on each chunk's own timeline.
+
+    A segment lying over two chunks (speech of two tasks merged into one segment) cannot be
+    split safely: those chunks are returned as ``None`` and decoded again alone, as is a chunk
+    that got no segment at all."""
+    spans = [
+        (offset, offset + item.chunk.end - item.chunk.start)
+        for item, offset in zip(row, offsets, strict=True)
+    ]
+    owned: list[list[Segment] | None] = [[] for _ in row]
+    for segment in segments:
+        overlaps = [min(segment.end, end) - max(segment.start, start) for start, end in spans]
+        ranked = sorted(range(len(row)), key=lambda n: overlaps[n], reverse=True)
+        best = ranked[0]
+        if overlaps[best] <= 0:
+            continue  # only in the silence between chunks
+        if overlaps[ranked[1]] > STRADDLE_SECONDS:
+            owned[best] = owned[ranked[1]] = None
+            continue
+        target = owned[best]
+        if target is None:
+            continue
+        item, (start, end) = row[best], spans[best]
+        target.append(
+            segment.model_copy(
+                update={
+                    "start": round(item.chunk.start + max(segment.start - start, 0.0), 3),
+                    "end": round(item.chunk.start + min(segment.end, end) - start, 3),
+                }
+            )
+        )
+    # Whisper may stop before the end of a window: a chunk left without any segment was skipped,
+    # not silent (VAD found speech in it), so it is decoded again alone as well.
+    return [None if segments == [] else segments for segments in owned]
 
 
 def _fail(item: _Item, exc: BaseException) -> None:

@@ -382,6 +382,7 @@ class AsyncModelPool:
             partial(self._run_step, instance),
             batch_size=self._settings.batch_size,
             max_batch_wait=self._settings.max_batch_wait_ms / 1000,
+            pack=self._settings.batch_packing,
         )
 
     def _forget(self, instance: ModelInstance) -> None:

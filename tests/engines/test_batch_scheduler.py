@@ -173,7 +173,7 @@ async def test_priority_round_robin_and_cancellation(
         await hold.wait()
         return await asyncio.to_thread(fn, *args)
 
-    scheduler = BatchScheduler(decoder, run_step, batch_size=3, max_batch_wait=0.0)
+    scheduler = BatchScheduler(decoder, run_step, batch_size=3, max_batch_wait=0.0, pack=False)
     options = DecodeOptions(language="en", temperature=0.0, beam_size=1)
     cuts = [0.0, 2.4, 3.3, 5.4, 8.1, 11.0]
     long = [Chunk(a, b) for a, b in itertools.pairwise(cuts)]
