@@ -165,7 +165,7 @@ class ProcessorSettings(BaseModel):
     """Run the background processor in this process."""
 
     max_concurrent_tasks: int = Field(default=2, ge=1)
-    """Tasks this node runs at the same time. With cross-task batching (``WHISPER__BATCH_SIZE`` > 1, ``WHISPER__BATCHING=tasks``) at least ``batch_size`` × instances run, so that batches can fill."""
+    """Tasks this node runs at the same time. With cross-task batching (``WHISPER__BATCH_SIZE`` > 1, ``WHISPER__BATCHING=tasks``) at least ``batch_size`` × instances (× 4 with ``WHISPER__BATCH_PACKING``) run, so that batches can fill."""
 
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     """How often an idle processor looks for new tasks (new local tasks wake it at once)."""

@@ -51,8 +51,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 PACK_GAP = 2.0
 """Seconds of silence between chunks of different tasks packed into one window."""
-STRADDLE_SECONDS = 0.2
-"""A segment overlapping a second packed chunk by more than this sends both back to be decoded alone."""
+STRADDLE_SECONDS = 0.5
+"""A segment overlapping a second packed chunk by more than this and half its length sends both
+back to be decoded alone."""
+SKIPPED: list[Segment] = []
+"""Marks a packed chunk the decoder stopped before (compared by identity)."""
 StepRunner = Callable[..., Awaitable[Any]]
 """Runs a blocking function as one inference step (the pool's device gate and worker thread)."""
 
@@ -70,6 +73,8 @@ class _Item:
     queued_at: float
     solo: bool = False
     """Decode in a window of its own (set after a packed decode could not be split)."""
+    skipped: bool = False
+    """Whisper stopped before this chunk once already, in a packed window."""
 
 
 @dataclass(eq=False)
@@ -251,7 +256,7 @@ class BatchScheduler:
         def place(item: _Item) -> bool:
             length = item.chunk.end - item.chunk.start
             key = None if item.solo or not self.pack else _pack_key(item.job)
-            if key is not None:
+            if key is not None and not item.skipped:  # a skipped chunk starts a window of its own
                 for number, row in enumerate(rows):
                     if keys[number] == key and used[number] + PACK_GAP + length <= CHUNK_SECONDS:
                         row.append(item)
@@ -331,8 +336,17 @@ class BatchScheduler:
         for item, segments in zip(batch, results, strict=True):
             if item.future.done():
                 continue
-            if segments is None:  # a segment straddled two packed chunks: decode this one alone
-                item.solo = True
+            if segments is None or segments is SKIPPED:
+                # Straddled by a segment: decode alone. Skipped: pack it once more (the window now
+                # starts with it), then alone.
+                logger.info(
+                    "task %s chunk %d was %s in a packed window; decoding it again",
+                    item.job.task_id,
+                    item.number,
+                    "straddled" if segments is None else "skipped",
+                )
+                item.solo = segments is None or item.skipped
+                item.skipped = True
                 if item.job.dropped:
                     _fail(
                         item, ChunkDroppedError(f"task {item.job.task_id}: chunk {item.number} was dropped")
@@ -417,8 +431,8 @@ def _unpack(row: list[_Item], offsets: list[float], segments: list[Segment]) -> 
     """Segments of a packed window back to their chunks, on each chunk's own timeline.
 
     A segment lying over two chunks (speech of two tasks merged into one segment) cannot be
-    split safely: those chunks are returned as ``None`` and decoded again alone, as is a chunk
-    that got no segment at all."""
+    split safely: those chunks are returned as ``None`` and decoded again alone. A chunk that got
+    no segment at all is returned as ``SKIPPED``."""
     spans = [
         (offset, offset + item.chunk.end - item.chunk.start)
         for item, offset in zip(row, offsets, strict=True)
@@ -430,8 +444,11 @@ def _unpack(row: list[_Item], offsets: list[float], segments: list[Segment]) -> 
         best = ranked[0]
         if overlaps[best] <= 0:
             continue  # only in the silence between chunks
-        if overlaps[ranked[1]] > STRADDLE_SECONDS:
-            owned[best] = owned[ranked[1]] = None
+        # Whisper's segment times are loose (a segment often runs on into the gap): only a
+        # segment covering much of a second chunk holds speech of both.
+        second, (second_start, second_end) = ranked[1], spans[ranked[1]]
+        if overlaps[second] > max(STRADDLE_SECONDS, (second_end - second_start) / 2):
+            owned[best] = owned[second] = None
             continue
         target = owned[best]
         if target is None:
@@ -446,8 +463,8 @@ def _unpack(row: list[_Item], offsets: list[float], segments: list[Segment]) -> 
             )
         )
     # Whisper may stop before the end of a window: a chunk left without any segment was skipped,
-    # not silent (VAD found speech in it), so it is decoded again alone as well.
-    return [None if segments == [] else segments for segments in owned]
+    # not silent (VAD found speech in it), so it is decoded again.
+    return [SKIPPED if segments == [] else segments for segments in owned]
 
 
 def _fail(item: _Item, exc: BaseException) -> None:

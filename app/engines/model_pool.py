@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+PACKED_TASKS_PER_ROW = 4
+"""Short clips a packed 30 s batch row typically holds (sizes how many tasks run at once)."""
+
 
 class ModelNotAllowedError(ValueError):
     """The model or engine is not in the configured allowlist."""
@@ -137,6 +140,12 @@ class Lease:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._pool._run_step(self.instance, fn, *args)
 
+    async def prepare(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU-side preparation (decoding, VAD) in a worker thread outside the device gate,
+        one at a time per device, so the next batch's chunks get ready while a batch runs."""
+        async with self._pool._prep_gates[self.instance.device]:
+            return await asyncio.to_thread(fn, *args)
+
 
 class AsyncModelPool:
     def __init__(
@@ -154,6 +163,7 @@ class AsyncModelPool:
             settings.cpu_threads, settings.instances_per_device, cores
         )
         self._gates = {device: asyncio.Semaphore(settings.instances_per_device) for device in self.devices}
+        self._prep_gates = {device: asyncio.Semaphore(1) for device in self.devices}
         self._running_on: dict[Device, int] = dict.fromkeys(self.devices, 0)
         self.peak_running: dict[Device, int] = dict.fromkeys(self.devices, 0)
         self._instances: dict[ModelKey, list[ModelInstance]] = {}
@@ -189,10 +199,13 @@ class AsyncModelPool:
 
     @property
     def task_capacity(self) -> int:
-        """Tasks worth running at once so batches can fill: ``batch_size`` per possible instance."""
+        """Tasks worth running at once so batches can fill: ``batch_size`` windows per possible
+        instance, each window holding several packed clips (up to ``PACKED_TASKS_PER_ROW``)."""
         if not self.batches_across_tasks:
             return 1
-        return self._settings.batch_size * len(self.devices) * self._settings.instances_per_device
+        per_row = PACKED_TASKS_PER_ROW if self._settings.batch_packing else 1
+        instances = len(self.devices) * self._settings.instances_per_device
+        return self._settings.batch_size * per_row * instances
 
     def check_allowed(self, model: str, engine: str) -> ModelKey:
         if model not in self._settings.allowed_models:

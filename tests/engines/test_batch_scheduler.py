@@ -119,7 +119,7 @@ async def test_short_clip_beside_a_long_file(
         long_id = (await upload(client, long_file, temperature="0")).json()["id"]
         batchers = [i.batcher for i in running.services.pool.instances() if i.batcher is not None]
         assert len(batchers) == 2
-        while not any(batcher.tasks for batcher in batchers):  # its chunks are being decoded
+        while not any(batcher.tasks for batcher in batchers):  # noqa: ASYNC110 (its chunks are being decoded)
             await asyncio.sleep(0.05)
         started = time.perf_counter()
         short_id = (await upload(client, short.path, temperature="0")).json()["id"]
@@ -134,7 +134,10 @@ async def test_short_clip_beside_a_long_file(
     assert short_task["status"] == "completed" and long_task["status"] == "completed", long_task["error"]
     assert "ask not what your country can do for you" in normalize_en(short_task["result"]["text"])
     assert beside <= 2 * solo, (beside, solo)
-    assert any(0 < p < 100 for p in progress) and progress == sorted(progress), (progress, [r.rows for b in batchers for r in b.history])
+    assert any(0 < p < 100 for p in progress) and progress == sorted(progress), (
+        progress,
+        [r.rows for b in batchers for r in b.history],
+    )
 
     segments = long_task["result"]["segments"]
     assert [s["id"] for s in segments] == list(range(len(segments)))
