@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
 import sys
 import tempfile
 import time
@@ -116,6 +117,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="WHISPER__BATCH_SIZE of the batched service (default 8)",
     )
     parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where both sides run (default cpu); with cuda pass e.g. --compute-type float16",
+    )
+    parser.add_argument(
         "--batched-env",
         type=env_pair,
         action="append",
@@ -185,10 +192,16 @@ def service_modes(args: argparse.Namespace) -> list[str]:
 
 def mode_env(mode: str, args: argparse.Namespace) -> list[tuple[str, str]]:
     """``--env`` for every service; the batched one also gets cross-task batching (and ``--batched-env``)."""
+    device: list[tuple[str, str]] = []
+    if args.device == "cuda":  # the server hides GPUs unless told otherwise
+        device = [
+            ("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES", "0")),
+            ("WHISPER__DEVICES", "cuda"),
+        ]
     if mode == "pool":
-        return list(args.env)
+        return [*device, *args.env]
     batching = [("WHISPER__BATCH_SIZE", str(args.batch_size)), ("WHISPER__BATCHING", "tasks")]
-    return [*batching, *args.env, *args.batched_env]
+    return [*device, *batching, *args.env, *args.batched_env]
 
 
 def run_model(model: str, items: Sequence[WorkItem], args: argparse.Namespace, work_dir: Path) -> ModelResult:
@@ -196,7 +209,9 @@ def run_model(model: str, items: Sequence[WorkItem], args: argparse.Namespace, w
     servers kept up (idle) throughout."""
     location = resolve_model(model, args.model_dir)
     print(f"[{model}] raw: {location}", flush=True)
-    raw_model = WhisperModel(location, device="cpu", compute_type=args.compute_type, cpu_threads=args.threads)
+    raw_model = WhisperModel(
+        location, device=args.device, compute_type=args.compute_type, cpu_threads=args.threads
+    )
     consume(raw_model.transcribe(str(clip_path(WARMUP_CLIP)), beam_size=args.beam_size)[0])
     modes = service_modes(args)
     uploads = [(item.path.name, item.path.read_bytes()) for item in items]
@@ -286,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"settings: models={','.join(args.model)} compute_type={args.compute_type} threads={args.threads} "
         f"concurrency={args.concurrency} beam_size={args.beam_size} quick={args.quick} env={extra} "
-        f"mode={args.mode} batch_size={args.batch_size} batched_env={batched}"
+        f"mode={args.mode} batch_size={args.batch_size} batched_env={batched} device={args.device}"
     )
     long_files = 1 if args.quick else 3
     results: list[ModelResult] = []

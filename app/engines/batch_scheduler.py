@@ -146,6 +146,13 @@ class BatchScheduler:
         """The most recent batches, newest last (health and tests read it)."""
 
     @property
+    def max_gap(self) -> float | None:
+        """Longest silence worth keeping inside one chunk: with packing, regions further apart
+        become chunks of their own and are packed ``PACK_GAP`` apart (Whisper tends to stop
+        early in a window after a long silence, and skipped packed chunks are noticed)."""
+        return PACK_GAP if self.pack else None
+
+    @property
     def pending_chunks(self) -> int:
         return sum(len(job.pending) for job in self._jobs)
 

@@ -39,8 +39,13 @@ class Chunk:
     end: float
 
 
-def chunk_regions(regions: list[Region], limit: float = CHUNK_SECONDS) -> list[Chunk]:
-    """Merge neighbouring regions into chunks of at most ``limit`` seconds; split longer ones."""
+def chunk_regions(
+    regions: list[Region], limit: float = CHUNK_SECONDS, max_gap: float | None = None
+) -> list[Chunk]:
+    """Merge neighbouring regions into chunks of at most ``limit`` seconds; split longer ones.
+
+    With ``max_gap``, regions further apart than that stay in separate chunks (the cross-task
+    scheduler packs them again with short gaps, so long silences are never decoded)."""
     chunks: list[Chunk] = []
     start: float | None = None
     end = 0.0
@@ -52,7 +57,7 @@ def chunk_regions(regions: list[Region], limit: float = CHUNK_SECONDS) -> list[C
                 start = None
             chunks.append(Chunk(cursor, cursor + limit))
             cursor += limit
-        if start is not None and region_end - start <= limit:
+        if start is not None and region_end - start <= limit and (max_gap is None or cursor - end <= max_gap):
             end = region_end
             continue
         if start is not None:

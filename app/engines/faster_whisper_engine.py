@@ -142,13 +142,14 @@ class FasterWhisperModel:
         return self._batched
 
     def speech_chunks(
-        self, audio: Audio, options: DecodeOptions
+        self, audio: Audio, options: DecodeOptions, max_gap: float | None = None
     ) -> tuple[npt.NDArray[np.float32], float, list[Chunk]]:
-        """Decoded samples, duration and the ≤30 s speech chunks (VAD within ``clip_timestamps``)."""
+        """Decoded samples, duration and the ≤30 s speech chunks (VAD within ``clip_timestamps``);
+        regions more than ``max_gap`` seconds apart stay in separate chunks."""
         samples = decode_audio(str(audio), sampling_rate=SAMPLE_RATE) if isinstance(audio, Path) else audio
         duration = len(samples) / SAMPLE_RATE
         regions = speech_regions(samples, parse_clip_timestamps(options.clip_timestamps, duration))
-        return samples, duration, chunk_regions(regions)
+        return samples, duration, chunk_regions(regions, max_gap=max_gap)
 
     def _transcribe_batched(
         self,

@@ -337,7 +337,9 @@ class TaskProcessor:
             speech_chunks = getattr(lease.model, "speech_chunks", None)
             if batcher is not None and speech_chunks is not None and not options.word_timestamps:
                 # Cross-task batching: this task's chunks join batches with other tasks' chunks.
-                samples, duration, chunks = await lease.prepare(speech_chunks, audio, options)
+                samples, duration, chunks = await lease.prepare(
+                    speech_chunks, audio, options, batcher.max_gap
+                )
                 batched = await batcher.transcribe(
                     samples,
                     chunks,
