@@ -110,7 +110,7 @@ class BatchedTranscription:
 
 @dataclass(frozen=True)
 class BatchRecord:
-    """One batch as it was run: (task id, chunk number) per row, in row order."""
+    """One batch as it was run."""
 
     rows: tuple[tuple[str, int], ...]
     """(task id, chunk number) of every chunk, in batch order."""
@@ -143,7 +143,7 @@ class BatchScheduler:
         self._changed = asyncio.Event()
         self._collector: asyncio.Task[None] | None = None
         self.history: deque[BatchRecord] = deque(maxlen=history)
-        """The most recent batches, newest last (health and tests read it)."""
+        """The most recent batches, newest last (for tests and debugging)."""
 
     @property
     def max_gap(self) -> float | None:

@@ -332,59 +332,60 @@ class TaskProcessor:
         priority: int,
     ) -> TranscriptionResult:
         segments: list[Segment] = []
-        async with self._pool.lease(model_name, engine) as lease:
-            batcher = lease.batcher
-            speech_chunks = getattr(lease.model, "speech_chunks", None)
-            if batcher is not None and speech_chunks is not None and not options.word_timestamps:
-                # Cross-task batching: this task's chunks join batches with other tasks' chunks.
-                samples, duration, chunks = await lease.prepare(
-                    speech_chunks, audio, options, batcher.max_gap
-                )
-                batched = await batcher.transcribe(
-                    samples,
-                    chunks,
-                    task_type,
-                    options,
-                    task_id=running.claim.task_id,
-                    priority=priority,
-                    cancelled=lambda: running.cancelled,
-                )
-                language, probability = batched.language, batched.language_probability
-                source = batched.segments
-            else:
-                stream = await lease.run(lease.model.transcribe, audio, task_type, options)
-                duration, language, probability = (
-                    stream.duration,
-                    stream.language,
-                    stream.language_probability,
-                )
-                source = _stepwise(lease, stream.segments)
-            stop_reporting = asyncio.Event()
-            reporter = asyncio.create_task(self._report_progress(running, stop_reporting))
-            async with aclosing(source):
-                try:
-                    async for segment in source:
-                        if running.cancelled:
-                            raise TaskCancelledError
-                        segments.append(segment)
-                        if duration > 0:
-                            running.progress = round(min(99.0, 100.0 * segment.end / duration), 1)
-                except ChunkDroppedError:
-                    if running.cancelled:
-                        raise TaskCancelledError from None
-                    raise
-                finally:
-                    stop_reporting.set()
-                    await reporter
-        if running.cancelled:
-            raise TaskCancelledError
-        return TranscriptionResult(
-            text="".join(segment.text for segment in segments).strip(),
-            language=language,
-            language_probability=probability,
-            duration=duration,
-            segments=segments,
-        )
+        try:
+            async with self._pool.lease(model_name, engine) as lease:
+                batcher = lease.batcher
+                speech_chunks = getattr(lease.model, "speech_chunks", None)
+                if batcher is not None and speech_chunks is not None and not options.word_timestamps:
+                    # Cross-task batching: this task's chunks join batches with other tasks' chunks.
+                    samples, duration, chunks = await lease.prepare(
+                        speech_chunks, audio, options, batcher.max_gap
+                    )
+                    batched = await batcher.transcribe(
+                        samples,
+                        chunks,
+                        task_type,
+                        options,
+                        task_id=running.claim.task_id,
+                        priority=priority,
+                        cancelled=lambda: running.cancelled,
+                    )
+                    language, probability = batched.language, batched.language_probability
+                    source = batched.segments
+                else:
+                    stream = await lease.run(lease.model.transcribe, audio, task_type, options)
+                    duration, language, probability = (
+                        stream.duration,
+                        stream.language,
+                        stream.language_probability,
+                    )
+                    source = _stepwise(lease, stream.segments)
+                stop_reporting = asyncio.Event()
+                reporter = asyncio.create_task(self._report_progress(running, stop_reporting))
+                async with aclosing(source):
+                    try:
+                        async for segment in source:
+                            if running.cancelled:
+                                raise TaskCancelledError
+                            segments.append(segment)
+                            if duration > 0:
+                                running.progress = round(min(99.0, 100.0 * segment.end / duration), 1)
+                    finally:
+                        stop_reporting.set()
+                        await reporter
+            if running.cancelled:
+                raise TaskCancelledError
+            return TranscriptionResult(
+                text="".join(segment.text for segment in segments).strip(),
+                language=language,
+                language_probability=probability,
+                duration=duration,
+                segments=segments,
+            )
+        except ChunkDroppedError:  # the batch scheduler dropped the chunks of a cancelled task
+            if running.cancelled:
+                raise TaskCancelledError from None
+            raise
 
 
 async def _stepwise(lease: Lease, segments: Iterator[Segment]) -> AsyncGenerator[Segment, None]:
