@@ -18,8 +18,10 @@ device gate, so a batch is one inference step like any other:
   ``PACK_GAP`` seconds of silence apart, and the row's segments are split back by time. A
   segment lying over two chunks sends both back to be decoded alone, so text never crosses tasks;
 * each task's chunks are taken in order, so a task's first chunk is in the first batch that
-  holds any of its chunks: the encoder output of that batch also detects its language (a task
-  whose language is still unknown is never packed);
+  holds any of its chunks: the encoder output of that batch also detects its language. Chunks
+  whose language is still unknown are packed together; each one's language is detected from its
+  own frames of the window's encoder output, and a chunk whose language differs from the first
+  one's in the row is packed again with its own kind;
 * a cancelled task's pending chunks are dropped before the next batch is formed.
 
 Results go back through one future per chunk; the task reads them in order (``segments``), with
@@ -38,6 +40,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import ctranslate2
 import numpy as np
 import numpy.typing as npt
 
@@ -56,6 +59,8 @@ STRADDLE_SECONDS = 0.5
 back to be decoded alone."""
 SKIPPED: list[Segment] = []
 """Marks a packed chunk the decoder stopped before (compared by identity)."""
+REQUEUE: list[Segment] = []
+"""Marks a packed chunk whose detected language differs from its row's: packed again later."""
 StepRunner = Callable[..., Awaitable[Any]]
 """Runs a blocking function as one inference step (the pool's device gate and worker thread)."""
 
@@ -343,6 +348,11 @@ class BatchScheduler:
         for item, segments in zip(batch, results, strict=True):
             if item.future.done():
                 continue
+            if segments is REQUEUE:  # its language is known now: it packs with its own kind
+                item.job.pending.append(item)
+                item.job.pending = deque(sorted(item.job.pending, key=lambda i: i.number))
+                self._changed.set()
+                continue
             if segments is None or segments is SKIPPED:
                 # Straddled by a segment: decode alone. Skipped: pack it once more (the window now
                 # starts with it), then alone.
@@ -369,17 +379,12 @@ class BatchScheduler:
         """Blocking, in a worker thread: one encode, language detection where needed, one generate.
 
         Returns each chunk's segments in batch order; ``None`` for a packed chunk that must be
-        decoded again on its own."""
+        decoded again on its own, ``SKIPPED`` for one the decoder stopped before, ``REQUEUE``
+        for one whose language turned out to differ from its row's."""
         decoder = self._decoder
         windows = [_window(row) for row in rows]
         encoded = decoder.encode([decoder.features(samples, chunk) for samples, chunk, _ in windows])
-        if any(row[0].job.language is None for row in rows):
-            detected = decoder.detect_language(encoded)
-            for row, (language, probability) in zip(rows, detected, strict=True):
-                job = row[0].job  # a job without a language is never packed: the row is its own
-                if job.language is None:  # its first chunk: a job's chunks are taken in order
-                    job.language = language
-                    job.language_probability = probability if decoder.multilingual else None
+        self._detect_languages(rows, windows, encoded)
         prompts: list[list[int]] = []
         for row in rows:
             for item in row:
@@ -395,15 +400,52 @@ class BatchScheduler:
             segments = list(decoder.segments(chunk, result, job.prompt.tokenizer, job.options))  # type: ignore[union-attr]
             if len(row) == 1:
                 outcome.append(segments)
-            else:
-                outcome.extend(_unpack(row, offsets, segments))
+                continue
+            unpacked = _unpack(row, offsets, segments)
+            for item, mine in zip(row, unpacked, strict=True):
+                outcome.append(mine if item.job.language == job.language else REQUEUE)
         return outcome
 
+    def _detect_languages(
+        self,
+        rows: list[list[_Item]],
+        windows: list[tuple[npt.NDArray[np.float32], Chunk, list[float]]],
+        encoded: ctranslate2.StorageView,
+    ) -> None:
+        """Give every job still without a language the one detected on its first chunk: from the
+        row's encoder output for a chunk alone, from the chunk's own frames for a packed one."""
+        decoder = self._decoder
+        unknown = [
+            (number, position, item)
+            for number, row in enumerate(rows)
+            for position, item in enumerate(row)
+            if item.job.language is None
+        ]
+        if not unknown:
+            return
+        alone = any(len(rows[number]) == 1 for number, _, _ in unknown)
+        whole = decoder.detect_language(encoded) if alone else []
+        packed = [(number, position, item) for number, position, item in unknown if len(rows[number]) > 1]
+        spans = [
+            (
+                number,
+                windows[number][2][position],
+                windows[number][2][position] + item.chunk.end - item.chunk.start,
+            )
+            for number, position, item in packed
+        ]
+        detected = decoder.detect_language_spans(encoded, spans)
+        own = {id(item): found for (_, _, item), found in zip(packed, detected, strict=True)}
+        for number, _position, item in sorted(unknown, key=lambda entry: entry[2].number):
+            job = item.job
+            if job.language is None:  # its first chunk here: a job's chunks are taken in order
+                job.language, probability = whole[number] if len(rows[number]) == 1 else own[id(item)]
+                job.language_probability = probability
 
-def _pack_key(job: _Job) -> object | None:
-    """Chunks of jobs with equal keys may share one window: same language, prompt and filters."""
-    if job.language is None:
-        return None
+
+def _pack_key(job: _Job) -> object:
+    """Chunks of jobs with equal keys may share one window: same language (or both still to be
+    detected, chunk by chunk), prompt and filters."""
     options = job.options
     return (
         job.language,

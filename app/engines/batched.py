@@ -113,6 +113,7 @@ class BatchedDecoder:
     def __init__(self, model: WhisperModel, batch_size: int) -> None:
         self._model = model
         self.batch_size = batch_size
+        self._silence: npt.NDArray[np.float32] | None = None
 
     @property
     def multilingual(self) -> bool:
@@ -137,6 +138,38 @@ class BatchedDecoder:
         if not self.multilingual:
             return [("en", 1.0)] * encoded.shape[0]
         return [(ranked[0][0][2:-2], ranked[0][1]) for ranked in self._model.model.detect_language(encoded)]
+
+    def detect_language_spans(
+        self, encoded: ctranslate2.StorageView, spans: list[tuple[int, float, float]]
+    ) -> list[tuple[str, float]]:
+        """The language of stretches of packed windows: (row, start s, end s) each.
+
+        Each stretch's frames of the row's encoder output are laid over the encoder output of
+        silence, and the language is detected on that: on the shared clips this agrees with
+        detecting on each clip alone, where the whole window's answer is that of its loudest
+        speaker."""
+        if not spans:
+            return []
+        frames = np.asarray(encoded.to_device(ctranslate2.Device.cpu))
+        silence = self._silence_encoding()
+        rate = frames.shape[1] / CHUNK_SECONDS
+        views = []
+        for row, start, end in spans:
+            view = silence.copy()
+            first, last = int(start * rate), min(frames.shape[1], int(np.ceil(end * rate)) + 1)
+            view[first:last] = frames[row, first:last]
+            views.append(view)
+        stacked = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(views)))
+        if encoded.device != "cpu":
+            stacked = stacked.to_device(ctranslate2.Device.cuda)
+        return self.detect_language(stacked)
+
+    def _silence_encoding(self) -> npt.NDArray[np.float32]:
+        if self._silence is None:
+            silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+            encoded = self.encode([self.features(silence, Chunk(0.0, 1.0))])
+            self._silence = np.asarray(encoded.to_device(ctranslate2.Device.cpu))[0]
+        return self._silence
 
     def prompt(self, task_type: TaskType, options: DecodeOptions, language: str) -> ChunkPrompt:
         model = self._model
