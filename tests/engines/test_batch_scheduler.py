@@ -249,3 +249,27 @@ async def test_deleting_a_running_task_drops_its_chunks(
         assert len(decoded) <= 4 < 2 + queued, (decoded, queued)  # at most the batches in flight
         assert batcher.pending_chunks == 0
         assert (await running.client.get(f"/api/v1/tasks/{task_id}")).status_code == 404
+
+
+async def test_packed_clips_of_many_languages_each_keep_their_own(
+    make_settings: Callable[..., Settings], clips: dict[str, Clip]
+) -> None:
+    """Multilingual ``base``, no language given: clips packed into shared windows still get
+    their own language (detected on their own frames) and their own text."""
+    names = ["jfk.flac", "picovoice_test_de.wav", "picovoice_test_es.wav", "zh_long.wav", "goforward.wav"]
+    settings = _batching(make_settings, default_model="base", load_mode="eager", min_size=1)
+    async with running_app(settings) as running:
+        ids = [
+            (await upload(running.client, clips[name].path, model="base", temperature="0")).json()["id"]
+            for name in names
+        ]
+        tasks = await asyncio.gather(*(wait_done(running.client, task_id) for task_id in ids))
+        (instance,) = running.services.pool.instances()
+        assert instance.batcher is not None
+        history = list(instance.batcher.history)
+    assert any(record.windows < len(record.rows) for record in history), history  # really packed
+    for name, task in zip(names, tasks, strict=True):
+        assert task["status"] == "completed", task["error"]
+        assert task["result"]["language"] == clips[name].language, (name, task["result"])
+    assert "ask not what your country can do for you" in normalize_en(tasks[0]["result"]["text"])
+    assert "go forward" in normalize_en(tasks[4]["result"]["text"])
