@@ -61,6 +61,8 @@ SKIPPED: list[Segment] = []
 """Marks a packed chunk the decoder stopped before (compared by identity)."""
 REQUEUE: list[Segment] = []
 """Marks a packed chunk whose detected language differs from its row's: packed again later."""
+MAX_HELD_SECONDS = 4 * 3600.0
+"""Decoded audio (about 920 MB as float32) above which new tasks wait for room before decoding."""
 StepRunner = Callable[..., Awaitable[Any]]
 """Runs a blocking function as one inference step (the pool's device gate and worker thread)."""
 
@@ -135,6 +137,7 @@ class BatchScheduler:
         batch_size: int,
         max_batch_wait: float,
         pack: bool = True,
+        max_held_seconds: float = MAX_HELD_SECONDS,
         history: int = 256,
     ) -> None:
         self._decoder = decoder
@@ -142,10 +145,12 @@ class BatchScheduler:
         self.batch_size = batch_size
         self.max_batch_wait = max_batch_wait
         self.pack = pack
+        self.max_held_seconds = max_held_seconds
         """Pack short chunks of different tasks into one 30 s window (one encoder pass for several)."""
         self._jobs: list[_Job] = []
         self._sequence = itertools.count()
         self._changed = asyncio.Event()
+        self._released = asyncio.Event()
         self._collector: asyncio.Task[None] | None = None
         self.history: deque[BatchRecord] = deque(maxlen=history)
         """The most recent batches, newest last (for tests and debugging)."""
@@ -156,6 +161,19 @@ class BatchScheduler:
         become chunks of their own and are packed ``PACK_GAP`` apart (Whisper tends to stop
         early in a window after a long silence, and skipped packed chunks are noticed)."""
         return PACK_GAP if self.pack else None
+
+    @property
+    def held_seconds(self) -> float:
+        """Seconds of decoded audio the queued tasks hold in memory (float32: 230 MB an hour)."""
+        return sum(len(job.samples) for job in self._jobs) / SAMPLE_RATE
+
+    async def room(self) -> None:
+        """Wait until the queued tasks hold less than ``max_held_seconds`` of decoded audio, so
+        that many long files running at once cannot exhaust memory (one always gets in). Await
+        it in turn with the decoding that follows (``Lease.prepare(admit=...)``)."""
+        while self._jobs and self.held_seconds >= self.max_held_seconds:
+            self._released.clear()
+            await self._released.wait()
 
     @property
     def pending_chunks(self) -> int:
@@ -227,6 +245,7 @@ class BatchScheduler:
         with suppress(ValueError):
             self._jobs.remove(job)
         self._changed.set()
+        self._released.set()
 
     # ------------------------------------------------------------------ collector
     def _ensure_collector(self) -> None:

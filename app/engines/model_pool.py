@@ -25,7 +25,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -140,10 +140,15 @@ class Lease:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._pool._run_step(self.instance, fn, *args)
 
-    async def prepare(self, fn: Callable[..., T], *args: Any) -> T:
+    async def prepare(
+        self, fn: Callable[..., T], *args: Any, admit: Callable[[], Awaitable[None]] | None = None
+    ) -> T:
         """Run CPU-side preparation (decoding, VAD) in a worker thread outside the device gate,
-        one at a time per device, so the next batch's chunks get ready while a batch runs."""
+        one at a time per device, so the next batch's chunks get ready while a batch runs.
+        ``admit`` is awaited first, in turn (the batch scheduler's room for more audio)."""
         async with self._pool._prep_gates[self.instance.device]:
+            if admit is not None:
+                await admit()
             return await asyncio.to_thread(fn, *args)
 
 

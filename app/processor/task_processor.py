@@ -339,7 +339,7 @@ class TaskProcessor:
                 if batcher is not None and speech_chunks is not None and not options.word_timestamps:
                     # Cross-task batching: this task's chunks join batches with other tasks' chunks.
                     samples, duration, chunks = await lease.prepare(
-                        speech_chunks, audio, options, batcher.max_gap
+                        speech_chunks, audio, options, batcher.max_gap, admit=batcher.room
                     )
                     batched = await batcher.transcribe(
                         samples,

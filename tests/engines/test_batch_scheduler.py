@@ -273,3 +273,30 @@ async def test_packed_clips_of_many_languages_each_keep_their_own(
         assert task["result"]["language"] == clips[name].language, (name, task["result"])
     assert "ask not what your country can do for you" in normalize_en(tasks[0]["result"]["text"])
     assert "go forward" in normalize_en(tasks[4]["result"]["text"])
+
+
+async def test_room_for_decoded_audio(tiny_en: FasterWhisperModel, clips: dict[str, Clip]) -> None:
+    """Tasks wait before decoding while the queued ones hold too much audio; one always gets in."""
+    samples = decode_audio(str(clips["jfk.flac"].path), sampling_rate=16000)
+    decoder = tiny_en.batch_decoder
+    assert decoder is not None
+    never = asyncio.Event()
+
+    async def run_step(fn: Callable[..., Any], *args: Any) -> Any:
+        await never.wait()  # no batch runs: the job stays queued
+
+    scheduler = BatchScheduler(decoder, run_step, batch_size=2, max_batch_wait=0.0, max_held_seconds=5.0)
+    await asyncio.wait_for(scheduler.room(), 1)  # nothing held
+    options = DecodeOptions(language="en", temperature=0.0)
+    job = asyncio.create_task(scheduler.transcribe(samples, [Chunk(0.0, 11.0)], TaskType.transcribe, options))
+    await asyncio.sleep(0.05)
+    assert scheduler.held_seconds == pytest.approx(11.0, abs=0.01)
+    waiting = asyncio.create_task(scheduler.room())
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    job.cancel()  # the task stops: its audio is released
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    await asyncio.wait_for(waiting, 1)
+    assert scheduler.held_seconds == 0
+    await scheduler.close()
