@@ -61,6 +61,8 @@ SKIPPED: list[Segment] = []
 """Marks a packed chunk the decoder stopped before (compared by identity)."""
 REQUEUE: list[Segment] = []
 """Marks a packed chunk whose detected language differs from its row's: packed again later."""
+CUT_SHORT_SECONDS = 1.5
+"""The last packed chunk with text, whose text ends this long before its speech, is decoded again."""
 MAX_HELD_SECONDS = 4 * 3600.0
 """Decoded audio (about 920 MB as float32) above which new tasks wait for room before decoding."""
 StepRunner = Callable[..., Awaitable[Any]]
@@ -531,7 +533,11 @@ def _unpack(row: list[_Item], offsets: list[float], segments: list[Segment]) -> 
             )
         )
     # Whisper may stop before the end of a window: a chunk left without any segment was skipped,
-    # not silent (VAD found speech in it), so it is decoded again.
+    # not silent (VAD found speech in it), so it is decoded again; so is the last chunk with
+    # segments when they end well before its speech does (the decoder stopped inside it).
+    last = max((n for n, mine in enumerate(owned) if mine), default=None)
+    if last is not None and segments and segments[-1].end < spans[last][1] - CUT_SHORT_SECONDS:
+        owned[last] = []
     return [SKIPPED if segments == [] else segments for segments in owned]
 
 
