@@ -16,7 +16,9 @@ device gate, so a batch is one inference step like any other:
 * **packing**: Whisper encodes a full 30 s window per row whatever the chunk's length, so short
   chunks (of any tasks) with the same language, task and prompt share one row's window,
   ``PACK_GAP`` seconds of silence apart, and the row's segments are split back by time. A
-  segment lying over two chunks sends both back to be decoded alone, so text never crosses tasks;
+  segment lying over most of two chunks sends both back to be decoded alone, so text never
+  crosses tasks; a chunk Whisper stopped before (or inside, for the last one with text) is
+  packed once more, then decoded alone;
 * each task's chunks are taken in order, so a task's first chunk is in the first batch that
   holds any of its chunks: the encoder output of that batch also detects its language. Chunks
   whose language is still unknown are packed together; each one's language is detected from its
