@@ -6,18 +6,24 @@ For each model, in one run and with the same model, compute type, threads and be
     ``model.transcribe`` over every workload file (segments consumed);
 (b) service: ``start.py`` as a subprocess, one untimed warm-up task, then every workload file
     submitted at once over HTTP; wall time from the first submit until the last result is back.
+    ``--mode pool`` runs the service as configured (one task per inference step); ``--mode
+    batched`` runs it with cross-task batching (``WHISPER__BATCH_SIZE=--batch-size``,
+    ``WHISPER__BATCHING=tasks``); ``--mode both`` keeps both servers up and times both.
 
-The two never run at the same time. The last line is ``ratio service/raw = X.XX`` (service
-throughput over raw throughput; the minimum across models when several are run).
+No two sides ever run at the same time. The last line is ``ratio service/raw = X.XX`` (service
+throughput over raw throughput; the minimum across models when several are run); with
+``--mode both`` there is one such line per service mode (``ratio pool/raw``, ``ratio batched/raw``).
 
-    /work/venv/bin/python bench/throughput.py [--model tiny.en] [--quick] [--env KEY=VALUE ...]
+    /work/venv/bin/python bench/throughput.py [--model tiny.en] [--mode batched] [--quick] [--env KEY=VALUE ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
+import os
 import sys
 import tempfile
 import time
@@ -25,6 +31,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# This directory holds ``queue.py`` (the queue benchmark), which would shadow the standard
+# library's ``queue`` that urllib3 imports: keep the directory on the path, after the stdlib.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.append(sys.path.pop(0))
 
 import httpx
 from faster_whisper import WhisperModel
@@ -37,6 +48,7 @@ from workload import (
     clip_path,
     consume,
     english_wer,
+    env_pair,
     print_header,
     resolve_model,
     running_server,
@@ -57,14 +69,20 @@ class SideResult:
 
 
 @dataclass
+class ServiceResult:
+    side: SideResult
+    audio: float
+    """Sum of ``result.duration`` reported by the service."""
+    processing: float
+    """Sum of the tasks' ``processing_time`` (last round)."""
+
+
+@dataclass
 class ModelResult:
     model: str
     raw: SideResult
-    service: SideResult
-    service_audio: float
-    """Sum of ``result.duration`` reported by the service."""
-    service_processing: float
-    """Sum of the tasks' ``processing_time``."""
+    services: dict[str, ServiceResult]
+    """Per service mode (``pool``, ``batched``)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -85,6 +103,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--quick", action="store_true", help="only the clips and one 2-minute file (smoke test)"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("pool", "batched", "both"),
+        default="pool",
+        help="service configuration(s) to time against the raw loop (default pool)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="WHISPER__BATCH_SIZE of the batched service (default 8)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where both sides run (default cpu); with cuda pass e.g. --compute-type float16",
+    )
+    parser.add_argument(
+        "--batched-env",
+        type=env_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the batched service only, after --env (repeatable)",
     )
     parser.add_argument(
         "--rounds",
@@ -142,92 +186,122 @@ async def _service_run(
     return wall, list(tasks)
 
 
+def service_modes(args: argparse.Namespace) -> list[str]:
+    return ["pool", "batched"] if args.mode == "both" else [args.mode]
+
+
+def mode_env(mode: str, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """``--env`` for every service; the batched one also gets cross-task batching (and ``--batched-env``)."""
+    device: list[tuple[str, str]] = []
+    if args.device == "cuda":  # the server hides GPUs unless told otherwise
+        device = [
+            ("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES", "0")),
+            ("WHISPER__DEVICES", "cuda"),
+        ]
+    if mode == "pool":
+        return [*device, *args.env]
+    batching = [("WHISPER__BATCH_SIZE", str(args.batch_size)), ("WHISPER__BATCHING", "tasks")]
+    return [*device, *batching, *args.env, *args.batched_env]
+
+
 def run_model(model: str, items: Sequence[WorkItem], args: argparse.Namespace, work_dir: Path) -> ModelResult:
-    """Raw and service rounds for one model, alternating ABBA with the server kept up (idle) throughout."""
+    """Raw and service rounds for one model, alternating (raw, services…, then reversed) with the
+    servers kept up (idle) throughout."""
     location = resolve_model(model, args.model_dir)
     print(f"[{model}] raw: {location}", flush=True)
-    raw_model = WhisperModel(location, device="cpu", compute_type=args.compute_type, cpu_threads=args.threads)
-    consume(raw_model.transcribe(str(clip_path(WARMUP_CLIP)), beam_size=args.beam_size)[0])
-    env = server_env(
-        work_dir,
-        model=model,
-        model_dir=args.model_dir,
-        compute_type=args.compute_type,
-        threads=args.threads,
-        concurrency=args.concurrency,
-        extra=args.env,
+    raw_model = WhisperModel(
+        location, device=args.device, compute_type=args.compute_type, cpu_threads=args.threads
     )
+    consume(raw_model.transcribe(str(clip_path(WARMUP_CLIP)), beam_size=args.beam_size)[0])
+    modes = service_modes(args)
     uploads = [(item.path.name, item.path.read_bytes()) for item in items]
     warmup_path = clip_path(WARMUP_CLIP)
     warmup = (warmup_path.name, warmup_path.read_bytes())
     fields = {"model": model, "beam_size": str(args.beam_size)}
-    raw_walls: list[float] = []
-    service_walls: list[float] = []
+    walls: dict[str, list[float]] = {side: [] for side in ("raw", *modes)}
     raw: SideResult | None = None
-    tasks: list[dict[str, Any]] = []
-    with running_server(env, work_dir, model) as base_url:
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    with contextlib.ExitStack() as stack:
+        urls = {}
+        for mode in modes:
+            env = server_env(
+                work_dir / mode,
+                model=model,
+                model_dir=args.model_dir,
+                compute_type=args.compute_type,
+                threads=args.threads,
+                concurrency=args.concurrency,
+                extra=mode_env(mode, args),
+            )
+            urls[mode] = stack.enter_context(running_server(env, work_dir / mode, model))
         for round_number in range(args.rounds):
-            order = ("raw", "service") if round_number % 2 == 0 else ("service", "raw")
-            for side in order:
+            order = ["raw", *modes]
+            for side in order if round_number % 2 == 0 else reversed(order):
                 if side == "raw":
                     raw = run_raw(raw_model, items, args)
-                    raw_walls.append(raw.wall)
+                    walls["raw"].append(raw.wall)
                 else:
-                    wall, tasks = asyncio.run(_service_run(base_url, uploads, warmup, fields))
-                    service_walls.append(wall)
-                print(
-                    f"[{model}] round {round_number + 1} {side}: {(raw_walls if side == 'raw' else service_walls)[-1]:.2f} s",
-                    flush=True,
-                )
+                    wall, tasks[side] = asyncio.run(_service_run(urls[side], uploads, warmup, fields))
+                    walls[side].append(wall)
+                print(f"[{model}] round {round_number + 1} {side}: {walls[side][-1]:.2f} s", flush=True)
     del raw_model
     gc.collect()
     assert raw is not None
-    texts = {
-        name: str(task["result"]["text"]).strip() for (name, _), task in zip(uploads, tasks, strict=True)
-    }
-    audio = sum(float(task["result"].get("duration") or 0.0) for task in tasks)
-    processing = sum(float(task.get("processing_time") or 0.0) for task in tasks)
+    services: dict[str, ServiceResult] = {}
+    for mode in modes:
+        texts = {
+            name: str(task["result"]["text"]).strip()
+            for (name, _), task in zip(uploads, tasks[mode], strict=True)
+        }
+        services[mode] = ServiceResult(
+            SideResult(wall=sum(walls[mode]) / len(walls[mode]), texts=texts),
+            audio=sum(float(task["result"].get("duration") or 0.0) for task in tasks[mode]),
+            processing=sum(float(task.get("processing_time") or 0.0) for task in tasks[mode]),
+        )
     return ModelResult(
-        model,
-        SideResult(wall=sum(raw_walls) / len(raw_walls), texts=raw.texts),
-        SideResult(wall=sum(service_walls) / len(service_walls), texts=texts),
-        audio,
-        processing,
+        model, SideResult(wall=sum(walls["raw"]) / len(walls["raw"]), texts=raw.texts), services
     )
 
 
-def report(result: ModelResult, items: Sequence[WorkItem], long_files: int) -> float:
+def report(result: ModelResult, items: Sequence[WorkItem], long_files: int) -> dict[str, float]:
+    """Prints one model's figures; returns the ratio service/raw per service mode."""
     audio = sum(item.duration for item in items)
     raw_speed = audio / result.raw.wall
-    service_speed = audio / result.service.wall
-    ratio = service_speed / raw_speed
-    same = sum(result.raw.texts[name] == result.service.texts[name] for name in result.raw.texts)
     raw_wer = english_wer(result.raw.texts)
-    service_wer = english_wer(result.service.texts)
     print(f"== {result.model} ==")
     print(
         f"workload: {len(items)} files ({len(items) - long_files} clips + {long_files} concatenated), "
-        f"{audio:.1f} s audio (service reports {result.service_audio:.1f} s)"
+        f"{audio:.1f} s audio"
     )
     print("(walls are means over the rounds; processing_time is from the last service round)")
     print(f"raw:     wall {result.raw.wall:8.2f} s   {raw_speed:7.2f} audio-s/wall-s   WER {raw_wer:.2%}")
-    print(
-        f"service: wall {result.service.wall:8.2f} s   {service_speed:7.2f} audio-s/wall-s   "
-        f"WER {service_wer:.2%}   (sum of task processing_time {result.service_processing:.2f} s)"
-    )
-    print(f"identical transcripts raw vs service: {same}/{len(result.raw.texts)} files")
-    print(f"ratio service/raw [{result.model}] = {ratio:.2f}")
+    ratios: dict[str, float] = {}
+    for mode, service in result.services.items():
+        speed = audio / service.side.wall
+        ratios[mode] = speed / raw_speed
+        same = sum(result.raw.texts[name] == service.side.texts[name] for name in result.raw.texts)
+        print(
+            f"{mode + ':':8} wall {service.side.wall:8.2f} s   {speed:7.2f} audio-s/wall-s   "
+            f"WER {english_wer(service.side.texts):.2%}   (service reports {service.audio:.1f} s audio; "
+            f"sum of task processing_time {service.processing:.2f} s)"
+        )
+        print(f"identical transcripts raw vs {mode}: {same}/{len(result.raw.texts)} files")
+    for mode, ratio in ratios.items():
+        label = "service" if len(ratios) == 1 else mode
+        print(f"ratio {label}/raw [{result.model}] = {ratio:.2f}")
     sys.stdout.flush()
-    return ratio
+    return ratios
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     print_header()
     extra = " ".join(f"{key}={value}" for key, value in args.env) or "none"
+    batched = " ".join(f"{key}={value}" for key, value in args.batched_env) or "none"
     print(
         f"settings: models={','.join(args.model)} compute_type={args.compute_type} threads={args.threads} "
-        f"concurrency={args.concurrency} beam_size={args.beam_size} quick={args.quick} env={extra}"
+        f"concurrency={args.concurrency} beam_size={args.beam_size} quick={args.quick} env={extra} "
+        f"mode={args.mode} batch_size={args.batch_size} batched_env={batched} device={args.device}"
     )
     long_files = 1 if args.quick else 3
     results: list[ModelResult] = []
@@ -240,7 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.append(run_model(model, items, args, tmp_dir / f"server-{model}"))
     # Scored after all timing, so torch (pulled in by whisper's normalizer) is never loaded during it.
     ratios = [report(result, items, long_files) for result in results]
-    print(f"ratio service/raw = {min(ratios):.2f}")
+    modes = service_modes(args)
+    for mode in modes:
+        label = "service" if len(modes) == 1 else mode
+        print(f"ratio {label}/raw = {min(ratio[mode] for ratio in ratios):.2f}")
     return 0
 
 

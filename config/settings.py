@@ -127,6 +127,15 @@ class WhisperSettings(BaseModel):
     batch_size: int = Field(default=1, ge=1, le=256)
     """faster-whisper batch size; above 1, VAD speech chunks (≤30 s) are decoded in batches: no previous-text prompt, no temperature fallback; word-timestamp tasks stay sequential."""
 
+    batching: Literal["tasks", "file"] = "tasks"
+    """With ``batch_size`` > 1: ``tasks`` packs chunks of every running task that shares an instance into one batch (priority first, round-robin across tasks); ``file`` batches each file on its own."""
+
+    batch_packing: bool = True
+    """With ``batching=tasks``: short chunks of tasks with the same language and prompt share one 30 s window (one encoder pass for several clips); their segments are split back by time."""
+
+    max_batch_wait_ms: float = Field(default=50.0, ge=0, le=10000)
+    """Most milliseconds a batch that is not full waits, from its oldest chunk's arrival, for chunks of other tasks (``batching=tasks``)."""
+
     @field_validator("allowed_models", "allowed_engines", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
@@ -156,7 +165,7 @@ class ProcessorSettings(BaseModel):
     """Run the background processor in this process."""
 
     max_concurrent_tasks: int = Field(default=2, ge=1)
-    """Tasks this node runs at the same time."""
+    """Tasks this node runs at the same time. With cross-task batching (``WHISPER__BATCH_SIZE`` > 1, ``WHISPER__BATCHING=tasks``) at least ``batch_size`` × instances (× 4 with ``WHISPER__BATCH_PACKING``) run, so that batches can fill."""
 
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     """How often an idle processor looks for new tasks (new local tasks wake it at once)."""

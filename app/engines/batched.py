@@ -29,6 +29,7 @@ from app.schemas.task import DecodeOptions, TaskType
 
 CHUNK_SECONDS = 30.0
 FRAMES_PER_CHUNK = 3000  # 30 s of 10 ms mel frames
+CHUNK_SAMPLES = int(CHUNK_SECONDS * SAMPLE_RATE)
 TIME_PRECISION = 0.02
 
 
@@ -38,8 +39,13 @@ class Chunk:
     end: float
 
 
-def chunk_regions(regions: list[Region], limit: float = CHUNK_SECONDS) -> list[Chunk]:
-    """Merge neighbouring regions into chunks of at most ``limit`` seconds; split longer ones."""
+def chunk_regions(
+    regions: list[Region], limit: float = CHUNK_SECONDS, max_gap: float | None = None
+) -> list[Chunk]:
+    """Merge neighbouring regions into chunks of at most ``limit`` seconds; split longer ones.
+
+    With ``max_gap``, regions further apart than that stay in separate chunks (the cross-task
+    scheduler packs them again with short gaps, so long silences are never decoded)."""
     chunks: list[Chunk] = []
     start: float | None = None
     end = 0.0
@@ -51,7 +57,7 @@ def chunk_regions(regions: list[Region], limit: float = CHUNK_SECONDS) -> list[C
                 start = None
             chunks.append(Chunk(cursor, cursor + limit))
             cursor += limit
-        if start is not None and region_end - start <= limit:
+        if start is not None and region_end - start <= limit and (max_gap is None or cursor - end <= max_gap):
             end = region_end
             continue
         if start is not None:
@@ -67,24 +73,127 @@ def _compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
+def sampling_options(options: DecodeOptions) -> tuple[float, dict[str, float | int]]:
+    """The one temperature a batch decodes at, and CTranslate2's search arguments for it.
+
+    Chunks can share one ``generate`` call only when these are equal (see ``batch_key``)."""
+    temperature = options.temperature[0] if isinstance(options.temperature, list) else options.temperature
+    if temperature > 0:
+        return temperature, {
+            "beam_size": 1,
+            "num_hypotheses": options.best_of,
+            "sampling_topk": 0,
+            "sampling_temperature": temperature,
+        }
+    return temperature, {"beam_size": options.beam_size, "patience": options.patience}
+
+
+def batch_key(options: DecodeOptions) -> tuple[float, tuple[tuple[str, float | int], ...]]:
+    """Chunks whose options give the same key can be decoded in one batch."""
+    temperature, sampling = sampling_options(options)
+    return temperature, tuple(sorted(sampling.items()))
+
+
+@dataclass
+class ChunkPrompt:
+    """What one chunk's row of a batch needs besides its audio: tokenizer and prompt tokens."""
+
+    tokenizer: Tokenizer
+    prompt: list[int]
+
+
 class BatchedDecoder:
-    """Encodes and decodes chunks of one file in batches with a loaded ``WhisperModel``."""
+    """Encodes and decodes speech chunks in batches with a loaded ``WhisperModel``.
+
+    ``transcribe`` batches the chunks of one file; the cross-task scheduler
+    (``app.engines.batch_scheduler``) calls ``features``, ``encode``, ``detect_language``,
+    ``prompt``, ``generate`` and ``segments`` directly, with rows of many tasks in one batch.
+    """
 
     def __init__(self, model: WhisperModel, batch_size: int) -> None:
         self._model = model
         self.batch_size = batch_size
+        self._silence: npt.NDArray[np.float32] | None = None
 
-    def _features(self, samples: npt.NDArray[np.float32], chunk: Chunk) -> npt.NDArray[np.float32]:
+    @property
+    def multilingual(self) -> bool:
+        return bool(self._model.model.is_multilingual)
+
+    def features(self, samples: npt.NDArray[np.float32], chunk: Chunk) -> npt.NDArray[np.float32]:
+        """Log-mel frames of one chunk, padded to exactly 30 s (no second 30 s of padding to analyse)."""
         audio = samples[int(chunk.start * SAMPLE_RATE) : int(chunk.end * SAMPLE_RATE)]
-        mel: npt.NDArray[np.float32] = self._model.feature_extractor(audio, padding=True)
+        audio = np.pad(audio, (0, max(0, CHUNK_SAMPLES - len(audio))))
+        mel: npt.NDArray[np.float32] = self._model.feature_extractor(audio, padding=False)
         mel = mel[:, :FRAMES_PER_CHUNK]
         if mel.shape[1] < FRAMES_PER_CHUNK:
             mel = np.pad(mel, ((0, 0), (0, FRAMES_PER_CHUNK - mel.shape[1])))
         return mel.astype(np.float32)
 
-    def _encode(self, features: list[npt.NDArray[np.float32]]) -> ctranslate2.StorageView:
+    def encode(self, features: list[npt.NDArray[np.float32]]) -> ctranslate2.StorageView:
         batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features)))
         return self._model.model.encode(batch, to_cpu=False)
+
+    def detect_language(self, encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
+        """The most likely language of every row of ``encoded`` (``en`` for English-only models)."""
+        if not self.multilingual:
+            return [("en", 1.0)] * encoded.shape[0]
+        return [(ranked[0][0][2:-2], ranked[0][1]) for ranked in self._model.model.detect_language(encoded)]
+
+    def detect_language_spans(
+        self, encoded: ctranslate2.StorageView, spans: list[tuple[int, float, float]]
+    ) -> list[tuple[str, float]]:
+        """The language of stretches of packed windows: (row, start s, end s) each.
+
+        Each stretch's frames of the row's encoder output are laid over the encoder output of
+        silence, and the language is detected on that: on the shared clips this agrees with
+        detecting on each clip alone, where the whole window's answer is that of its loudest
+        speaker."""
+        if not spans:
+            return []
+        frames = np.asarray(encoded.to_device(ctranslate2.Device.cpu))
+        silence = self._silence_encoding()
+        rate = frames.shape[1] / CHUNK_SECONDS
+        views = []
+        for row, start, end in spans:
+            view = silence.copy()
+            first, last = int(start * rate), min(frames.shape[1], int(np.ceil(end * rate)) + 1)
+            view[first:last] = frames[row, first:last]
+            views.append(view)
+        stacked = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(views)))
+        if encoded.device != "cpu":
+            stacked = stacked.to_device(ctranslate2.Device.cuda)
+        return self.detect_language(stacked)
+
+    def _silence_encoding(self) -> npt.NDArray[np.float32]:
+        if self._silence is None:
+            silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+            encoded = self.encode([self.features(silence, Chunk(0.0, 1.0))])
+            self._silence = np.asarray(encoded.to_device(ctranslate2.Device.cpu))[0]
+        return self._silence
+
+    def prompt(self, task_type: TaskType, options: DecodeOptions, language: str) -> ChunkPrompt:
+        model = self._model
+        tokenizer = Tokenizer(model.hf_tokenizer, self.multilingual, task=task_type.value, language=language)
+        previous = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
+        return ChunkPrompt(tokenizer, model.get_prompt(tokenizer, previous, hotwords=options.hotwords))
+
+    def generate(
+        self, encoded: ctranslate2.StorageView, prompts: list[list[int]], options: DecodeOptions
+    ) -> list[ctranslate2.models.WhisperGenerationResult]:
+        """One ``generate`` call; every row must share ``batch_key(options)``."""
+        _temperature, sampling = sampling_options(options)
+        results: list[ctranslate2.models.WhisperGenerationResult] = self._model.model.generate(
+            encoded,
+            prompts,
+            max_length=self._model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+            max_initial_timestamp_index=50,
+            **sampling,
+        )
+        return results
 
     def transcribe(
         self,
@@ -96,14 +205,11 @@ class BatchedDecoder:
         """Encode the first batch now (its encoder output also answers language detection, so
         nothing is encoded twice); the returned iterator decodes batch after batch."""
         first = chunks[: self.batch_size]
-        encoded = self._encode([self._features(samples, chunk) for chunk in first])
+        encoded = self.encode([self.features(samples, chunk) for chunk in first])
         language, probability = options.language, None
         if language is None:
-            if self._model.model.is_multilingual:
-                token, probability = self._model.model.detect_language(encoded)[0][0]
-                language = token[2:-2]
-            else:
-                language = "en"
+            language, detected = self.detect_language(encoded)[0]
+            probability = detected if self.multilingual else None
         return language, probability, self._decode(samples, chunks, encoded, task_type, options, language)
 
     def _decode(
@@ -115,53 +221,26 @@ class BatchedDecoder:
         options: DecodeOptions,
         language: str,
     ) -> Iterator[Segment]:
-        model = self._model
-        tokenizer = Tokenizer(
-            model.hf_tokenizer, model.model.is_multilingual, task=task_type.value, language=language
-        )
-        previous = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
-        prompt = model.get_prompt(tokenizer, previous, hotwords=options.hotwords)
-        temperature = options.temperature[0] if isinstance(options.temperature, list) else options.temperature
-        sampling: dict[str, float | int]
-        if temperature > 0:
-            sampling = {
-                "beam_size": 1,
-                "num_hypotheses": options.best_of,
-                "sampling_topk": 0,
-                "sampling_temperature": temperature,
-            }
-        else:
-            sampling = {"beam_size": options.beam_size, "patience": options.patience}
+        prompt = self.prompt(task_type, options, language)
         index = 0
         for first in range(0, len(chunks), self.batch_size):
             batch = chunks[first : first + self.batch_size]
-            encoded = (
-                first_encoded if first == 0 else self._encode([self._features(samples, c) for c in batch])
-            )
-            results = model.model.generate(
-                encoded,
-                [prompt] * len(batch),
-                max_length=model.max_length,
-                return_scores=True,
-                return_no_speech_prob=True,
-                suppress_blank=True,
-                suppress_tokens=[-1],
-                max_initial_timestamp_index=50,
-                **sampling,
-            )
+            encoded = first_encoded if first == 0 else self.encode([self.features(samples, c) for c in batch])
+            results = self.generate(encoded, [prompt.prompt] * len(batch), options)
             for chunk, result in zip(batch, results, strict=True):
-                for segment in self._segments(chunk, result, tokenizer, options, temperature):
+                for segment in self.segments(chunk, result, prompt.tokenizer, options):
                     yield segment.model_copy(update={"id": index})
                     index += 1
 
-    def _segments(
+    def segments(
         self,
         chunk: Chunk,
         result: ctranslate2.models.WhisperGenerationResult,
         tokenizer: Tokenizer,
         options: DecodeOptions,
-        temperature: float,
     ) -> Iterator[Segment]:
+        """One chunk's tokens as segments on the original timeline (``id`` 0; the caller numbers them)."""
+        temperature, _sampling = sampling_options(options)
         tokens: list[int] = result.sequences_ids[0]
         length = len(tokens)
         avg_logprob = result.scores[0] * (length**1.0) / (length + 1)

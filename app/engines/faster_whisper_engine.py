@@ -13,7 +13,7 @@ from faster_whisper.audio import decode_audio
 from faster_whisper.transcribe import Segment as FwSegment
 
 from app.engines.base import SAMPLE_RATE, Audio, TranscriptionStream
-from app.engines.batched import BatchedDecoder, chunk_regions
+from app.engines.batched import BatchedDecoder, Chunk, chunk_regions
 from app.engines.vad import parse_clip_timestamps, speech_regions
 from app.engines.windows import Window, plan_windows
 from app.schemas.result import Segment, Word
@@ -138,6 +138,21 @@ class FasterWhisperModel:
             segments=self._windowed(samples, windows, segments, kwargs, info.language, options),
         )
 
+    @property
+    def batch_decoder(self) -> BatchedDecoder | None:
+        """The batched decoder (``batch_size`` > 1), which the pool's cross-task scheduler drives."""
+        return self._batched
+
+    def speech_chunks(
+        self, audio: Audio, options: DecodeOptions, max_gap: float | None = None
+    ) -> tuple[npt.NDArray[np.float32], float, list[Chunk]]:
+        """Decoded samples, duration and the ≤30 s speech chunks (VAD within ``clip_timestamps``);
+        regions more than ``max_gap`` seconds apart stay in separate chunks."""
+        samples = decode_audio(str(audio), sampling_rate=SAMPLE_RATE) if isinstance(audio, Path) else audio
+        duration = len(samples) / SAMPLE_RATE
+        regions = speech_regions(samples, parse_clip_timestamps(options.clip_timestamps, duration))
+        return samples, duration, chunk_regions(regions, max_gap=max_gap)
+
     def _transcribe_batched(
         self,
         decoder: BatchedDecoder,
@@ -147,8 +162,7 @@ class FasterWhisperModel:
         options: DecodeOptions,
     ) -> TranscriptionStream:
         """Speech chunks decoded ``batch_size`` at a time (see ``app.engines.batched``)."""
-        regions = speech_regions(samples, parse_clip_timestamps(options.clip_timestamps, duration))
-        chunks = chunk_regions(regions)
+        _samples, _duration, chunks = self.speech_chunks(samples, options)
         if not chunks:
             return TranscriptionStream(options.language, None, duration, iter(()))
         language, probability, segments = decoder.transcribe(samples, chunks, task_type, options)

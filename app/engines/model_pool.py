@@ -12,6 +12,9 @@
 * Idle instances above the floor are unloaded after ``idle_ttl_seconds``.
 * An out-of-memory error fails only the step's task; the instance is drained, closed and
   rebuilt on the same device.
+* With ``batch_size`` > 1 and ``batching=tasks`` every faster-whisper instance gets a
+  ``BatchScheduler`` (``app.engines.batch_scheduler``): the tasks leasing it hand over their
+  speech chunks, and each batch of chunks, from many tasks, is one step through the gate.
 """
 
 from __future__ import annotations
@@ -22,15 +25,17 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 
 from app.engines.base import SAMPLE_RATE, SpeechModel
+from app.engines.batch_scheduler import BatchScheduler
 from app.engines.devices import Device, cpu_threads_per_instance, parse_devices
 from app.engines.factory import ModelFactory
 from app.schemas.task import DecodeOptions, TaskType
@@ -39,6 +44,9 @@ from config.settings import WhisperSettings
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+PACKED_TASKS_PER_ROW = 4
+"""Short clips a packed 30 s batch row typically holds (sizes how many tasks run at once)."""
 
 
 class ModelNotAllowedError(ValueError):
@@ -76,6 +84,8 @@ class ModelInstance:
     loaded_at: float | None = None
     last_used: float = field(default_factory=time.monotonic)
     memory_bytes: int | None = None
+    batcher: BatchScheduler | None = None
+    """Cross-task batch scheduler of this instance, when batching applies to it."""
 
     @property
     def id(self) -> str:
@@ -122,8 +132,24 @@ class Lease:
             raise ModelUnavailableError(f"{self.instance.id} is not loaded")
         return model
 
+    @property
+    def batcher(self) -> BatchScheduler | None:
+        """The instance's cross-task batch scheduler, or ``None`` (decode sequentially with ``run``)."""
+        return self.instance.batcher
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._pool._run_step(self.instance, fn, *args)
+
+    async def prepare(
+        self, fn: Callable[..., T], *args: Any, admit: Callable[[], Awaitable[None]] | None = None
+    ) -> T:
+        """Run CPU-side preparation (decoding, VAD) in a worker thread outside the device gate,
+        one at a time per device, so the next batch's chunks get ready while a batch runs.
+        ``admit`` is awaited first, in turn (the batch scheduler's room for more audio)."""
+        async with self._pool._prep_gates[self.instance.device]:
+            if admit is not None:
+                await admit()
+            return await asyncio.to_thread(fn, *args)
 
 
 class AsyncModelPool:
@@ -142,6 +168,7 @@ class AsyncModelPool:
             settings.cpu_threads, settings.instances_per_device, cores
         )
         self._gates = {device: asyncio.Semaphore(settings.instances_per_device) for device in self.devices}
+        self._prep_gates = {device: asyncio.Semaphore(1) for device in self.devices}
         self._running_on: dict[Device, int] = dict.fromkeys(self.devices, 0)
         self.peak_running: dict[Device, int] = dict.fromkeys(self.devices, 0)
         self._instances: dict[ModelKey, list[ModelInstance]] = {}
@@ -170,6 +197,20 @@ class AsyncModelPool:
     def max_size(self) -> int:
         capacity = len(self.devices) * self._settings.instances_per_device
         return min(self._settings.max_size, capacity) if self._settings.max_size else capacity
+
+    @property
+    def batches_across_tasks(self) -> bool:
+        return self._settings.batch_size > 1 and self._settings.batching == "tasks"
+
+    @property
+    def task_capacity(self) -> int:
+        """Tasks worth running at once so batches can fill: ``batch_size`` windows per possible
+        instance, each window holding several packed clips (up to ``PACKED_TASKS_PER_ROW``)."""
+        if not self.batches_across_tasks:
+            return 1
+        per_row = PACKED_TASKS_PER_ROW if self._settings.batch_packing else 1
+        instances = len(self.devices) * self._settings.instances_per_device
+        return self._settings.batch_size * per_row * instances
 
     def check_allowed(self, model: str, engine: str) -> ModelKey:
         if model not in self._settings.allowed_models:
@@ -339,6 +380,7 @@ class AsyncModelPool:
             after = _device_memory_used(instance.device)
         async with self._cond:
             instance.model = model
+            instance.batcher = self._batcher(instance, model)
             instance.memory_bytes = after - before if after is not None and before is not None else None
             instance.loaded_at = time.time()
             instance.last_used = time.monotonic()
@@ -349,12 +391,27 @@ class AsyncModelPool:
             self._cond.notify_all()
         logger.info("%s is ready", instance.id)
 
+    def _batcher(self, instance: ModelInstance, model: SpeechModel) -> BatchScheduler | None:
+        decoder = getattr(model, "batch_decoder", None)
+        if decoder is None or not self.batches_across_tasks:
+            return None
+        return BatchScheduler(
+            decoder,
+            partial(self._run_step, instance),
+            batch_size=self._settings.batch_size,
+            max_batch_wait=self._settings.max_batch_wait_ms / 1000,
+            pack=self._settings.batch_packing,
+        )
+
     def _forget(self, instance: ModelInstance) -> None:
         group = self._instances.get(instance.key, [])
         if instance in group:
             group.remove(instance)
 
     async def _close(self, instance: ModelInstance) -> None:
+        batcher, instance.batcher = instance.batcher, None
+        if batcher is not None:
+            await batcher.close()
         model, instance.model = instance.model, None
         if model is not None:
             await asyncio.to_thread(model.close)

@@ -6,8 +6,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import suppress
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -16,7 +16,8 @@ from app.db.models import utcnow
 from app.db.outages import is_disconnect, through_outage
 from app.db.task_repository import Claim, TaskRepository
 from app.db.worker_registry import WorkerRegistry
-from app.engines.model_pool import AsyncModelPool
+from app.engines.batch_scheduler import ChunkDroppedError
+from app.engines.model_pool import AsyncModelPool, Lease
 from app.logging_setup import task_log_context
 from app.media.storage import MediaStorage
 from app.observability.metrics import Metrics
@@ -39,6 +40,8 @@ class TaskCancelledError(Exception):
 class _Running:
     claim: Claim
     cancelled: bool = False
+    progress: float = 0.0
+    """Latest progress in percent; ``_report_progress`` writes it."""
     job: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -71,7 +74,8 @@ class TaskProcessor:
         self._events = events
         self._delete_media = delete_media_after_processing
         self._devices = [device.name for device in pool.devices]
-        self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
+        # Cross-task batching needs enough tasks running to fill its batches.
+        self._slots = asyncio.Semaphore(max(settings.max_concurrent_tasks, pool.task_capacity))
         self._wake = asyncio.Event()
         self._resumed = asyncio.Event()
         self._running: dict[str, _Running] = {}
@@ -243,6 +247,7 @@ class TaskProcessor:
                     media_node=task.media_node,
                     task_type=TaskType(task.task_type),
                     options=DecodeOptions.model_validate(task.options),
+                    priority=task.priority,
                 )
                 elapsed = time.perf_counter() - started
                 stored = await self._durably(
@@ -331,6 +336,7 @@ class TaskProcessor:
         media_node: str | None,
         task_type: TaskType,
         options: DecodeOptions,
+        priority: int,
     ) -> TranscriptionResult:
         if not media_name:
             raise FileNotFoundError("the task's media is no longer available")
@@ -343,10 +349,26 @@ class TaskProcessor:
         if not audio.is_file():
             raise FileNotFoundError("the task's media is no longer available")
         try:
-            return await self._decode(running, audio, engine, model_name, task_type, options)
+            return await self._decode(running, audio, engine, model_name, task_type, options, priority)
         finally:
             if fetched:  # a cached copy of another node's file
                 audio.unlink(missing_ok=True)
+
+    async def _report_progress(self, running: _Running, stop: asyncio.Event) -> None:
+        """Write the task's progress at most once per interval while it decodes; segments can
+        arrive in bursts (a batch at a time), so writes follow the clock, not the segments."""
+        written = 0.0  # what the claim wrote
+        while not stop.is_set():
+            with suppress(TimeoutError):
+                async with asyncio.timeout(max(0.05, self._settings.progress_interval_seconds)):
+                    await stop.wait()
+            if running.progress != written and not stop.is_set():
+                written = running.progress
+                if not await self._write_progress(running.claim, written):
+                    # Deleted, cancelled (possibly from another node) or taken over.
+                    running.cancelled = True
+                    return
+                self._events.changed(running.claim.task_id)
 
     async def _decode(
         self,
@@ -356,34 +378,69 @@ class TaskProcessor:
         model_name: str,
         task_type: TaskType,
         options: DecodeOptions,
+        priority: int,
     ) -> TranscriptionResult:
         segments: list[Segment] = []
-        async with self._pool.lease(model_name, engine) as lease:
-            stream = await lease.run(lease.model.transcribe, audio, task_type, options)
-            duration = stream.duration
-            last_write = time.monotonic()
-            while True:
-                if running.cancelled:
-                    raise TaskCancelledError
-                segment = await lease.run(next, stream.segments, None)
-                if segment is None:
-                    break
-                segments.append(segment)
-                now = time.monotonic()
-                if duration > 0 and now - last_write >= self._settings.progress_interval_seconds:
-                    last_write = now
-                    progress = round(min(99.0, 100.0 * segment.end / duration), 1)
-                    if not await self._write_progress(running.claim, progress):
-                        # Deleted, cancelled (possibly from another node) or taken over.
-                        running.cancelled = True
-                        raise TaskCancelledError
-                    self._events.changed(running.claim.task_id)
-        if running.cancelled:
-            raise TaskCancelledError
-        return TranscriptionResult(
-            text="".join(segment.text for segment in segments).strip(),
-            language=stream.language,
-            language_probability=stream.language_probability,
-            duration=duration,
-            segments=segments,
-        )
+        try:
+            async with self._pool.lease(model_name, engine) as lease:
+                batcher = lease.batcher
+                speech_chunks = getattr(lease.model, "speech_chunks", None)
+                if batcher is not None and speech_chunks is not None and not options.word_timestamps:
+                    # Cross-task batching: this task's chunks join batches with other tasks' chunks.
+                    samples, duration, chunks = await lease.prepare(
+                        speech_chunks, audio, options, batcher.max_gap, admit=batcher.room
+                    )
+                    batched = await batcher.transcribe(
+                        samples,
+                        chunks,
+                        task_type,
+                        options,
+                        task_id=running.claim.task_id,
+                        priority=priority,
+                        cancelled=lambda: running.cancelled,
+                    )
+                    language, probability = batched.language, batched.language_probability
+                    source = batched.segments
+                else:
+                    stream = await lease.run(lease.model.transcribe, audio, task_type, options)
+                    duration, language, probability = (
+                        stream.duration,
+                        stream.language,
+                        stream.language_probability,
+                    )
+                    source = _stepwise(lease, stream.segments)
+                stop_reporting = asyncio.Event()
+                reporter = asyncio.create_task(self._report_progress(running, stop_reporting))
+                async with aclosing(source):
+                    try:
+                        async for segment in source:
+                            if running.cancelled:
+                                raise TaskCancelledError
+                            segments.append(segment)
+                            if duration > 0:
+                                running.progress = round(min(99.0, 100.0 * segment.end / duration), 1)
+                    finally:
+                        stop_reporting.set()
+                        await reporter
+            if running.cancelled:
+                raise TaskCancelledError
+            return TranscriptionResult(
+                text="".join(segment.text for segment in segments).strip(),
+                language=language,
+                language_probability=probability,
+                duration=duration,
+                segments=segments,
+            )
+        except ChunkDroppedError:  # the batch scheduler dropped the chunks of a cancelled task
+            if running.cancelled:
+                raise TaskCancelledError from None
+            raise
+
+
+async def _stepwise(lease: Lease, segments: Iterator[Segment]) -> AsyncGenerator[Segment, None]:
+    """A lazy segment iterator, advanced one step (one segment) at a time through the lease."""
+    while True:
+        segment = await lease.run(next, segments, None)
+        if segment is None:
+            return
+        yield segment

@@ -8,7 +8,7 @@ from pathlib import Path
 from app.engines.batched import Chunk, chunk_regions
 from config.settings import Settings
 from tests.conftest import Clip, normalize_en, running_app, upload, wait_done
-from tests.engines.test_long_audio_and_parity import build_long_file
+from tests.engines.test_long_audio_and_parity import assert_clip_starts, build_long_file, long_file_clips
 
 
 def test_chunking_merges_and_splits() -> None:
@@ -26,11 +26,7 @@ def test_chunking_merges_and_splits() -> None:
 async def test_batched_long_file_and_word_timestamp_fallback(
     make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
-    chosen = [
-        clip
-        for clip in clips.values()
-        if clip.language == "en" and clip.duration >= 2.5 and clip.file not in ("jfk.wav", "jfk.mp3")
-    ]
+    chosen = long_file_clips(clips)
     long_file = tmp_path / "long.wav"
     offsets = build_long_file(chosen, long_file, total_seconds=300.0)
     async with running_app(make_settings(whisper={"batch_size": 8})) as running:
@@ -41,9 +37,7 @@ async def test_batched_long_file_and_word_timestamp_fallback(
         assert [s["id"] for s in segments] == list(range(len(segments)))
         starts = [s["start"] for s in segments]
         assert starts == sorted(starts)
-        for offset, clip in offsets:
-            nearest = min(segments, key=lambda s: abs(s["start"] - offset))
-            assert abs(nearest["start"] - offset) <= 1.0, (clip.file, offset, nearest)
+        assert_clip_starts(segments, offsets)
         text = normalize_en(task["result"]["text"])
         assert "ask not what your country can do for you" in text
         assert "horizon seems extremely distant" in text

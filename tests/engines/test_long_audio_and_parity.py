@@ -5,6 +5,7 @@ from __future__ import annotations
 import wave
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from faster_whisper import WhisperModel
@@ -54,14 +55,26 @@ def build_long_file(clips: list[Clip], target: Path, total_seconds: float) -> li
     return offsets
 
 
-async def test_ten_minute_file_with_vad(
-    make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
-) -> None:
-    chosen = [
+def long_file_clips(clips: dict[str, Clip]) -> list[Clip]:
+    """The English clips of at least 2.5 s (``jfk.flac`` once), to spread over a long file."""
+    return [
         clip
         for clip in clips.values()
         if clip.language == "en" and clip.duration >= 2.5 and clip.file not in ("jfk.wav", "jfk.mp3")
     ]
+
+
+def assert_clip_starts(segments: list[dict[str, Any]], offsets: list[tuple[float, Clip]]) -> None:
+    """Every clip placed by ``build_long_file`` has a segment starting within 1 s of it."""
+    for offset, clip in offsets:
+        nearest = min(segments, key=lambda s: abs(s["start"] - offset))
+        assert abs(nearest["start"] - offset) <= 1.0, (clip.file, offset, nearest)
+
+
+async def test_ten_minute_file_with_vad(
+    make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    chosen = long_file_clips(clips)
     assert len(chosen) >= 8
     long_file = tmp_path / "ten-minutes.wav"
     offsets = build_long_file(chosen, long_file, total_seconds=600.0)

@@ -1,0 +1,549 @@
+"""Cross-task dynamic batching: speech chunks of many running tasks decoded in one batch.
+
+Each task that runs on a faster-whisper instance with ``WHISPER__BATCHING=tasks`` hands its
+speech chunks (≤30 s, from VAD or ``clip_timestamps``, see ``app.engines.batched``) to the
+instance's ``BatchScheduler``. One collector per instance forms batches of up to
+``batch_size`` chunks and runs each as one encode and one ``generate`` call through the pool's
+device gate, so a batch is one inference step like any other:
+
+* **priority first**: the chunks of the highest-priority tasks enter a batch before any other;
+* **round-robin** among tasks of the same priority, oldest task first, one chunk per task per
+  turn: a long file fills the batch only while nobody else waits, so it cannot starve short ones;
+* **short wait**: a batch that is not full waits at most ``max_batch_wait`` seconds, counted from
+  when its oldest chunk arrived, for company; a lone task is never held back longer;
+* only chunks with equal search options (``batched.batch_key``: temperature, beam, patience…)
+  share a batch; prompts, languages and tasks (transcribe/translate) may differ row by row;
+* **packing**: Whisper encodes a full 30 s window per row whatever the chunk's length, so short
+  chunks (of any tasks) with the same language, task and prompt share one row's window,
+  ``PACK_GAP`` seconds of silence apart, and the row's segments are split back by time. A
+  segment lying over most of two chunks sends both back to be decoded alone, so text never
+  crosses tasks; a chunk Whisper stopped before (or inside, for the last one with text) is
+  packed once more, then decoded alone;
+* each task's chunks are taken in order, so a task's first chunk is in the first batch that
+  holds any of its chunks: the encoder output of that batch also detects its language. Chunks
+  whose language is still unknown are packed together; each one's language is detected from its
+  own frames of the window's encoder output, and a chunk whose language differs from the first
+  one's in the row is packed again with its own kind;
+* a cancelled task's pending chunks are dropped before the next batch is formed.
+
+Results go back through one future per chunk; the task reads them in order (``segments``), with
+timestamps already on its own timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import ctranslate2
+import numpy as np
+import numpy.typing as npt
+
+from app.engines.base import SAMPLE_RATE
+from app.engines.batched import CHUNK_SECONDS, BatchedDecoder, Chunk, ChunkPrompt, batch_key
+from app.schemas.result import Segment
+from app.schemas.task import DecodeOptions, TaskType
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+PACK_GAP = 2.0
+"""Seconds of silence between chunks of different tasks packed into one window."""
+STRADDLE_SECONDS = 0.5
+"""A segment overlapping a second packed chunk by more than this and half its length sends both
+back to be decoded alone."""
+SKIPPED: list[Segment] = []
+"""Marks a packed chunk the decoder stopped before (compared by identity)."""
+REQUEUE: list[Segment] = []
+"""Marks a packed chunk whose detected language differs from its row's: packed again later."""
+CUT_SHORT_SECONDS = 1.5
+"""The last packed chunk with text, whose text ends this long before its speech, is decoded again."""
+MAX_HELD_SECONDS = 4 * 3600.0
+"""Decoded audio (about 920 MB as float32) above which new tasks wait for room before decoding."""
+StepRunner = Callable[..., Awaitable[Any]]
+"""Runs a blocking function as one inference step (the pool's device gate and worker thread)."""
+
+
+class ChunkDroppedError(Exception):
+    """A chunk was dropped before it was decoded: its task was cancelled or stopped reading."""
+
+
+@dataclass(eq=False)
+class _Item:
+    job: _Job
+    number: int
+    chunk: Chunk
+    future: asyncio.Future[list[Segment]]
+    queued_at: float
+    solo: bool = False
+    """Decode in a window of its own (set after a packed decode could not be split)."""
+    skipped: bool = False
+    """Whisper stopped before this chunk once already, in a packed window."""
+
+
+@dataclass(eq=False)
+class _Job:
+    """One task's submission."""
+
+    task_id: str
+    priority: int
+    """Lower runs first (the stored ``TaskPriority.rank``)."""
+    sequence: int
+    samples: npt.NDArray[np.float32]
+    task_type: TaskType
+    options: DecodeOptions
+    key: object
+    cancelled: Callable[[], bool]
+    language: str | None
+    language_probability: float | None = None
+    prompt: ChunkPrompt | None = None
+    items: list[_Item] = field(default_factory=list)
+    pending: deque[_Item] = field(default_factory=deque)
+    dropped: bool = False
+
+
+@dataclass
+class BatchedTranscription:
+    """A task's stream through the scheduler: language known, segments arriving as batches finish."""
+
+    language: str | None
+    language_probability: float | None
+    segments: AsyncGenerator[Segment, None]
+    """Read it inside ``contextlib.aclosing`` so that leaving early drops the pending chunks."""
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One batch as it was run."""
+
+    rows: tuple[tuple[str, int], ...]
+    """(task id, chunk number) of every chunk, in batch order."""
+    seconds: float
+    windows: int = 0
+    """Rows of the batch: 30 s windows, some holding several packed chunks."""
+
+
+class BatchScheduler:
+    """Packs chunks of every task leasing one model instance into batches (see the module doc)."""
+
+    def __init__(
+        self,
+        decoder: BatchedDecoder,
+        run_step: StepRunner,
+        *,
+        batch_size: int,
+        max_batch_wait: float,
+        pack: bool = True,
+        max_held_seconds: float = MAX_HELD_SECONDS,
+        history: int = 256,
+    ) -> None:
+        self._decoder = decoder
+        self._run_step = run_step
+        self.batch_size = batch_size
+        self.max_batch_wait = max_batch_wait
+        self.pack = pack
+        self.max_held_seconds = max_held_seconds
+        """Pack short chunks of different tasks into one 30 s window (one encoder pass for several)."""
+        self._jobs: list[_Job] = []
+        self._sequence = itertools.count()
+        self._changed = asyncio.Event()
+        self._released = asyncio.Event()
+        self._collector: asyncio.Task[None] | None = None
+        self.history: deque[BatchRecord] = deque(maxlen=history)
+        """The most recent batches, newest last (for tests and debugging)."""
+
+    @property
+    def max_gap(self) -> float | None:
+        """Longest silence worth keeping inside one chunk: with packing, regions further apart
+        become chunks of their own and are packed ``PACK_GAP`` apart (Whisper tends to stop
+        early in a window after a long silence, and skipped packed chunks are noticed)."""
+        return PACK_GAP if self.pack else None
+
+    @property
+    def held_seconds(self) -> float:
+        """Seconds of decoded audio the queued tasks hold in memory (float32: 230 MB an hour)."""
+        return sum(len(job.samples) for job in self._jobs) / SAMPLE_RATE
+
+    async def room(self) -> None:
+        """Wait until the queued tasks hold less than ``max_held_seconds`` of decoded audio, so
+        that many long files running at once cannot exhaust memory (one always gets in). Await
+        it in turn with the decoding that follows (``Lease.prepare(admit=...)``)."""
+        while self._jobs and self.held_seconds >= self.max_held_seconds:
+            self._released.clear()
+            await self._released.wait()
+
+    @property
+    def pending_chunks(self) -> int:
+        return sum(len(job.pending) for job in self._jobs)
+
+    @property
+    def tasks(self) -> int:
+        return len(self._jobs)
+
+    async def transcribe(
+        self,
+        samples: npt.NDArray[np.float32],
+        chunks: list[Chunk],
+        task_type: TaskType,
+        options: DecodeOptions,
+        *,
+        task_id: str = "",
+        priority: int = 1,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> BatchedTranscription:
+        """Queue every chunk of one task; returns once the first chunk is decoded (language known)."""
+        loop = asyncio.get_running_loop()
+        job = _Job(
+            task_id=task_id,
+            priority=priority,
+            sequence=next(self._sequence),
+            samples=samples,
+            task_type=task_type,
+            options=options,
+            key=batch_key(options),
+            cancelled=cancelled or (lambda: False),
+            language=options.language or (None if self._decoder.multilingual else "en"),
+        )
+        now = time.monotonic()
+        job.items = [_Item(job, n, chunk, loop.create_future(), now) for n, chunk in enumerate(chunks)]
+        segments = self._segments(job)
+        if not job.items:
+            return BatchedTranscription(job.language, None, segments)
+        job.pending.extend(job.items)
+        self._jobs.append(job)
+        self._ensure_collector()
+        self._changed.set()
+        try:
+            await asyncio.shield(job.items[0].future)
+        except BaseException:
+            await segments.aclose()
+            self._drop(job)
+            raise
+        return BatchedTranscription(job.language, job.language_probability, segments)
+
+    async def _segments(self, job: _Job) -> AsyncGenerator[Segment, None]:
+        index = 0
+        try:
+            for item in job.items:
+                for segment in await asyncio.shield(item.future):
+                    yield segment.model_copy(update={"id": index})
+                    index += 1
+        finally:
+            self._drop(job)
+
+    def _drop(self, job: _Job) -> None:
+        """Forget a finished, failed or cancelled job; its chunks not yet batched are never decoded."""
+        if job.dropped:
+            return
+        job.dropped = True
+        for item in job.pending:
+            _fail(item, ChunkDroppedError(f"task {job.task_id}: chunk {item.number} was dropped"))
+        job.pending.clear()
+        with suppress(ValueError):
+            self._jobs.remove(job)
+        self._changed.set()
+        self._released.set()
+
+    # ------------------------------------------------------------------ collector
+    def _ensure_collector(self) -> None:
+        if self._collector is None or self._collector.done():
+            self._collector = asyncio.create_task(self._collect(), name="batch-scheduler")
+
+    async def close(self) -> None:
+        """Stop the collector and fail whatever is still queued."""
+        if self._collector is not None:
+            self._collector.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._collector
+            self._collector = None
+        for job in list(self._jobs):
+            for item in job.pending:
+                _fail(item, RuntimeError("the model instance was closed"))
+            job.pending.clear()
+            self._drop(job)
+
+    def _live(self) -> list[_Job]:
+        for job in list(self._jobs):
+            if job.cancelled():
+                logger.info("task %s cancelled: dropping %d queued chunk(s)", job.task_id, len(job.pending))
+                self._drop(job)
+        return [job for job in self._jobs if job.pending]
+
+    def select(self) -> list[list[_Item]]:
+        """The next batch, as rows (30 s windows) of chunks: best priority first, round-robin
+        across tasks (oldest first) within it, short chunks packed together where they may be."""
+        jobs = self._live()
+        if not jobs:
+            return []
+        head = min(jobs, key=lambda job: (job.priority, job.sequence))
+        same = sorted((job for job in jobs if job.key == head.key), key=lambda j: (j.priority, j.sequence))
+        rows: list[list[_Item]] = []
+        used: list[float] = []
+        keys: list[object] = []
+
+        def place(item: _Item) -> bool:
+            length = item.chunk.end - item.chunk.start
+            key = None if item.solo or not self.pack else _pack_key(item.job)
+            if key is not None and not item.skipped:  # a skipped chunk starts a window of its own
+                for number, row in enumerate(rows):
+                    if keys[number] == key and used[number] + PACK_GAP + length <= CHUNK_SECONDS:
+                        row.append(item)
+                        used[number] += PACK_GAP + length
+                        return True
+            if len(rows) == self.batch_size:
+                return False
+            rows.append([item])
+            used.append(length)
+            keys.append(key)
+            return True
+
+        for _priority, group in itertools.groupby(same, key=lambda job: job.priority):
+            members = list(group)
+            for turn in itertools.count():
+                added = False
+                for job in members:
+                    if turn < len(job.pending):
+                        if not place(job.pending[turn]):
+                            return rows
+                        added = True
+                if not added:
+                    break
+        return rows
+
+    def _ready_in(self) -> float:
+        """Seconds until the next batch should start: 0 when full or its oldest chunk waited enough."""
+        jobs = self._live()
+        if not jobs:
+            return float("inf")
+        head = min(jobs, key=lambda job: (job.priority, job.sequence))
+        same = [job for job in jobs if job.key == head.key]
+        if sum(len(job.pending) for job in same) >= self.batch_size:
+            return 0.0
+        oldest = min(job.pending[0].queued_at for job in same)
+        return max(0.0, oldest + self.max_batch_wait - time.monotonic())
+
+    async def _collect(self) -> None:
+        while True:
+            self._changed.clear()
+            delay = self._ready_in()
+            if delay > 0:
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(None if delay == float("inf") else delay):
+                        await self._changed.wait()
+                continue
+            rows = self.select()
+            batch = [item for row in rows for item in row]
+            for item in batch:
+                item.job.pending.remove(item)
+            try:
+                await self._run_batch(rows)
+            except asyncio.CancelledError:
+                for item in batch:
+                    _fail(item, RuntimeError("the batch scheduler stopped"))
+                raise
+            except Exception:  # a bug here must not stop batching for every other task
+                logger.exception("batch scheduler failed")
+
+    async def _run_batch(self, rows: list[list[_Item]]) -> None:
+        started = time.perf_counter()
+        batch = [item for row in rows for item in row]
+        try:
+            results = await self._run_step(self._decode, rows)
+        except Exception as exc:
+            logger.warning("a batch of %d chunk(s) failed: %s", len(batch), exc)
+            for item in batch:
+                _fail(item, exc)
+            return
+        self.history.append(
+            BatchRecord(
+                tuple((item.job.task_id, item.number) for item in batch),
+                round(time.perf_counter() - started, 3),
+                windows=len(rows),
+            )
+        )
+        for item, segments in zip(batch, results, strict=True):
+            if item.future.done():
+                continue
+            if segments is REQUEUE:  # its language is known now: it packs with its own kind
+                item.job.pending.append(item)
+                item.job.pending = deque(sorted(item.job.pending, key=lambda i: i.number))
+                self._changed.set()
+                continue
+            if segments is None or segments is SKIPPED:
+                # Straddled by a segment: decode alone. Skipped: pack it once more (the window now
+                # starts with it), then alone.
+                logger.info(
+                    "task %s chunk %d was %s in a packed window; decoding it again",
+                    item.job.task_id,
+                    item.number,
+                    "straddled" if segments is None else "skipped",
+                )
+                item.solo = segments is None or item.skipped
+                item.skipped = True
+                if item.job.dropped:
+                    _fail(
+                        item, ChunkDroppedError(f"task {item.job.task_id}: chunk {item.number} was dropped")
+                    )
+                else:
+                    item.job.pending.append(item)
+                    item.job.pending = deque(sorted(item.job.pending, key=lambda i: i.number))
+                    self._changed.set()
+                continue
+            item.future.set_result(segments)
+
+    def _decode(self, rows: list[list[_Item]]) -> list[list[Segment] | None]:
+        """Blocking, in a worker thread: one encode, language detection where needed, one generate.
+
+        Returns each chunk's segments in batch order; ``None`` for a packed chunk that must be
+        decoded again on its own, ``SKIPPED`` for one the decoder stopped before, ``REQUEUE``
+        for one whose language turned out to differ from its row's."""
+        decoder = self._decoder
+        windows = [_window(row) for row in rows]
+        encoded = decoder.encode([decoder.features(samples, chunk) for samples, chunk, _ in windows])
+        self._detect_languages(rows, windows, encoded)
+        prompts: list[list[int]] = []
+        for row in rows:
+            for item in row:
+                job = item.job
+                if job.prompt is None:
+                    assert job.language is not None
+                    job.prompt = decoder.prompt(job.task_type, job.options, job.language)
+            prompts.append(row[0].job.prompt.prompt)  # type: ignore[union-attr]
+        results = decoder.generate(encoded, prompts, rows[0][0].job.options)
+        outcome: list[list[Segment] | None] = []
+        for row, (_samples, chunk, offsets), result in zip(rows, windows, results, strict=True):
+            job = row[0].job
+            segments = list(decoder.segments(chunk, result, job.prompt.tokenizer, job.options))  # type: ignore[union-attr]
+            if len(row) == 1:
+                outcome.append(segments)
+                continue
+            unpacked = _unpack(row, offsets, segments)
+            for item, mine in zip(row, unpacked, strict=True):
+                outcome.append(mine if item.job.language == job.language else REQUEUE)
+        return outcome
+
+    def _detect_languages(
+        self,
+        rows: list[list[_Item]],
+        windows: list[tuple[npt.NDArray[np.float32], Chunk, list[float]]],
+        encoded: ctranslate2.StorageView,
+    ) -> None:
+        """Give every job still without a language the one detected on its first chunk: from the
+        row's encoder output for a chunk alone, from the chunk's own frames for a packed one."""
+        decoder = self._decoder
+        unknown = [
+            (number, position, item)
+            for number, row in enumerate(rows)
+            for position, item in enumerate(row)
+            if item.job.language is None
+        ]
+        if not unknown:
+            return
+        alone = any(len(rows[number]) == 1 for number, _, _ in unknown)
+        whole = decoder.detect_language(encoded) if alone else []
+        packed = [(number, position, item) for number, position, item in unknown if len(rows[number]) > 1]
+        spans = [
+            (
+                number,
+                windows[number][2][position],
+                windows[number][2][position] + item.chunk.end - item.chunk.start,
+            )
+            for number, position, item in packed
+        ]
+        detected = decoder.detect_language_spans(encoded, spans)
+        own = {id(item): found for (_, _, item), found in zip(packed, detected, strict=True)}
+        for number, _position, item in sorted(unknown, key=lambda entry: entry[2].number):
+            job = item.job
+            if job.language is None:  # its first chunk here: a job's chunks are taken in order
+                job.language, probability = whole[number] if len(rows[number]) == 1 else own[id(item)]
+                job.language_probability = probability
+
+
+def _pack_key(job: _Job) -> object:
+    """Chunks of jobs with equal keys may share one window: same language (or both still to be
+    detected, chunk by chunk), prompt and filters."""
+    options = job.options
+    return (
+        job.language,
+        job.task_type,
+        options.initial_prompt,
+        options.hotwords,
+        options.no_speech_threshold,
+        options.log_prob_threshold,
+    )
+
+
+def _window(row: list[_Item]) -> tuple[npt.NDArray[np.float32], Chunk, list[float]]:
+    """The audio one batch row decodes: a chunk as it is, or packed chunks ``PACK_GAP`` apart."""
+    if len(row) == 1:
+        return row[0].job.samples, row[0].chunk, [0.0]
+    pieces = [
+        item.job.samples[int(item.chunk.start * SAMPLE_RATE) : int(item.chunk.end * SAMPLE_RATE)]
+        for item in row
+    ]
+    gap = int(PACK_GAP * SAMPLE_RATE)
+    audio = np.zeros(sum(len(piece) for piece in pieces) + gap * (len(pieces) - 1), dtype=np.float32)
+    offsets: list[float] = []
+    cursor = 0
+    for piece in pieces:
+        audio[cursor : cursor + len(piece)] = piece
+        offsets.append(cursor / SAMPLE_RATE)
+        cursor += len(piece) + gap
+    return audio, Chunk(0.0, len(audio) / SAMPLE_RATE), offsets
+
+
+def _unpack(row: list[_Item], offsets: list[float], segments: list[Segment]) -> list[list[Segment] | None]:
+    """Segments of a packed window back to their chunks, on each chunk's own timeline.
+
+    A segment lying over two chunks (speech of two tasks merged into one segment) cannot be
+    split safely: those chunks are returned as ``None`` and decoded again alone. A chunk that got
+    no segment at all is returned as ``SKIPPED``."""
+    spans = [
+        (offset, offset + item.chunk.end - item.chunk.start)
+        for item, offset in zip(row, offsets, strict=True)
+    ]
+    owned: list[list[Segment] | None] = [[] for _ in row]
+    for segment in segments:
+        overlaps = [min(segment.end, end) - max(segment.start, start) for start, end in spans]
+        ranked = sorted(range(len(row)), key=lambda n: overlaps[n], reverse=True)
+        best = ranked[0]
+        if overlaps[best] <= 0:
+            continue  # only in the silence between chunks
+        # Whisper's segment times are loose (a segment often runs on into the gap): only a
+        # segment covering much of a second chunk holds speech of both.
+        second, (second_start, second_end) = ranked[1], spans[ranked[1]]
+        if overlaps[second] > max(STRADDLE_SECONDS, (second_end - second_start) / 2):
+            owned[best] = owned[second] = None
+            continue
+        target = owned[best]
+        if target is None:
+            continue
+        item, (start, end) = row[best], spans[best]
+        target.append(
+            segment.model_copy(
+                update={
+                    "start": round(item.chunk.start + max(segment.start - start, 0.0), 3),
+                    "end": round(item.chunk.start + min(segment.end, end) - start, 3),
+                }
+            )
+        )
+    # Whisper may stop before the end of a window: a chunk left without any segment was skipped,
+    # not silent (VAD found speech in it), so it is decoded again; so is the last chunk with
+    # segments when they end well before its speech does (the decoder stopped inside it).
+    last = max((n for n, mine in enumerate(owned) if mine), default=None)
+    if last is not None and segments and segments[-1].end < spans[last][1] - CUT_SHORT_SECONDS:
+        owned[last] = []
+    return [SKIPPED if segments == [] else segments for segments in owned]
+
+
+def _fail(item: _Item, exc: BaseException) -> None:
+    if not item.future.done():
+        item.future.set_exception(exc)
+        item.future.exception()  # retrieved: nobody may be left to read it
