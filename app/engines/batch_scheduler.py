@@ -33,11 +33,12 @@ timestamps already on its own timeline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -65,6 +66,9 @@ REQUEUE: list[Segment] = []
 """Marks a packed chunk whose detected language differs from its row's: packed again later."""
 CUT_SHORT_SECONDS = 1.5
 """The last packed chunk with text, whose text ends this long before its speech, is decoded again."""
+ARRIVAL_WAIT_SECONDS = 2.0
+"""Most seconds a batch that is not full waits, from its oldest chunk's arrival, while other tasks
+are still being prepared (audio decoding, VAD) for this instance: their chunks fill it."""
 MAX_HELD_SECONDS = 4 * 3600.0
 """Decoded audio (about 920 MB as float32) above which new tasks wait for room before decoding."""
 StepRunner = Callable[..., Awaitable[Any]]
@@ -156,6 +160,7 @@ class BatchScheduler:
         self._changed = asyncio.Event()
         self._released = asyncio.Event()
         self._collector: asyncio.Task[None] | None = None
+        self._arriving = 0
         self.history: deque[BatchRecord] = deque(maxlen=history)
         """The most recent batches, newest last (for tests and debugging)."""
 
@@ -178,6 +183,18 @@ class BatchScheduler:
         while self._jobs and self.held_seconds >= self.max_held_seconds:
             self._released.clear()
             await self._released.wait()
+
+    @contextlib.asynccontextmanager
+    async def arriving(self) -> AsyncIterator[None]:
+        """Around a task's preparation (decoding, VAD, waiting its turn for them): a batch that
+        is not full waits for the chunks of tasks on their way, up to ``ARRIVAL_WAIT_SECONDS``
+        instead of ``max_batch_wait``, so that a burst of tasks is decoded in full batches."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
+            self._changed.set()
 
     @property
     def pending_chunks(self) -> int:
@@ -324,10 +341,11 @@ class BatchScheduler:
             return float("inf")
         head = min(jobs, key=lambda job: (job.priority, job.sequence))
         same = [job for job in jobs if job.key == head.key]
-        if sum(len(job.pending) for job in same) >= self.batch_size:
+        if sum(len(job.pending) for job in same) >= self.batch_size and len(self.select()) == self.batch_size:
             return 0.0
         oldest = min(job.pending[0].queued_at for job in same)
-        return max(0.0, oldest + self.max_batch_wait - time.monotonic())
+        wait = max(self.max_batch_wait, ARRIVAL_WAIT_SECONDS) if self._arriving else self.max_batch_wait
+        return max(0.0, oldest + wait - time.monotonic())
 
     async def _collect(self) -> None:
         while True:

@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from faster_whisper import WhisperModel
-from faster_whisper.audio import decode_audio
 from faster_whisper.transcribe import Segment as FwSegment
 
 from app.engines.base import SAMPLE_RATE, Audio, TranscriptionStream
 from app.engines.batched import BatchedDecoder, Chunk, chunk_regions
 from app.engines.vad import parse_clip_timestamps, speech_regions
 from app.engines.windows import Window, plan_windows
+from app.media.samples import decode_samples
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
 
@@ -114,7 +114,7 @@ class FasterWhisperModel:
         return self._model
 
     def transcribe(self, audio: Audio, task_type: TaskType, options: DecodeOptions) -> TranscriptionStream:
-        samples = decode_audio(str(audio), sampling_rate=SAMPLE_RATE) if isinstance(audio, Path) else audio
+        samples = decode_samples(str(audio)) if isinstance(audio, Path) else audio
         duration = len(samples) / SAMPLE_RATE
         kwargs = decode_kwargs(task_type, options)
         if self._batched is not None and not options.word_timestamps:
@@ -148,7 +148,7 @@ class FasterWhisperModel:
     ) -> tuple[npt.NDArray[np.float32], float, list[Chunk]]:
         """Decoded samples, duration and the ≤30 s speech chunks (VAD within ``clip_timestamps``);
         regions more than ``max_gap`` seconds apart stay in separate chunks."""
-        samples = decode_audio(str(audio), sampling_rate=SAMPLE_RATE) if isinstance(audio, Path) else audio
+        samples = decode_samples(str(audio)) if isinstance(audio, Path) else audio
         duration = len(samples) / SAMPLE_RATE
         regions = speech_regions(samples, parse_clip_timestamps(options.clip_timestamps, duration))
         return samples, duration, chunk_regions(regions, max_gap=max_gap)

@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
@@ -146,7 +146,11 @@ class Lease:
         """Run CPU-side preparation (decoding, VAD) in a worker thread outside the device gate,
         one at a time per device, so the next batch's chunks get ready while a batch runs.
         ``admit`` is awaited first, in turn (the batch scheduler's room for more audio)."""
-        async with self._pool._prep_gates[self.instance.device]:
+        batcher = self.instance.batcher
+        async with (
+            batcher.arriving() if batcher is not None else nullcontext(),
+            self._pool._prep_gates[self.instance.device],
+        ):
             if admit is not None:
                 await admit()
             return await asyncio.to_thread(fn, *args)

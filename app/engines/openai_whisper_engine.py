@@ -19,10 +19,9 @@ from app.schemas.task import DecodeOptions, TaskType
 def load_audio(audio: Audio) -> npt.NDArray[np.float32]:
     """Decode with PyAV (bundled FFmpeg); openai-whisper's own loader needs an ffmpeg binary."""
     if isinstance(audio, Path):
-        from faster_whisper.audio import decode_audio
+        from app.media.samples import decode_samples
 
-        samples: npt.NDArray[np.float32] = decode_audio(str(audio), sampling_rate=SAMPLE_RATE)
-        return samples
+        return decode_samples(str(audio))
     return audio
 
 
