@@ -300,3 +300,45 @@ async def test_room_for_decoded_audio(tiny_en: FasterWhisperModel, clips: dict[s
     await asyncio.wait_for(waiting, 1)
     assert scheduler.held_seconds == 0
     await scheduler.close()
+
+
+async def test_a_batch_waits_for_tasks_being_prepared(
+    tiny_en: FasterWhisperModel, clips: dict[str, Clip]
+) -> None:
+    """A batch that is not full waits while another task is being prepared, not just
+    ``max_batch_wait``; with nobody on the way, a lone chunk goes at once."""
+    samples = decode_audio(str(clips["jfk.flac"].path), sampling_rate=16000)
+    decoder = tiny_en.batch_decoder
+    assert decoder is not None
+    started: list[float] = []
+
+    async def run_step(fn: Callable[..., Any], *args: Any) -> Any:
+        started.append(time.monotonic())
+        return await asyncio.to_thread(fn, *args)
+
+    scheduler = BatchScheduler(decoder, run_step, batch_size=2, max_batch_wait=0.0, pack=False)
+    options = DecodeOptions(language="en", temperature=0.0, beam_size=1)
+
+    async def one(task_id: str) -> str:
+        stream = await scheduler.transcribe(
+            samples, [Chunk(0.0, 11.0)], TaskType.transcribe, options, task_id=task_id
+        )
+        async with aclosing(stream.segments) as segments:
+            return "".join([segment.text async for segment in segments])
+
+    async def prepared_late() -> str:
+        async with scheduler.arriving():
+            await asyncio.sleep(0.3)  # its audio is being decoded
+        return await one("late")
+
+    submitted = time.monotonic()
+    texts = await asyncio.gather(one("early"), prepared_late())
+    assert [record.rows for record in scheduler.history] == [(("early", 0), ("late", 0))]
+    assert started[0] - submitted >= 0.3
+    for text in texts:
+        assert "your country" in normalize_en(text), text
+
+    submitted = time.monotonic()
+    assert "your country" in normalize_en(await one("alone"))
+    assert started[1] - submitted < 0.2  # nobody on the way: no wait
+    await scheduler.close()
