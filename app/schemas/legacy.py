@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.task import TaskPriority, TaskStatus, TaskType
+from app.schemas.task import MAX_OFFSET, TaskPriority, TaskStatus, TaskType
 
 
 class Envelope(BaseModel):
@@ -43,4 +43,4 @@ class LegacyTaskQuery(BaseModel):
         default=None, description="Only tasks with (true) or without (false) an error. / 是否有错误。"
     )
     limit: int = Field(default=20, ge=1, le=500, description="Page size. / 每页数量。")
-    offset: int = Field(default=0, ge=0, description="Offset. / 偏移量。")
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="Offset. / 偏移量。")

@@ -16,6 +16,11 @@ from app.schemas.result import TranscriptionResult
 WHISPER_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
+MAX_OFFSET = 2**31 - 1
+"""The largest list offset: larger ones overflow SQLite's integers (a 500 found by the schemathesis
+run); no table is that big."""
+
+
 class TaskStatus(StrEnum):
     """Lifecycle of a task. / 任务状态。"""
 

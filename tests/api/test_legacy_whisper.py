@@ -132,6 +132,8 @@ def test_create_from_file_url_then_delete(
         ("POST", "/api/whisper/tasks/create", {"params": {"language": "en"}}, 422),
         ("POST", "/api/whisper/tasks/create", {"files": {"file_upload": ("a.mp3", b"not audio " * 50)}}, 415),
         ("POST", "/api/whisper/tasks/query", {"json": {"status": "running"}}, 422),
+        # Found by the fuzzer: an offset beyond SQLite's integers used to be a 500.
+        ("POST", "/api/whisper/tasks/query", {"json": {"offset": 2**63}}, 422),
         ("POST", "/api/whisper/extract_audio", {"files": {"file": ("a.mp4", b"not media " * 50)}}, 415),
         (
             "POST",

@@ -17,6 +17,7 @@ from app.errors import ProblemError
 from app.schemas.callback import CallbackHistory, CallbackStatus
 from app.schemas.result import TranscriptionResult
 from app.schemas.task import (
+    MAX_OFFSET,
     TaskCreateForm,
     TaskOut,
     TaskPage,
@@ -29,9 +30,6 @@ from app.services.subtitles import SubtitleFormat, media_type, render_subtitles
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
 TaskId = Annotated[str, Path(description="Task id. / 任务 ID。", max_length=64)]
-
-MAX_OFFSET = 2**31 - 1
-"""Larger offsets overflow SQLite's integers (a 500 found by the schemathesis run); no table is that big."""
 
 
 @router.post(
