@@ -326,22 +326,14 @@ class TaskRepository:
         which require ``processing``, and drops the work.
         """
         now = utcnow()
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                update(Task)
-                .where(
-                    Task.id == task_id,
-                    Task.status.in_([TaskStatus.queued.value, TaskStatus.processing.value]),
-                )
-                .values(
-                    status=TaskStatus.cancelled.value,
-                    completed_at=now,
-                    updated_at=now,
-                    lease_expires_at=None,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await self._transition(
+            task_id,
+            (TaskStatus.queued, TaskStatus.processing),
+            status=TaskStatus.cancelled.value,
+            completed_at=now,
+            updated_at=now,
+            lease_expires_at=None,
+        )
 
     @retry_on_conflict
     async def requeue_finished(self, task_id: str) -> bool:
@@ -350,35 +342,33 @@ class TaskRepository:
         ``attempts`` is kept: it is the fencing token, so a stale worker of an earlier claim can
         never write into the new run.
         """
-        now = utcnow()
+        return await self._transition(
+            task_id,
+            (TaskStatus.failed, TaskStatus.cancelled),
+            status=TaskStatus.queued.value,
+            error=None,
+            result=None,
+            progress=0.0,
+            language=None,
+            language_probability=None,
+            processing_time=None,
+            worker_id=None,
+            started_at=None,
+            completed_at=None,
+            lease_expires_at=None,
+            updated_at=utcnow(),
+        )
+
+    async def _transition(self, task_id: str, sources: tuple[TaskStatus, ...], **values: Any) -> bool:
+        """Write ``values`` only if the task is in one of ``sources``; True when it was."""
         async with self._sessions() as session, session.begin():
             result = await session.execute(
                 update(Task)
-                .where(
-                    Task.id == task_id,
-                    Task.status.in_([TaskStatus.failed.value, TaskStatus.cancelled.value]),
-                )
-                .values(
-                    status=TaskStatus.queued.value,
-                    error=None,
-                    result=None,
-                    progress=0.0,
-                    language=None,
-                    language_probability=None,
-                    processing_time=None,
-                    worker_id=None,
-                    started_at=None,
-                    completed_at=None,
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
+                .where(Task.id == task_id, Task.status.in_([status.value for status in sources]))
+                .values(values)
                 .execution_options(synchronize_session=False)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    async def status_of(self, task_id: str) -> str | None:
-        async with self._sessions() as session:
-            return await session.scalar(select(Task.status).where(Task.id == task_id))
 
     async def add_batch(self, batch: Batch, tasks: Sequence[Task]) -> None:
         """Insert a batch and all of its tasks in one transaction: all or nothing."""

@@ -18,6 +18,7 @@ from app.media.platforms import (
     platform_of_extractor,
 )
 from app.media.ytdlp import LinkResolveError, ResolvedMedia, resolve_media
+from app.schemas.link import LinkTaskCreate
 from app.schemas.task import (
     DecodeOptions,
     LinkMetadata,
@@ -52,6 +53,18 @@ class LinkService:
         self._settings = settings
         self._max_bytes = max_bytes
         self._url_check = url_check
+
+    async def create_from_request(self, request: LinkTaskCreate) -> TaskOut:
+        """:meth:`create` for a validated ``POST /api/v1/tasks/from-link`` body (or its legacy twins)."""
+        return await self.create(
+            request.url,
+            task_type=request.task_type,
+            priority=request.priority,
+            model=request.model,
+            engine=request.engine,
+            options=request.decode_options(),
+            callback_url=request.callback_url,
+        )
 
     async def create(
         self,

@@ -47,6 +47,7 @@ from app.schemas.task import (
     DecodeOptions,
     LinkMetadata,
     MediaSource,
+    TaskCreateForm,
     TaskOut,
     TaskPage,
     TaskPriority,
@@ -241,6 +242,29 @@ class TaskService:
             options=options,
             callback_url=callback_url,
             platform=platform,
+            principal=principal,
+        )
+
+    async def create_from_form(
+        self,
+        form: TaskCreateForm,
+        *,
+        upload: AsyncReader | None,
+        upload_name: str | None,
+        principal: Principal | None = None,
+    ) -> TaskOut:
+        """:meth:`create` for the options of a ``POST /api/v1/tasks`` form (or its legacy twin)."""
+        return await self.create(
+            upload=upload,
+            upload_name=upload_name,
+            file_url=form.file_url,
+            task_type=form.task_type,
+            priority=form.priority,
+            model=form.model,
+            engine=form.engine,
+            options=form.decode_options(),
+            callback_url=form.callback_url,
+            platform=form.platform,
             principal=principal,
         )
 

@@ -97,50 +97,34 @@ async def _create(request: Request, service: LinkServiceDep) -> LegacyVideoTaskO
         body = LinkTaskCreate.model_validate(known)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
-    task = await service.create(
-        body.url,
-        task_type=body.task_type,
-        priority=body.priority,
-        model=body.model,
-        engine=body.engine,
-        options=body.decode_options(),
-        callback_url=body.callback_url,
-    )
+    task = await service.create_from_request(body)
     return LegacyVideoTaskOut(task_id=task.id, status=task.status, platform=task.platform, link=task.link)
 
 
 UrlQuery = Annotated[str | None, Query(max_length=4096, description=_URL_DESCRIPTION)]
 
 
-@router.post(
-    "/tiktok/video_task",
-    summary="Legacy: task from a TikTok link / 旧版：从 TikTok 链接创建任务",
-    description=(
-        "Legacy route for older clients; use `POST /api/v1/tasks/from-link`. Give the link as `url` "
-        "(JSON, form or query); answers with the task id.\n\n"
-        "旧版接口，供旧客户端使用；新客户端请用 POST /api/v1/tasks/from-link。以 url 提交链接（JSON、表单或查询参数），返回任务 ID。"
-    ),
-    responses=problem_responses(400, 413, 415, 422),
-    openapi_extra=_OPENAPI_BODY,
-)
-async def tiktok_video_task(
-    request: Request, service: LinkServiceDep, url: UrlQuery = None
-) -> LegacyVideoTaskOut:
-    return await _create(request, service)
+def _add_platform_route(platform: str, label: str, label_zh: str) -> None:
+    async def video_task(
+        request: Request, service: LinkServiceDep, url: UrlQuery = None
+    ) -> LegacyVideoTaskOut:
+        return await _create(request, service)
+
+    router.add_api_route(
+        f"/{platform}/video_task",
+        video_task,
+        methods=["POST"],
+        name=f"{platform}_video_task",
+        summary=f"Legacy: task from a {label} link / 旧版：从{label_zh}链接创建任务",
+        description=(
+            "Legacy route for older clients; use `POST /api/v1/tasks/from-link`. Give the link as `url` "
+            "(JSON, form or query); answers with the task id.\n\n"
+            "旧版接口，供旧客户端使用；新客户端请用 POST /api/v1/tasks/from-link。以 url 提交链接（JSON、表单或查询参数），返回任务 ID。"
+        ),
+        responses=problem_responses(400, 413, 415, 422),
+        openapi_extra=_OPENAPI_BODY,
+    )
 
 
-@router.post(
-    "/douyin/video_task",
-    summary="Legacy: task from a Douyin link / 旧版：从抖音链接创建任务",
-    description=(
-        "Legacy route for older clients; use `POST /api/v1/tasks/from-link`. Give the link as `url` "
-        "(JSON, form or query); answers with the task id.\n\n"
-        "旧版接口，供旧客户端使用；新客户端请用 POST /api/v1/tasks/from-link。以 url 提交链接（JSON、表单或查询参数），返回任务 ID。"
-    ),
-    responses=problem_responses(400, 413, 415, 422),
-    openapi_extra=_OPENAPI_BODY,
-)
-async def douyin_video_task(
-    request: Request, service: LinkServiceDep, url: UrlQuery = None
-) -> LegacyVideoTaskOut:
-    return await _create(request, service)
+_add_platform_route("tiktok", "TikTok", " TikTok ")
+_add_platform_route("douyin", "Douyin", "抖音")

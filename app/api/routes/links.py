@@ -31,12 +31,4 @@ router = APIRouter(prefix="/api/v1/tasks", tags=["links"])
     responses=problem_responses(400, 413, 415, 422),
 )
 async def create_task_from_link(service: LinkServiceDep, body: LinkTaskCreate) -> TaskOut:
-    return await service.create(
-        body.url,
-        task_type=body.task_type,
-        priority=body.priority,
-        model=body.model,
-        engine=body.engine,
-        options=body.decode_options(),
-        callback_url=body.callback_url,
-    )
+    return await service.create_from_request(body)

@@ -52,17 +52,10 @@ async def create_task(
         File(description="Audio or video file. / 音频或视频文件。"),
     ] = None,
 ) -> TaskOut:
-    return await service.create(
+    return await service.create_from_form(
+        form,
         upload=file,
         upload_name=file.filename if file is not None else None,
-        file_url=form.file_url,
-        task_type=form.task_type,
-        priority=form.priority,
-        model=form.model,
-        engine=form.engine,
-        options=form.decode_options(),
-        callback_url=form.callback_url,
-        platform=form.platform,
         principal=principal,
     )
 
