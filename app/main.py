@@ -27,6 +27,9 @@ from app.api.routes import (
     summaries,
     tasks,
     workers,
+    workflow_components,
+    workflow_runs,
+    workflows,
 )
 from app.api.routes.dashboard import mount_dashboard
 from app.logging_setup import configure_logging
@@ -96,5 +99,8 @@ def create_app(
     app.include_router(keys.router)
     app.include_router(stats.router)
     app.include_router(metrics.router)
+    app.include_router(workflows.router)
+    app.include_router(workflow_runs.router)
+    app.include_router(workflow_components.router)
     mount_dashboard(app)
     return app

@@ -47,6 +47,7 @@ from workload import (
     check_completed,
     clip_path,
     consume,
+    english_differences,
     english_wer,
     env_pair,
     print_header,
@@ -286,6 +287,12 @@ def report(result: ModelResult, items: Sequence[WorkItem], long_files: int) -> d
             f"sum of task processing_time {service.processing:.2f} s)"
         )
         print(f"identical transcripts raw vs {mode}: {same}/{len(result.raw.texts)} files")
+        for name, reference, raw_text, service_text in english_differences(
+            result.raw.texts, service.side.texts
+        ):
+            print(
+                f"  {name}: reference {reference!r}\n    raw     {raw_text!r}\n    {mode:7} {service_text!r}"
+            )
     for mode, ratio in ratios.items():
         label = "service" if len(ratios) == 1 else mode
         print(f"ratio {label}/raw [{result.model}] = {ratio:.2f}")

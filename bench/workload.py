@@ -164,6 +164,23 @@ def english_wer(hypotheses: Mapping[str, str]) -> float:
     return float(jiwer.wer(references, predictions))
 
 
+def english_differences(
+    first: Mapping[str, str], second: Mapping[str, str]
+) -> list[tuple[str, str, str, str]]:
+    """(file, reference, first, second), all normalised, for the plain English clips whose
+    normalised transcripts differ: where a WER difference comes from."""
+    from whisper.normalizers import EnglishTextNormalizer
+
+    normalize = EnglishTextNormalizer()
+    rows = []
+    for clip in english_clips():
+        if clip.file in first and clip.file in second:
+            a, b = str(normalize(first[clip.file])).strip(), str(normalize(second[clip.file])).strip()
+            if a != b:
+                rows.append((clip.file, str(normalize(clip.reference)).strip(), a, b))
+    return rows
+
+
 # --------------------------------------------------------------------------- raw library side
 
 

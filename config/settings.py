@@ -136,6 +136,20 @@ class WhisperSettings(BaseModel):
     max_batch_wait_ms: float = Field(default=50.0, ge=0, le=10000)
     """Most milliseconds a batch that is not full waits, from its oldest chunk's arrival, for chunks of other tasks (``batching=tasks``)."""
 
+    batch_lanes: int = Field(default=2, ge=1, le=16)
+    """With ``batching=tasks``: batches one instance runs at once (CTranslate2 workers sharing the weights; on a 2-core CPU two overlap for about 15 % more throughput). Each running batch holds its own activations."""
+
+    express_seconds: float = Field(default=30.0, ge=0)
+    """With ``batching=tasks``: tasks with at most this many seconds of speech (by default what fits one window) are batched among themselves on one more lane, so a short clip never waits behind, nor shares a batch with, the windows of long files; 0 turns the express lane off."""
+
+    @property
+    def workers_per_instance(self) -> int:
+        """CTranslate2 workers a faster-whisper instance is loaded with: ``num_workers``, or one per
+        batch that cross-task batching may run at once on it (lanes and the express lane)."""
+        if self.batch_size > 1 and self.batching == "tasks":
+            return max(self.num_workers, self.batch_lanes + (1 if self.express_seconds > 0 else 0))
+        return self.num_workers
+
     @field_validator("allowed_models", "allowed_engines", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
@@ -165,7 +179,7 @@ class ProcessorSettings(BaseModel):
     """Run the background processor in this process."""
 
     max_concurrent_tasks: int = Field(default=2, ge=1)
-    """Tasks this node runs at the same time. With cross-task batching (``WHISPER__BATCH_SIZE`` > 1, ``WHISPER__BATCHING=tasks``) at least ``batch_size`` × instances (× 4 with ``WHISPER__BATCH_PACKING``) run, so that batches can fill."""
+    """Tasks this node runs at the same time. With cross-task batching (``WHISPER__BATCH_SIZE`` > 1, ``WHISPER__BATCHING=tasks``) at least ``batch_size`` × instances × ``WHISPER__BATCH_LANES`` (× 4 with ``WHISPER__BATCH_PACKING``) run, so that batches can fill."""
 
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     """How often an idle processor looks for new tasks (new local tasks wake it at once)."""
@@ -367,6 +381,51 @@ class LLMSettings(BaseModel):
     """Instruction used when a request gives no ``prompt``."""
 
 
+class WorkflowsSettings(BaseModel):
+    """Workflows: multi-step pipelines run durably by every node."""
+
+    model_config = _GROUP_CONFIG
+
+    enabled: bool = True
+    """Run the workflow runner and trigger loops on this node (the API works either way)."""
+
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    """How often the runner looks for runs that are due (a local task ending wakes it at once)."""
+
+    recheck_seconds: float = Field(default=15.0, gt=0)
+    """A run waiting on a task is re-read at least this often (a task finished on another node marks it due at once)."""
+
+    lease_seconds: float = Field(default=120.0, gt=0)
+    """A node's claim on a run lasts this long and is renewed while it works; past it, another node takes over."""
+
+    max_concurrent_runs: int = Field(default=8, ge=1, le=256)
+    """Runs one node advances at the same time."""
+
+    schedule_tick_seconds: float = Field(default=10.0, gt=0)
+    """How often cron triggers are checked for a due slot (each slot fires once across all nodes), and completed tasks for ``task.completed`` triggers that did not fire."""
+
+    event_catchup_seconds: float = Field(default=3600.0, ge=0)
+    """How far back the trigger loop looks for completed tasks whose ``task.completed`` trigger did not fire (the node that finished them stopped first); never before the workflow was created or last changed. 0 turns the catch-up off."""
+
+    max_steps: int = Field(default=50, ge=1, le=200)
+    """Most steps one workflow may have."""
+
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Timeout of one ``webhook`` step request. Webhooks are signed with ``CALLBACKS__SECRET``."""
+
+    components: Annotated[list[str], NoDecode] = []
+    """Custom step components, as ``module.path:callable`` or ``name=module.path:callable`` (comma-separated or a JSON list); each is imported and checked at start-up."""
+
+    @field_validator("components", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
 class Settings(BaseSettings):
     """All Tingxie settings."""
 
@@ -411,6 +470,9 @@ class Settings(BaseSettings):
 
     limits: LimitsSettings = LimitsSettings()
     """Backpressure limits (``LIMITS__*``)."""
+
+    workflows: WorkflowsSettings = WorkflowsSettings()
+    """Workflows (``WORKFLOWS__*``)."""
 
     @field_validator("database_url")
     @classmethod

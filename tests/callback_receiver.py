@@ -36,8 +36,9 @@ class Receiver:
 
 
 @contextmanager
-def callback_receiver(fail_first: int = 0, fail_status: int = 500) -> Iterator[Receiver]:
-    """Serve on 127.0.0.1 at a free port; every POST is recorded with its headers and body."""
+def callback_receiver(fail_first: int = 0, fail_status: int = 500, port: int = 0) -> Iterator[Receiver]:
+    """Serve on 127.0.0.1 at ``port`` (a free one by default); every POST is recorded with its headers
+    and body."""
     state: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -60,7 +61,7 @@ def callback_receiver(fail_first: int = 0, fail_status: int = 500) -> Iterator[R
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     state["receiver"] = Receiver(f"http://127.0.0.1:{server.server_address[1]}", fail_first, fail_status)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -17,6 +18,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def server_env(root: Path, model_dir: Path, **settings: str) -> dict[str, str]:
+    """The environment of a ``start.py`` isolated in ``root`` (SQLite database, media, logs) that uses
+    the test session's models; ``settings`` add or override variables (``GROUP__FIELD``)."""
+    return {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{root / 'tingxie.db'}",
+        "STORAGE__TEMP_DIR": str(root / "media"),
+        "LOGGING__DIR": str(root / "logs"),
+        "WHISPER__MODEL_DIR": str(model_dir),
+        **settings,
+    }
 
 
 def start_server(

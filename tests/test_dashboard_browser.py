@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, Clip, normalize_en
-from tests.server_process import free_port, start_server
+from tests.server_process import free_port, server_env, start_server
 
 CHROMIUM = os.environ.get("TINGXIE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -60,20 +60,17 @@ def test_dashboard_asks_for_the_key_then_uploads_and_shows_the_transcript(
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'tingxie.db'}",
-        "STORAGE__TEMP_DIR": str(tmp_path / "media"),
-        "LOGGING__DIR": str(tmp_path / "logs"),
-        "WHISPER__MODEL_DIR": str(model_dir),
-        "WHISPER__DEFAULT_MODEL": "tiny.en",
-        "WHISPER__CPU_THREADS": "2",
-        "WHISPER__WARMUP": "false",
-        "PROCESSOR__NODE_ID": "dashboard-node",
-        "PROCESSOR__POLL_INTERVAL_SECONDS": "0.2",
-        "AUTH__ENABLED": "true",
-        "AUTH__ADMIN_KEY": ADMIN_KEY,
-    }
+    env = server_env(
+        tmp_path,
+        model_dir,
+        WHISPER__DEFAULT_MODEL="tiny.en",
+        WHISPER__CPU_THREADS="2",
+        WHISPER__WARMUP="false",
+        PROCESSOR__NODE_ID="dashboard-node",
+        PROCESSOR__POLL_INTERVAL_SECONDS="0.2",
+        AUTH__ENABLED="true",
+        AUTH__ADMIN_KEY=ADMIN_KEY,
+    )
     requested: list[str] = []
     api_calls: list[tuple[str, str, str | None]] = []  # method, path and query, X-API-Key
     console_errors: list[str] = []

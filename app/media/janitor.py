@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from datetime import timedelta
 
@@ -18,10 +19,22 @@ logger = logging.getLogger(__name__)
 class MediaJanitor:
     """Deletes media past its retention and files that no task references."""
 
-    def __init__(self, settings: StorageSettings, storage: MediaStorage, repository: TaskRepository) -> None:
+    def __init__(
+        self,
+        settings: StorageSettings,
+        storage: MediaStorage,
+        repository: TaskRepository,
+        *,
+        other_references: Sequence[Callable[[], Awaitable[set[str]]]] = (),
+    ) -> None:
         self._settings = settings
         self._storage = storage
         self._repository = repository
+        self._other_references = list(other_references)
+        """Other owners of media files (workflow runs), asked before each orphan sweep."""
+
+    def add_references(self, source: Callable[[], Awaitable[set[str]]]) -> None:
+        self._other_references.append(source)
         self._loop_task: asyncio.Task[None] | None = None
 
     async def sweep(self, *, grace_seconds: float = 600.0) -> None:
@@ -32,6 +45,8 @@ class MediaJanitor:
                 await self._repository.forget_media(task_id)
                 logger.info("media of task %s passed its retention and was deleted", task_id)
         referenced = await self._repository.media_paths()
+        for source in self._other_references:
+            referenced |= await source()
         await asyncio.to_thread(self._storage.sweep_orphans, referenced, grace_seconds=grace_seconds)
 
     def start(self) -> None:

@@ -151,6 +151,17 @@ class MediaStorage:
             raise MediaDownloadError(f"could not fetch {name} from peer {node_url}: {exc}") from exc
         return stored.path
 
+    async def copy(self, name: str) -> StoredMedia:
+        """A copy of stored media ``name`` under a new generated name (each owner deletes its own copy)."""
+        source = self.path_of(name)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async with await anyio.open_file(source, "rb") as handle:
+                while chunk := await handle.read(CHUNK_SIZE):
+                    yield chunk
+
+        return await self.save_stream(chunks())
+
     def remove(self, name: str | None) -> None:
         if not name:
             return

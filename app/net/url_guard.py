@@ -114,11 +114,13 @@ class UrlGuard:
             for network in self._networks
         )
 
-    async def check(self, url: str) -> None:
+    async def check(self, url: str, *, resolve: bool = True) -> None:
         """Raise :class:`BlockedUrlError` (422) unless ``url`` is an http(s) URL to a public host.
 
         Host names are resolved in a worker thread (the event loop's resolver); every address
-        must be public or allowlisted.
+        must be public or allowlisted. ``resolve=False`` checks only what the URL itself says
+        (scheme, literal addresses, metadata hosts): for URLs stored now and fetched later,
+        which are checked in full when they are fetched.
         """
         try:
             parsed = urlsplit(url)
@@ -144,6 +146,8 @@ class UrlGuard:
         else:
             if host in METADATA_HOSTS:
                 raise BlockedUrlError(url, f"{host} is a cloud metadata service")
+            if not resolve:
+                return
             addresses = await self._resolve(url, host, parsed.port)
         for address in addresses:
             if self._allowed_address(address):

@@ -248,6 +248,7 @@ class TaskProcessor:
                     task_type=TaskType(task.task_type),
                     options=DecodeOptions.model_validate(task.options),
                     priority=task.priority,
+                    duration=task.duration,
                 )
                 elapsed = time.perf_counter() - started
                 stored = await self._durably(
@@ -337,6 +338,7 @@ class TaskProcessor:
         task_type: TaskType,
         options: DecodeOptions,
         priority: int,
+        duration: float | None = None,
     ) -> TranscriptionResult:
         if not media_name:
             raise FileNotFoundError("the task's media is no longer available")
@@ -349,7 +351,9 @@ class TaskProcessor:
         if not audio.is_file():
             raise FileNotFoundError("the task's media is no longer available")
         try:
-            return await self._decode(running, audio, engine, model_name, task_type, options, priority)
+            return await self._decode(
+                running, audio, engine, model_name, task_type, options, priority, media_seconds=duration
+            )
         finally:
             if fetched:  # a cached copy of another node's file
                 audio.unlink(missing_ok=True)
@@ -379,7 +383,11 @@ class TaskProcessor:
         task_type: TaskType,
         options: DecodeOptions,
         priority: int,
+        *,
+        media_seconds: float | None = None,
     ) -> TranscriptionResult:
+        """``media_seconds``: the probed length, which lets a short file skip the queue for
+        preparation behind a long one (see ``Lease.prepare``)."""
         segments: list[Segment] = []
         try:
             async with self._pool.lease(model_name, engine) as lease:
@@ -388,7 +396,12 @@ class TaskProcessor:
                 if batcher is not None and speech_chunks is not None and not options.word_timestamps:
                     # Cross-task batching: this task's chunks join batches with other tasks' chunks.
                     samples, duration, chunks = await lease.prepare(
-                        speech_chunks, audio, options, batcher.max_gap, admit=batcher.room
+                        speech_chunks,
+                        audio,
+                        options,
+                        batcher.max_gap,
+                        admit=batcher.room,
+                        express=media_seconds is not None and media_seconds <= batcher.express_seconds,
                     )
                     batched = await batcher.transcribe(
                         samples,

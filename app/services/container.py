@@ -17,6 +17,7 @@ from app.db.stats_repository import StatsRepository
 from app.db.summary_repository import SummaryRepository
 from app.db.task_repository import TaskRepository
 from app.db.worker_registry import WorkerRegistry
+from app.db.workflow_repository import WorkflowRepository
 from app.engines.factory import ModelFactory
 from app.engines.model_pool import AsyncModelPool
 from app.engines.model_resolver import ModelResolver
@@ -33,6 +34,10 @@ from app.services.callbacks import CallbackDispatcher
 from app.services.link_service import LinkService
 from app.services.summary_service import SummaryService
 from app.services.task_service import TaskService
+from app.services.workflow_service import WorkflowService
+from app.workflows.components import ComponentRegistry
+from app.workflows.runner import WorkflowRunner
+from app.workflows.steps import InlineSteps
 from config.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -61,12 +66,16 @@ class Services:
     admission: AdmissionControl
     stats: StatsRepository
     metrics: Metrics
+    workflows: WorkflowService
+    workflow_steps: InlineSteps
 
     @classmethod
     async def start(
         cls, settings: Settings, *, start_processor_paused: bool = False, role: str = "all"
     ) -> Services:
         """Migrate the database, sweep orphans, load the default model and start the processor."""
+        # Custom workflow components are imported and checked first: a bad entry stops the start.
+        components = ComponentRegistry.from_entries(settings.workflows.components)
         await asyncio.to_thread(upgrade_to_head, settings.database_url)
         engine = create_engine(settings.database_url)
         sessions = create_session_factory(engine)
@@ -143,6 +152,53 @@ class Services:
             wake_callbacks=dispatcher.wake if dispatcher is not None else None,
             admission=admission,
         )
+        summaries = SummaryService(
+            settings=settings.llm,
+            client=llm,
+            summaries=SummaryRepository(sessions),
+            tasks=tasks,
+        )
+        links = LinkService(
+            tasks=tasks,
+            http=http,
+            settings=settings.links,
+            max_bytes=settings.storage.max_upload_bytes,
+            url_check=guard.check,
+        )
+        workflow_repository = WorkflowRepository(sessions)
+        workflow_steps = InlineSteps(
+            storage=storage,
+            summaries=summaries,
+            guard=guard,
+            components=components,
+            secret=settings.callbacks.secret.get_secret_value() if settings.callbacks.secret else None,
+            webhook_timeout_seconds=settings.workflows.webhook_timeout_seconds,
+        )
+        workflows = WorkflowService(
+            settings=settings.workflows,
+            repository=workflow_repository,
+            task_repository=repository,
+            tasks=tasks,
+            links=links,
+            storage=storage,
+            events=events,
+            components=components,
+            runner=None,
+            guard=guard,
+        )
+        if settings.workflows.enabled:
+            workflows.runner = WorkflowRunner(
+                settings=settings.workflows,
+                repository=workflow_repository,
+                task_repository=repository,
+                tasks=tasks,
+                storage=storage,
+                steps=workflow_steps,
+                components=components,
+                node_id=settings.processor.node_id,
+                prepare_input=workflows.prepare_pending,
+            )
+        janitor.add_references(workflows.media_paths)
         services = cls(
             settings=settings,
             engine=engine,
@@ -159,23 +215,14 @@ class Services:
             callbacks=callbacks,
             dispatcher=dispatcher,
             llm=llm,
-            summaries=SummaryService(
-                settings=settings.llm,
-                client=llm,
-                summaries=SummaryRepository(sessions),
-                tasks=tasks,
-            ),
-            links=LinkService(
-                tasks=tasks,
-                http=http,
-                settings=settings.links,
-                max_bytes=settings.storage.max_upload_bytes,
-                url_check=guard.check,
-            ),
+            summaries=summaries,
+            links=links,
             auth=AuthService(settings.auth, ApiKeyRepository(sessions)),
             admission=admission,
             stats=stats,
             metrics=metrics,
+            workflows=workflows,
+            workflow_steps=workflow_steps,
         )
         await janitor.sweep()
         janitor.start()
@@ -186,9 +233,12 @@ class Services:
             await processor.start(paused=start_processor_paused)
         if dispatcher is not None:
             await dispatcher.start(identity=processor.worker_id if processor is not None else None)
+        await workflows.start(identity=processor.worker_id if processor is not None else None)
         return services
 
     async def stop(self) -> None:
+        await self.workflows.stop()
+        await self.workflow_steps.aclose()
         if self.processor is not None:
             await self.processor.stop(timeout=self.settings.processor.shutdown_timeout_seconds)
         if self.dispatcher is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import httpx
@@ -17,6 +18,7 @@ from app.media.platforms import (
     is_short_link,
     platform_of_extractor,
 )
+from app.media.storage import StoredMedia
 from app.media.ytdlp import LinkResolveError, ResolvedMedia, resolve_media
 from app.schemas.link import LinkTaskCreate
 from app.schemas.task import (
@@ -35,7 +37,19 @@ logger = logging.getLogger(__name__)
 UrlCheck = Callable[[str], Awaitable[None]]
 """Raises (e.g. ``ProblemError(422)``) for a URL the server must not fetch (SSRF guard)."""
 
+LinkListener = Callable[[str, TaskOut], Awaitable[None]]
+"""Told of each task created from a link: (the link as given, the task)."""
+
 _REDIRECTS = (301, 302, 303, 307, 308)
+
+
+@dataclass(frozen=True)
+class FetchedLink:
+    """A link's media downloaded into storage, with the platform metadata."""
+
+    stored: StoredMedia
+    link: LinkMetadata
+    file_name: str | None
 
 
 class LinkService:
@@ -53,6 +67,7 @@ class LinkService:
         self._settings = settings
         self._max_bytes = max_bytes
         self._url_check = url_check
+        self._listeners: list[LinkListener] = []
 
     async def create_from_request(self, request: LinkTaskCreate) -> TaskOut:
         """:meth:`create` for a validated ``POST /api/v1/tasks/from-link`` body (or its legacy twins)."""
@@ -65,6 +80,11 @@ class LinkService:
             options=request.decode_options(),
             callback_url=request.callback_url,
         )
+
+    def on_submitted(self, listener: LinkListener) -> None:
+        """Call ``listener(url, task)`` after each task created from a link (workflow event triggers);
+        a failing listener is logged and never fails the request."""
+        self._listeners.append(listener)
 
     async def create(
         self,
@@ -82,6 +102,31 @@ class LinkService:
         model_name, engine_name = await self._tasks.check_request(
             model=model, engine=engine, task_type=task_type, options=options, callback_url=callback_url
         )
+        fetched = await self.fetch(url)
+        task = await self._tasks.enqueue(
+            fetched.stored,
+            source=MediaSource.link,
+            file_name=fetched.file_name,
+            file_url=url,
+            task_type=task_type,
+            priority=priority,
+            model=model_name,
+            engine=engine_name,
+            options=options,
+            callback_url=callback_url,
+            platform=fetched.link.platform,
+            link=fetched.link,
+        )
+        for listener in self._listeners:
+            try:
+                await listener(url, task)
+            except Exception:
+                logger.exception("a link listener failed for %s", url)
+        return task
+
+    async def fetch(self, url: str) -> FetchedLink:
+        """Resolve ``url`` (short links, canonical form, platform, yt-dlp) and download its media into
+        storage; problems: 413, 422. The caller owns the stored file."""
         await self._check(url)
         page_url = await self.resolve_short_link(url) if is_short_link(url) else url
         canonical = canonical_url(page_url)
@@ -113,20 +158,7 @@ class LinkService:
             thumbnail=resolved.thumbnail,
         )
         logger.info("link %s resolved on %s: %r by %r", url, platform, link.title, link.author)
-        return await self._tasks.enqueue(
-            stored,
-            source=MediaSource.link,
-            file_name=_file_name(resolved),
-            file_url=url,
-            task_type=task_type,
-            priority=priority,
-            model=model_name,
-            engine=engine_name,
-            options=options,
-            callback_url=callback_url,
-            platform=platform,
-            link=link,
-        )
+        return FetchedLink(stored=stored, link=link, file_name=_file_name(resolved))
 
     async def resolve_short_link(self, url: str) -> str:
         """Follow the redirects of a short link (``v.douyin.com``, ``b23.tv``, ...) until it leaves the

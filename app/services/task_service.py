@@ -295,6 +295,10 @@ class TaskService:
         await self.admit()
         return model_name, engine_name
 
+    async def store_upload(self, upload: AsyncReader) -> StoredMedia:
+        """Save an upload into storage under the size limit; failures become problems (413/400)."""
+        return await self._store(self._storage.save_upload(upload))
+
     async def download(self, url: str, *, headers: Mapping[str, str] | None = None) -> StoredMedia:
         """Download ``url`` into storage under the size limit; failures become problems (413/400/422)."""
         return await self._store(self._storage.download(url, headers=headers))
@@ -315,10 +319,13 @@ class TaskService:
         platform: str | None,
         link: LinkMetadata | None = None,
         principal: Principal | None = None,
+        task_id: str | None = None,
+        workflow_run_id: str | None = None,
     ) -> TaskOut:
         """Probe stored media and queue a task for it; the file is removed if that fails (415 if not media).
 
-        The task belongs to ``principal`` (by default the caller's API key)."""
+        The task belongs to ``principal`` (by default the caller's API key). A workflow step gives
+        the ``task_id`` it recorded beforehand (an existing id raises ``IntegrityError``) and its run."""
         creator = self._principal(principal)
         try:
             try:
@@ -326,6 +333,7 @@ class TaskService:
             except NotMediaError as exc:
                 raise ProblemError(415, f"the content is not audio or video: {exc}") from exc
             task = Task(
+                id=task_id or new_task_id(),
                 status=TaskStatus.queued.value,
                 priority=priority.rank,
                 task_type=task_type.value,
@@ -342,6 +350,7 @@ class TaskService:
                 platform=platform,
                 callback_url=callback_url,
                 api_key_id=creator.key_id if creator is not None else None,
+                workflow_run_id=workflow_run_id,
                 progress=0.0,
                 attempts=0,
             )

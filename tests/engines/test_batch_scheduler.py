@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import jiwer
+import numpy as np
 import pytest
 from faster_whisper import WhisperModel
 from faster_whisper.audio import decode_audio
 
-from app.engines.batch_scheduler import BatchScheduler, ChunkDroppedError
+from app.engines.batch_scheduler import SKIPPED, BatchScheduler, ChunkDroppedError, _Item, _Job, _unpack
 from app.engines.batched import Chunk, chunk_regions
 from app.engines.faster_whisper_engine import FasterWhisperModel
 from app.engines.model_resolver import ModelResolver
+from app.schemas.result import Segment
 from app.schemas.task import DecodeOptions, TaskType
 from config.settings import Settings
 from tests.conftest import Clip, normalize_en, running_app, upload, wait_done
@@ -101,9 +103,9 @@ async def test_short_clip_beside_a_long_file(
     long_file = tmp_path / "long.wav"
     offsets = build_long_file(chosen, long_file, total_seconds=150.0)
     short = clips["jfk.flac"]
-    # Two 1-thread instances on the 2 cores: the short clip gets the free one (see the README:
-    # within one instance, a newcomer waits for the batch in flight, then shares the next one).
-    settings = _batching(make_settings, batch_size=4, instances_per_device=2, min_size=2, load_mode="eager")
+    # The defaults: one instance, two lanes and the express lane, which the short clip takes
+    # while the long file's batches hold both lanes.
+    settings = _batching(make_settings)
     settings.processor.progress_interval_seconds = 0.2
     async with running_app(settings) as running:
         client = running.client
@@ -126,7 +128,7 @@ async def test_short_clip_beside_a_long_file(
 
         watcher = asyncio.create_task(watch())
         batchers = [i.batcher for i in running.services.pool.instances() if i.batcher is not None]
-        assert len(batchers) == 2
+        assert len(batchers) == 1
         while not any(batcher.tasks for batcher in batchers):  # noqa: ASYNC110 (its chunks are being decoded)
             await asyncio.sleep(0.05)
         started = time.perf_counter()
@@ -138,6 +140,9 @@ async def test_short_clip_beside_a_long_file(
     assert short_task["status"] == "completed" and long_task["status"] == "completed", long_task["error"]
     assert "ask not what your country can do for you" in normalize_en(short_task["result"]["text"])
     assert beside <= 2 * solo, (beside, solo)
+    records = [record for batcher in batchers for record in batcher.history]
+    assert any(record.express and short_id in {t for t, _ in record.rows} for record in records), records
+    assert all(not record.express for record in records if long_id in {t for t, _ in record.rows})
     assert any(0 < p < 100 for p in progress) and progress == sorted(progress), (
         progress,
         [r.rows for b in batchers for r in b.history],
@@ -342,3 +347,99 @@ async def test_a_batch_waits_for_tasks_being_prepared(
     assert "your country" in normalize_en(await one("alone"))
     assert started[1] - submitted < 0.2  # nobody on the way: no wait
     await scheduler.close()
+
+
+async def test_lanes_and_the_express_lane(tiny_en: FasterWhisperModel, clips: dict[str, Clip]) -> None:
+    """Two regular batches run at once; a short task is decoded on the express lane while both
+    hold a long task's chunks, and never shares a batch with them."""
+    samples = decode_audio(str(clips["jfk.flac"].path), sampling_rate=16000)
+    decoder = tiny_en.batch_decoder
+    assert decoder is not None
+    release = asyncio.Event()
+    active: list[int] = [0]
+    most: list[int] = [0]
+
+    async def run_step(fn: Callable[..., Any], rows: list[list[Any]]) -> Any:
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        try:
+            if any(item.job.task_id == "long" for row in rows for item in row):
+                await release.wait()  # the long task's batches hold their lanes
+            return await asyncio.to_thread(fn, rows)
+        finally:
+            active[0] -= 1
+
+    scheduler = BatchScheduler(
+        decoder, run_step, batch_size=2, max_batch_wait=0.0, pack=False, lanes=2, express_seconds=15.0
+    )
+    options = DecodeOptions(language="en", temperature=0.0, beam_size=1)
+
+    async def text(task_id: str, chunks: list[Chunk]) -> str:
+        stream = await scheduler.transcribe(samples, chunks, TaskType.transcribe, options, task_id=task_id)
+        async with aclosing(stream.segments) as segments:
+            return "".join([segment.text async for segment in segments])
+
+    long = asyncio.create_task(text("long", [Chunk(0.0, 11.0)] * 6))  # 66 s of speech
+    while len(scheduler.history) == 0 and active[0] < 2:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    short = await asyncio.wait_for(text("short", [Chunk(0.0, 11.0)]), 30)  # both lanes still held
+    assert not long.done() and active[0] == 2
+    release.set()
+    assert "your country" in normalize_en(await long)
+    assert "fellow americans" in normalize_en(short)
+    await scheduler.close()
+
+    records = list(scheduler.history)
+    assert records[0].express and records[0].rows == (("short", 0),)
+    assert all(not r.express and {t for t, _ in r.rows} == {"long"} for r in records[1:]), records
+    assert sum(len(r.rows) for r in records[1:]) == 6
+    assert most[0] == 3  # two lanes and the express lane
+
+
+async def test_a_segment_over_two_chunks_of_one_task_stays_whole() -> None:
+    """Unpacking a window: a segment over neighbouring chunks of one task is kept (on that task's
+    timeline, so nothing is decoded again); over chunks of two tasks both are decoded again."""
+    loop = asyncio.get_running_loop()
+
+    def job(task_id: str) -> _Job:
+        return _Job(
+            task_id=task_id,
+            priority=1,
+            sequence=0,
+            samples=np.zeros(1, dtype=np.float32),
+            task_type=TaskType.transcribe,
+            options=DecodeOptions(),
+            key=None,
+            cancelled=lambda: False,
+            language="en",
+        )
+
+    def item(owner: _Job, number: int, start: float) -> _Item:
+        return _Item(owner, number, Chunk(start, start + 5.0), loop.create_future(), 0.0)
+
+    def segment(start: float, end: float, text: str) -> Segment:
+        return Segment(
+            id=0,
+            start=start,
+            end=end,
+            text=text,
+            avg_logprob=-0.2,
+            no_speech_prob=0.0,
+            compression_ratio=1.0,
+            temperature=0.0,
+        )
+
+    one = job("one")
+    row = [item(one, 3, 10.0), item(one, 4, 20.0)]  # laid at 0 s and 7 s of the window
+    spoken = [segment(0.2, 1.0, " a"), segment(1.0, 11.0, " b"), segment(11.0, 11.9, " c")]
+    first, second = _unpack(row, [0.0, 7.0], spoken)
+    assert first is not None and second is not None
+    assert [(s.start, s.end, s.text) for s in first] == [(10.2, 11.0, " a"), (11.0, 24.0, " b")]
+    assert [(s.start, s.end, s.text) for s in second] == [(24.0, 24.9, " c")]
+
+    # Only the joined segment in the second chunk: not skipped, it is in the first one's text.
+    first, second = _unpack(row, [0.0, 7.0], spoken[:2])
+    assert second == [] and second is not SKIPPED and first is not None and len(first) == 2
+
+    other = [item(one, 3, 10.0), item(job("two"), 0, 20.0)]
+    assert _unpack(other, [0.0, 7.0], spoken) == [None, None]
