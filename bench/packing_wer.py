@@ -9,6 +9,7 @@ prints each order's corpus WER and windows, their mean, and the WER of plain
 ``WhisperModel.transcribe`` per clip (beam 5, temperature 0) on the same model.
 
     /work/venv/bin/python bench/packing_wer.py [--model tiny.en] [--orders 8] [--lanes 2]
+        [--no-packing] [--no-short-windows]
 """
 
 from __future__ import annotations
@@ -54,6 +55,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--express-seconds", type=float, default=30.0, help="WHISPER__EXPRESS_SECONDS (default 30)"
     )
+    parser.add_argument(
+        "--packing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="WHISPER__BATCH_PACKING (default on)",
+    )
+    parser.add_argument(
+        "--short-windows",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="WHISPER__SHORT_WINDOWS (default on)",
+    )
     add_common_arguments(parser)
     return parser.parse_args(argv)
 
@@ -68,6 +81,7 @@ async def one_order(
         lambda fn, *step: asyncio.to_thread(fn, *step),
         batch_size=args.batch_size,
         max_batch_wait=0.05,
+        pack=args.packing,
         lanes=args.lanes,
         express_seconds=args.express_seconds,
     )
@@ -94,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"settings: model={args.model} compute_type={args.compute_type} threads={args.threads} "
         f"beam_size={args.beam_size} batch_size={args.batch_size} lanes={args.lanes} "
-        f"express_seconds={args.express_seconds} orders={args.orders}"
+        f"express_seconds={args.express_seconds} packing={args.packing} "
+        f"short_windows={args.short_windows} orders={args.orders}"
     )
     location = resolve_model(args.model, args.model_dir)
     clips = english_clips()
@@ -113,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpu_threads=args.threads,
         num_workers=args.lanes + (1 if args.express_seconds > 0 else 0),
         batch_size=args.batch_size,
+        short_windows=args.short_windows,
     )
     results = []
     for number in range(args.orders):

@@ -13,15 +13,18 @@ device gate, so a batch is one inference step like any other:
   when its oldest chunk arrived, for company; a lone task is never held back longer;
 * only chunks with equal search options (``batched.batch_key``: temperature, beam, patience…)
   share a batch; prompts, languages and tasks (transcribe/translate) may differ row by row;
-* **packing**: Whisper encodes a full 30 s window per row whatever the chunk's length, so short
+* **one chunk per row** by default: each row's window is cut to its chunk's length
+  (``batched.window_seconds``), so a short clip costs a short encoder pass, and no task's text
+  can depend on another task's audio;
+* **packing** (``WHISPER__BATCH_PACKING``, off by default): short
   chunks (of any tasks) with the same language, task and prompt share one row's window,
   ``PACK_GAP`` seconds of silence apart, and the row's segments are split back by time. A
   segment lying over most of two chunks sends both back to be decoded alone, so text never
   crosses tasks; a chunk Whisper stopped before (or inside, for the last one with text) is
   packed once more, then decoded alone;
 * each task's chunks are taken in order, so a task's first chunk is in the first batch that
-  holds any of its chunks: the encoder output of that batch also detects its language. Chunks
-  whose language is still unknown are packed together; each one's language is detected from its
+  holds any of its chunks: the encoder output of that batch also detects its language. With
+  packing, chunks whose language is still unknown are packed together; each one's language is detected from its
   own frames of the window's encoder output, and a chunk whose language differs from the first
   one's in the row is packed again with its own kind;
 * a cancelled task's pending chunks are dropped before the next batch is formed;
@@ -42,6 +45,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -49,12 +53,11 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import ctranslate2
 import numpy as np
 import numpy.typing as npt
 
 from app.engines.base import SAMPLE_RATE
-from app.engines.batched import CHUNK_SECONDS, BatchedDecoder, Chunk, ChunkPrompt, batch_key
+from app.engines.batched import CHUNK_SECONDS, BatchedDecoder, Chunk, ChunkPrompt, Encoded, batch_key
 from app.schemas.result import Segment
 from app.schemas.task import DecodeOptions, TaskType
 
@@ -75,6 +78,8 @@ CUT_SHORT_SECONDS = 1.5
 ARRIVAL_WAIT_SECONDS = 2.0
 """Most seconds a batch that is not full waits, from its oldest chunk's arrival, while other tasks
 are still being prepared (audio decoding, VAD) for this instance: their chunks fill it."""
+SHORT_YIELD_SECONDS = 2.0
+"""Longest a regular batch pauses, at one window, for short tasks being prepared or decoded."""
 MAX_HELD_SECONDS = 4 * 3600.0
 """Decoded audio (about 920 MB as float32) above which new tasks wait for room before decoding."""
 StepRunner = Callable[..., Awaitable[Any]]
@@ -122,6 +127,16 @@ class _Job:
     in_flight: int = 0
     """Chunks of this job in batches now running."""
 
+    def decoded(self) -> float:
+        """The share of this job's speech in chunks already decoded (in any order)."""
+        total = sum(item.chunk.end - item.chunk.start for item in self.items)
+        done = sum(
+            item.chunk.end - item.chunk.start
+            for item in self.items
+            if item.future.done() and not item.future.cancelled() and item.future.exception() is None
+        )
+        return done / total if total > 0 else 1.0
+
 
 @dataclass
 class BatchedTranscription:
@@ -131,6 +146,8 @@ class BatchedTranscription:
     language_probability: float | None
     segments: AsyncGenerator[Segment, None]
     """Read it inside ``contextlib.aclosing`` so that leaving early drops the pending chunks."""
+    decoded: Callable[[], float]
+    """The share (0 to 1) of the task's speech in chunks already decoded, in any order."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +175,7 @@ class BatchScheduler:
         *,
         batch_size: int,
         max_batch_wait: float,
-        pack: bool = True,
+        pack: bool = False,
         max_held_seconds: float = MAX_HELD_SECONDS,
         lanes: int = 1,
         express_seconds: float = 0.0,
@@ -177,6 +194,10 @@ class BatchScheduler:
         """Tasks with at most this much speech use the express lane; 0 turns it off."""
         self._running: set[asyncio.Task[None]] = set()
         self._express: asyncio.Task[None] | None = None
+        self._short_idle = threading.Event()
+        """Clear while a short task is prepared or an express batch runs: regular batches pause
+        at their next window, so the short task gets the cores."""
+        self._short_idle.set()
         self._jobs: list[_Job] = []
         self._sequence = itertools.count()
         self._changed = asyncio.Event()
@@ -215,12 +236,20 @@ class BatchScheduler:
         An express batch waits only for ``short`` tasks (a long file's preparation takes seconds)."""
         self._arriving += 1
         self._arriving_short += short
+        self._update_short_idle()
         try:
             yield
         finally:
             self._arriving -= 1
             self._arriving_short -= short
+            self._update_short_idle()
             self._changed.set()
+
+    def _update_short_idle(self) -> None:
+        if self._arriving_short or self._express is not None:
+            self._short_idle.clear()
+        else:
+            self._short_idle.set()
 
     @property
     def pending_chunks(self) -> int:
@@ -259,7 +288,7 @@ class BatchScheduler:
         job.short = 0 < sum(chunk.end - chunk.start for chunk in chunks) <= self.express_seconds
         segments = self._segments(job)
         if not job.items:
-            return BatchedTranscription(job.language, None, segments)
+            return BatchedTranscription(job.language, None, segments, lambda: 1.0)
         job.pending.extend(job.items)
         self._jobs.append(job)
         self._ensure_collector()
@@ -270,7 +299,7 @@ class BatchScheduler:
             await segments.aclose()
             self._drop(job)
             raise
-        return BatchedTranscription(job.language, job.language_probability, segments)
+        return BatchedTranscription(job.language, job.language_probability, segments, job.decoded)
 
     async def _segments(self, job: _Job) -> AsyncGenerator[Segment, None]:
         index = 0
@@ -433,12 +462,14 @@ class BatchScheduler:
         task = asyncio.create_task(self._run_batch(rows, express=express), name="batch")
         if express:
             self._express = task
+            self._update_short_idle()
         else:
             self._running.add(task)
 
         def finished(done: asyncio.Task[None]) -> None:
             if self._express is done:
                 self._express = None
+                self._update_short_idle()
             self._running.discard(done)
             self._changed.set()
 
@@ -466,7 +497,7 @@ class BatchScheduler:
         monotonic = time.monotonic()
         batch = [item for row in rows for item in row]
         try:
-            results = await self._run_step(self._decode, rows)
+            results = await self._run_step(self._decode, rows, express)
         except Exception as exc:
             logger.warning("a batch of %d chunk(s) failed: %s", len(batch), exc)
             for item in batch:
@@ -519,15 +550,25 @@ class BatchScheduler:
                 continue
             item.future.set_result(segments)
 
-    def _decode(self, rows: list[list[_Item]]) -> list[list[Segment] | None]:
+    def _yield_to_short(self) -> None:
+        """In a regular batch's worker thread: wait while a short task is prepared or decoded,
+        so that it gets the cores (bounded, so a stream of short tasks cannot stall a long file)."""
+        self._short_idle.wait(timeout=SHORT_YIELD_SECONDS)
+
+    def _decode(self, rows: list[list[_Item]], express: bool = False) -> list[list[Segment] | None]:
         """Blocking, in a worker thread: one encode, language detection where needed, one generate.
+        A regular batch pauses before each window's encoding and before its decoding while a
+        short task is prepared or decoded.
 
         Returns each chunk's segments in batch order; ``None`` for a packed chunk that must be
         decoded again on its own, ``SKIPPED`` for one the decoder stopped before, ``REQUEUE``
         for one whose language turned out to differ from its row's."""
         decoder = self._decoder
+        pause = None if express or self.express_seconds <= 0 else self._yield_to_short
         windows = [_window(row) for row in rows]
-        encoded = decoder.encode([decoder.features(samples, chunk) for samples, chunk, _ in windows])
+        encoded = decoder.encode(
+            [decoder.features(samples, chunk) for samples, chunk, _ in windows], pause=pause
+        )
         self._detect_languages(rows, windows, encoded)
         prompts: list[list[int]] = []
         for row in rows:
@@ -537,6 +578,8 @@ class BatchScheduler:
                     assert job.language is not None
                     job.prompt = decoder.prompt(job.task_type, job.options, job.language)
             prompts.append(row[0].job.prompt.prompt)  # type: ignore[union-attr]
+        if pause is not None:
+            pause()
         results = decoder.generate(encoded, prompts, rows[0][0].job.options)
         outcome: list[list[Segment] | None] = []
         for row, (_samples, chunk, offsets), result in zip(rows, windows, results, strict=True):
@@ -554,7 +597,7 @@ class BatchScheduler:
         self,
         rows: list[list[_Item]],
         windows: list[tuple[npt.NDArray[np.float32], Chunk, list[float]]],
-        encoded: ctranslate2.StorageView,
+        encoded: Encoded,
     ) -> None:
         """Give every job still without a language the one detected on its first chunk: from the
         row's encoder output for a chunk alone, from the chunk's own frames for a packed one."""

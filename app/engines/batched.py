@@ -4,6 +4,14 @@ Speech regions (Silero VAD, or the caller's ``clip_timestamps``) are cut into ch
 30 s. Each batch of ``batch_size`` chunks is encoded and decoded in one ``encode`` and one
 ``generate`` call, and each chunk's tokens are split into segments on the original timeline.
 
+**Short windows.** Whisper was trained on 30 s windows, but its encoder runs on fewer frames
+too, and its cost grows faster than the window: a 10 s window takes about a sixth of a 30 s
+one's time. So each chunk is encoded in a window cut to its speech plus ``WINDOW_TAIL_SECONDS``,
+rounded up to ``WINDOW_STEP_SECONDS`` (never shorter: with less context Whisper loops). On the
+shared clips this kept English WER equal (tiny.en) or better (base), and the error of the other
+languages equal or better, against full windows (``bench/RESULTS.md``). Rows of one
+``generate`` call share a window length, so a batch is decoded in one call per length.
+
 What batching cannot honour, documented rather than hidden:
 * chunks are independent: no previous-text prompt (``condition_on_previous_text``) across them;
 * one decoding pass at the first temperature: no temperature fallback;
@@ -12,9 +20,11 @@ What batching cannot honour, documented rather than hidden:
 
 from __future__ import annotations
 
+import math
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import ctranslate2
 import numpy as np
@@ -28,9 +38,18 @@ from app.schemas.result import Segment
 from app.schemas.task import DecodeOptions, TaskType
 
 CHUNK_SECONDS = 30.0
-FRAMES_PER_CHUNK = 3000  # 30 s of 10 ms mel frames
-CHUNK_SAMPLES = int(CHUNK_SECONDS * SAMPLE_RATE)
+MEL_FRAMES_PER_SECOND = 100
+"""Log-mel frames per second of audio (10 ms hop)."""
+ENCODER_FRAMES_PER_SECOND = 50
+"""Encoder output frames per second of audio (the encoder halves the mel frames)."""
 TIME_PRECISION = 0.02
+WINDOW_STEP_SECONDS = 10.0
+"""Short windows are cut in steps of this many seconds, and are never shorter: below about 10 s
+of context Whisper (tiny.en) repeats itself on short clips."""
+WINDOW_TAIL_SECONDS = 1.0
+"""Silence a short window keeps after its chunk's speech, so the last words are not taken for
+speech cut off at the window's end."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,8 +113,51 @@ def batch_key(options: DecodeOptions) -> tuple[float, tuple[tuple[str, float | i
     return temperature, tuple(sorted(sampling.items()))
 
 
-def _batch(features: list[npt.NDArray[np.float32]]) -> ctranslate2.StorageView:
+def window_seconds(length: float, *, short: bool = True) -> float:
+    """Seconds of the window a chunk of ``length`` seconds is encoded in (see the module doc)."""
+    if not short:
+        return CHUNK_SECONDS
+    steps = max(1, math.ceil((length + WINDOW_TAIL_SECONDS) / WINDOW_STEP_SECONDS - 1e-9))
+    return min(CHUNK_SECONDS, steps * WINDOW_STEP_SECONDS)
+
+
+def _batch(features: Sequence[npt.NDArray[np.float32]]) -> ctranslate2.StorageView:
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features)))
+
+
+def _same_shape(rows: Sequence[npt.NDArray[np.float32]]) -> list[list[int]]:
+    """Row numbers grouped by the shape of their array (windows of one length), in order of appearance."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for number, row in enumerate(rows):
+        groups.setdefault(row.shape, []).append(number)
+    return list(groups.values())
+
+
+@dataclass
+class Encoded:
+    """The encoder output of a batch's windows. Rows of one ``generate`` call must have windows
+    of one length, so rows are kept in groups of equal length, each one ``StorageView`` on the
+    model's device."""
+
+    groups: list[tuple[list[int], ctranslate2.StorageView]]
+    rows: int
+
+    def each_group(self, run: Callable[[list[int], ctranslate2.StorageView], list[T]]) -> list[T]:
+        """``run`` on every group (its row numbers and encoder output), results in row order."""
+        results: list[T | None] = [None] * self.rows
+        for numbers, view in self.groups:
+            for number, result in zip(numbers, run(numbers, view), strict=True):
+                results[number] = result
+        return results  # type: ignore[return-value]
+
+    def frames(self, row: int) -> npt.NDArray[np.float32]:
+        """One row's encoder output (frames × model width), on the host."""
+        for numbers, view in self.groups:
+            if row in numbers:
+                rows: npt.NDArray[np.float32] = np.asarray(view.to_device(ctranslate2.Device.cpu))
+                frames: npt.NDArray[np.float32] = rows[numbers.index(row)]
+                return frames
+        raise IndexError(row)
 
 
 @dataclass
@@ -114,43 +176,78 @@ class BatchedDecoder:
     ``prompt``, ``generate`` and ``segments`` directly, with rows of many tasks in one batch.
     """
 
-    def __init__(self, model: WhisperModel, batch_size: int) -> None:
+    def __init__(self, model: WhisperModel, batch_size: int, *, short_windows: bool = True) -> None:
         self._model = model
         self.batch_size = batch_size
-        self._silence: npt.NDArray[np.float32] | None = None
+        self.short_windows = short_windows
+        self._silence: dict[int, npt.NDArray[np.float32]] = {}
 
     @property
     def multilingual(self) -> bool:
         return bool(self._model.model.is_multilingual)
 
-    def features(self, samples: npt.NDArray[np.float32], chunk: Chunk) -> npt.NDArray[np.float32]:
-        """Log-mel frames of one chunk, padded to exactly 30 s (no second 30 s of padding to analyse)."""
+    @property
+    def _on_cpu(self) -> bool:
+        return bool(self._model.model.device == "cpu")
+
+    def window(self, length: float) -> float:
+        """Seconds of the window a chunk (or packed row) of ``length`` seconds is encoded in."""
+        return window_seconds(length, short=self.short_windows)
+
+    def features(
+        self, samples: npt.NDArray[np.float32], chunk: Chunk, window: float | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Log-mel frames of one chunk, padded to exactly its window (``window``, or the one its
+        length gets): no second window of padding to analyse."""
+        seconds = self.window(chunk.end - chunk.start) if window is None else window
+        frames = round(seconds * MEL_FRAMES_PER_SECOND)
         audio = samples[int(chunk.start * SAMPLE_RATE) : int(chunk.end * SAMPLE_RATE)]
-        audio = np.pad(audio, (0, max(0, CHUNK_SAMPLES - len(audio))))
+        audio = audio[: round(seconds * SAMPLE_RATE)]
+        audio = np.pad(audio, (0, max(0, round(seconds * SAMPLE_RATE) - len(audio))))
         mel: npt.NDArray[np.float32] = self._model.feature_extractor(audio, padding=False)
-        mel = mel[:, :FRAMES_PER_CHUNK]
-        if mel.shape[1] < FRAMES_PER_CHUNK:
-            mel = np.pad(mel, ((0, 0), (0, FRAMES_PER_CHUNK - mel.shape[1])))
+        mel = mel[:, :frames]
+        if mel.shape[1] < frames:
+            mel = np.pad(mel, ((0, 0), (0, frames - mel.shape[1])))
         return mel.astype(np.float32)
 
-    def encode(self, features: list[npt.NDArray[np.float32]]) -> ctranslate2.StorageView:
-        """The encoder output of every window. On a CPU the windows are encoded one at a time and
-        stacked: about 20 % faster than one batched call there (tiny.en and base, int8, 2 cores;
-        the tokens decoded from it are identical). On a GPU they are encoded in one call."""
+    def encode(
+        self, features: Sequence[npt.NDArray[np.float32]], pause: Callable[[], None] | None = None
+    ) -> Encoded:
+        """The encoder output of every window, grouped by window length. On a CPU the windows are
+        encoded one at a time and stacked: about 20 % faster than one batched call there (tiny.en
+        and base, int8, 2 cores; the tokens decoded from it are identical). On a GPU each length
+        is encoded in one call. ``pause`` is called before each call (a point to yield at)."""
         model = self._model.model
-        if model.device == "cpu" and len(features) > 1:
-            outputs = [np.asarray(model.encode(_batch([window]), to_cpu=False)) for window in features]
-            return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(outputs)))
-        return model.encode(_batch(features), to_cpu=False)
+        groups = []
+        for numbers in _same_shape(features):
+            windows = [features[number] for number in numbers]
+            if self._on_cpu and len(windows) > 1:
+                outputs = []
+                for window in windows:
+                    if pause is not None:
+                        pause()
+                    outputs.append(np.asarray(model.encode(_batch([window]), to_cpu=False)))
+                view = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(outputs)))
+            else:
+                if pause is not None:
+                    pause()
+                view = model.encode(_batch(windows), to_cpu=False)
+            groups.append((numbers, view))
+        return Encoded(groups, len(features))
 
-    def detect_language(self, encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
+    def detect_language(self, encoded: Encoded) -> list[tuple[str, float]]:
         """The most likely language of every row of ``encoded`` (``en`` for English-only models)."""
         if not self.multilingual:
-            return [("en", 1.0)] * encoded.shape[0]
-        return [(ranked[0][0][2:-2], ranked[0][1]) for ranked in self._model.model.detect_language(encoded)]
+            return [("en", 1.0)] * encoded.rows
+        model = self._model.model
+        return encoded.each_group(
+            lambda _numbers, view: [
+                (ranked[0][0][2:-2], ranked[0][1]) for ranked in model.detect_language(view)
+            ]
+        )
 
     def detect_language_spans(
-        self, encoded: ctranslate2.StorageView, spans: list[tuple[int, float, float]]
+        self, encoded: Encoded, spans: list[tuple[int, float, float]]
     ) -> list[tuple[str, float]]:
         """The language of stretches of packed windows: (row, start s, end s) each.
 
@@ -160,26 +257,28 @@ class BatchedDecoder:
         speaker."""
         if not spans:
             return []
-        frames = np.asarray(encoded.to_device(ctranslate2.Device.cpu))
-        silence = self._silence_encoding()
-        rate = frames.shape[1] / CHUNK_SECONDS
         views = []
         for row, start, end in spans:
-            view = silence.copy()
-            first, last = int(start * rate), min(frames.shape[1], int(np.ceil(end * rate)) + 1)
-            view[first:last] = frames[row, first:last]
+            frames = encoded.frames(row)
+            view = self._silence_encoding(frames.shape[0]).copy()
+            first = int(start * ENCODER_FRAMES_PER_SECOND)
+            last = min(frames.shape[0], math.ceil(end * ENCODER_FRAMES_PER_SECOND) + 1)
+            view[first:last] = frames[first:last]
             views.append(view)
-        stacked = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(views)))
-        if encoded.device != "cpu":
-            stacked = stacked.to_device(ctranslate2.Device.cuda)
-        return self.detect_language(stacked)
+        groups = []
+        for numbers in _same_shape(views):
+            stacked = _batch([views[number] for number in numbers])
+            groups.append((numbers, stacked if self._on_cpu else stacked.to_device(ctranslate2.Device.cuda)))
+        return self.detect_language(Encoded(groups, len(views)))
 
-    def _silence_encoding(self) -> npt.NDArray[np.float32]:
-        if self._silence is None:
+    def _silence_encoding(self, frames: int) -> npt.NDArray[np.float32]:
+        """The encoder output of a window of silence that has ``frames`` encoder frames."""
+        if frames not in self._silence:
+            seconds = frames / ENCODER_FRAMES_PER_SECOND
             silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
-            encoded = self.encode([self.features(silence, Chunk(0.0, 1.0))])
-            self._silence = np.asarray(encoded.to_device(ctranslate2.Device.cpu))[0]
-        return self._silence
+            encoded = self.encode([self.features(silence, Chunk(0.0, 1.0), window=seconds)])
+            self._silence[frames] = encoded.frames(0)
+        return self._silence[frames]
 
     def prompt(self, task_type: TaskType, options: DecodeOptions, language: str) -> ChunkPrompt:
         model = self._model
@@ -188,22 +287,28 @@ class BatchedDecoder:
         return ChunkPrompt(tokenizer, model.get_prompt(tokenizer, previous, hotwords=options.hotwords))
 
     def generate(
-        self, encoded: ctranslate2.StorageView, prompts: list[list[int]], options: DecodeOptions
+        self, encoded: Encoded, prompts: list[list[int]], options: DecodeOptions
     ) -> list[ctranslate2.models.WhisperGenerationResult]:
-        """One ``generate`` call; every row must share ``batch_key(options)``."""
+        """One ``generate`` call per window length; every row must share ``batch_key(options)``."""
         _temperature, sampling = sampling_options(options)
-        results: list[ctranslate2.models.WhisperGenerationResult] = self._model.model.generate(
-            encoded,
-            prompts,
-            max_length=self._model.max_length,
-            return_scores=True,
-            return_no_speech_prob=True,
-            suppress_blank=True,
-            suppress_tokens=[-1],
-            max_initial_timestamp_index=50,
-            **sampling,
-        )
-        return results
+
+        def run(
+            numbers: list[int], view: ctranslate2.StorageView
+        ) -> list[ctranslate2.models.WhisperGenerationResult]:
+            results: list[ctranslate2.models.WhisperGenerationResult] = self._model.model.generate(
+                view,
+                [prompts[number] for number in numbers],
+                max_length=self._model.max_length,
+                return_scores=True,
+                return_no_speech_prob=True,
+                suppress_blank=True,
+                suppress_tokens=[-1],
+                max_initial_timestamp_index=50,
+                **sampling,
+            )
+            return results
+
+        return encoded.each_group(run)
 
     def transcribe(
         self,
@@ -226,7 +331,7 @@ class BatchedDecoder:
         self,
         samples: npt.NDArray[np.float32],
         chunks: list[Chunk],
-        first_encoded: ctranslate2.StorageView,
+        first_encoded: Encoded,
         task_type: TaskType,
         options: DecodeOptions,
         language: str,

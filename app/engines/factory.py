@@ -27,8 +27,10 @@ class ModelFactory:
 
             resolved = self._resolver.resolve(model)
             compute_type = self._settings.resolved_compute_type(device.kind)
+            # Each lane runs its batches on its own worker: the instance's threads are shared out.
+            cpu_threads = max(1, cpu_threads // self._settings.concurrent_batches)
             logger.info(
-                "loading %s/%s from %s on %s (%s, %d thread(s))",
+                "loading %s/%s from %s on %s (%s, %d thread(s) per worker)",
                 engine,
                 model,
                 resolved.location,
@@ -45,6 +47,7 @@ class ModelFactory:
                 cpu_threads=cpu_threads,
                 num_workers=self._settings.workers_per_instance,
                 batch_size=self._settings.batch_size,
+                short_windows=self._settings.short_windows,
                 window_seconds=self._settings.window_seconds,
                 download_root=self._settings.model_dir / "hub",
             )

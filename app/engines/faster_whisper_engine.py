@@ -89,6 +89,7 @@ class FasterWhisperModel:
         cpu_threads: int,
         num_workers: int,
         batch_size: int = 1,
+        short_windows: bool = True,
         window_seconds: float = 240.0,
         download_root: Path | None = None,
     ) -> None:
@@ -105,7 +106,9 @@ class FasterWhisperModel:
             num_workers=num_workers,
             download_root=str(download_root) if download_root else None,
         )
-        self._batched = BatchedDecoder(self._model, batch_size) if batch_size > 1 else None
+        self._batched = (
+            BatchedDecoder(self._model, batch_size, short_windows=short_windows) if batch_size > 1 else None
+        )
 
     @property
     def model(self) -> WhisperModel:

@@ -358,14 +358,20 @@ class TaskProcessor:
             if fetched:  # a cached copy of another node's file
                 audio.unlink(missing_ok=True)
 
-    async def _report_progress(self, running: _Running, stop: asyncio.Event) -> None:
+    async def _report_progress(
+        self, running: _Running, stop: asyncio.Event, decoded: Callable[[], float] | None = None
+    ) -> None:
         """Write the task's progress at most once per interval while it decodes; segments can
-        arrive in bursts (a batch at a time), so writes follow the clock, not the segments."""
+        arrive in bursts (a batch at a time), so writes follow the clock, not the segments.
+        ``decoded`` (batched tasks): the share of the task's speech already decoded, in any
+        order; the later chunks of a file may finish first when lanes run side by side."""
         written = 0.0  # what the claim wrote
         while not stop.is_set():
             with suppress(TimeoutError):
                 async with asyncio.timeout(max(0.05, self._settings.progress_interval_seconds)):
                     await stop.wait()
+            if decoded is not None:
+                running.progress = max(running.progress, round(min(99.0, 100.0 * decoded()), 1))
             if running.progress != written and not stop.is_set():
                 written = running.progress
                 if not await self._write_progress(running.claim, written):
@@ -413,7 +419,7 @@ class TaskProcessor:
                         cancelled=lambda: running.cancelled,
                     )
                     language, probability = batched.language, batched.language_probability
-                    source = batched.segments
+                    source, decoded = batched.segments, batched.decoded
                 else:
                     stream = await lease.run(lease.model.transcribe, audio, task_type, options)
                     duration, language, probability = (
@@ -421,9 +427,9 @@ class TaskProcessor:
                         stream.language,
                         stream.language_probability,
                     )
-                    source = _stepwise(lease, stream.segments)
+                    source, decoded = _stepwise(lease, stream.segments), None
                 stop_reporting = asyncio.Event()
-                reporter = asyncio.create_task(self._report_progress(running, stop_reporting))
+                reporter = asyncio.create_task(self._report_progress(running, stop_reporting, decoded))
                 async with aclosing(source):
                     try:
                         async for segment in source:
@@ -431,7 +437,8 @@ class TaskProcessor:
                                 raise TaskCancelledError
                             segments.append(segment)
                             if duration > 0:
-                                running.progress = round(min(99.0, 100.0 * segment.end / duration), 1)
+                                reached = round(min(99.0, 100.0 * segment.end / duration), 1)
+                                running.progress = max(running.progress, reached)
                     finally:
                         stop_reporting.set()
                         await reporter

@@ -101,11 +101,12 @@ async def test_short_clip_beside_a_long_file(
     """Fairness, long-audio timestamps and progress with a long file and a short clip in one batcher."""
     chosen = long_file_clips(clips)
     long_file = tmp_path / "long.wav"
-    offsets = build_long_file(chosen, long_file, total_seconds=150.0)
+    offsets = build_long_file(chosen, long_file, total_seconds=300.0)
     short = clips["jfk.flac"]
     # The defaults: one instance, two lanes and the express lane, which the short clip takes
-    # while the long file's batches hold both lanes.
-    settings = _batching(make_settings)
+    # while the long file's batches hold both lanes. Batches of two: the ten chunks take five
+    # batches, two at a time, so progress shows in between.
+    settings = _batching(make_settings, batch_size=2)
     settings.processor.progress_interval_seconds = 0.2
     async with running_app(settings) as running:
         client = running.client
@@ -145,7 +146,7 @@ async def test_short_clip_beside_a_long_file(
     assert all(not record.express for record in records if long_id in {t for t, _ in record.rows})
     assert any(0 < p < 100 for p in progress) and progress == sorted(progress), (
         progress,
-        [r.rows for b in batchers for r in b.history],
+        [(r.rows, round(r.started, 2), r.seconds, r.express) for b in batchers for r in b.history],
     )
 
     segments = long_task["result"]["segments"]
@@ -262,7 +263,7 @@ async def test_packed_clips_of_many_languages_each_keep_their_own(
     """Multilingual ``base``, no language given: clips packed into shared windows still get
     their own language (detected on their own frames) and their own text."""
     names = ["jfk.flac", "picovoice_test_de.wav", "picovoice_test_es.wav", "zh_long.wav", "goforward.wav"]
-    settings = _batching(make_settings, default_model="base", load_mode="eager", min_size=1)
+    settings = _batching(make_settings, default_model="base", load_mode="eager", min_size=1, batch_packing=True)
     async with running_app(settings) as running:
         ids = [
             (await upload(running.client, clips[name].path, model="base", temperature="0")).json()["id"]
@@ -359,13 +360,13 @@ async def test_lanes_and_the_express_lane(tiny_en: FasterWhisperModel, clips: di
     active: list[int] = [0]
     most: list[int] = [0]
 
-    async def run_step(fn: Callable[..., Any], rows: list[list[Any]]) -> Any:
+    async def run_step(fn: Callable[..., Any], rows: list[list[Any]], *args: Any) -> Any:
         active[0] += 1
         most[0] = max(most[0], active[0])
         try:
             if any(item.job.task_id == "long" for row in rows for item in row):
                 await release.wait()  # the long task's batches hold their lanes
-            return await asyncio.to_thread(fn, rows)
+            return await asyncio.to_thread(fn, rows, *args)
         finally:
             active[0] -= 1
 
@@ -380,7 +381,9 @@ async def test_lanes_and_the_express_lane(tiny_en: FasterWhisperModel, clips: di
             return "".join([segment.text async for segment in segments])
 
     long = asyncio.create_task(text("long", [Chunk(0.0, 11.0)] * 6))  # 66 s of speech
+    deadline = time.monotonic() + 30
     while len(scheduler.history) == 0 and active[0] < 2:  # noqa: ASYNC110
+        assert time.monotonic() < deadline and not long.done(), "the long task's batches never started"
         await asyncio.sleep(0.01)
     short = await asyncio.wait_for(text("short", [Chunk(0.0, 11.0)]), 30)  # both lanes still held
     assert not long.done() and active[0] == 2

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from app.engines.batched import Chunk, chunk_regions
+import jiwer
+import numpy as np
+import pytest
+from faster_whisper.audio import decode_audio
+
+from app.engines.base import SAMPLE_RATE
+from app.engines.batched import Chunk, chunk_regions, window_seconds
+from app.engines.faster_whisper_engine import FasterWhisperModel
+from app.engines.model_resolver import ModelResolver
+from app.schemas.task import DecodeOptions, TaskType
 from config.settings import Settings
 from tests.conftest import Clip, normalize_en, running_app, upload, wait_done
 from tests.engines.test_long_audio_and_parity import assert_clip_starts, build_long_file, long_file_clips
@@ -21,6 +30,78 @@ def test_chunking_merges_and_splits() -> None:
         Chunk(63.0, 65.0),
     ]
     assert chunk_regions([]) == []
+
+
+def test_short_windows_follow_the_speech() -> None:
+    """A chunk's window is its length plus 1 s, in 10 s steps, at least 10 s and at most 30 s."""
+    assert [window_seconds(length) for length in (0.5, 8.9, 9.5, 19.0, 19.5, 28.0, 30.0)] == [
+        10.0,
+        10.0,
+        20.0,
+        20.0,
+        30.0,
+        30.0,
+        30.0,
+    ]
+    assert window_seconds(3.0, short=False) == 30.0
+
+
+@pytest.mark.parametrize("short_windows", [True, False])
+def test_rows_of_three_window_lengths_in_one_batch(
+    model_dir: Path, clips: dict[str, Clip], short_windows: bool
+) -> None:
+    """Rows whose windows differ in length are encoded and decoded in one group per length, and
+    each row's text comes back in its own place."""
+    location = ModelResolver(model_dir).resolve("tiny.en").location
+    model = FasterWhisperModel(
+        "tiny.en",
+        location,
+        device="cpu",
+        device_index=0,
+        compute_type="int8",
+        cpu_threads=2,
+        num_workers=1,
+        batch_size=4,
+        short_windows=short_windows,
+    )
+    decoder = model.batch_decoder
+    assert decoder is not None
+    joined = ["jfk.flac", "1221-135766-0002.wav", "1089-134686-0001.wav"]
+    audio = {name: decode_audio(str(clips[name].path), sampling_rate=SAMPLE_RATE) for name in clips}
+    rows = [
+        ("goforward.wav", audio["goforward.wav"]),
+        ("jfk.flac", audio["jfk.flac"]),
+        ("stereo_diarization_left.wav", audio["stereo_diarization_left.wav"]),
+        ("joined", np.concatenate([audio[name] for name in joined])),
+    ]
+    references = {name: clips[name].reference for name, _ in rows if name in clips}
+    references["joined"] = " ".join(clips[name].reference for name in joined)
+    chunks = [Chunk(0.0, len(samples) / SAMPLE_RATE) for _, samples in rows]
+    features = [decoder.features(samples, chunk) for (_, samples), chunk in zip(rows, chunks, strict=True)]
+    expected = [10, 20, 10, 30] if short_windows else [30, 30, 30, 30]
+    assert [window.shape for window in features] == [(80, 100 * seconds) for seconds in expected]
+
+    encoded = decoder.encode(features)
+    groups = [numbers for numbers, _ in encoded.groups]
+    assert groups == ([[0, 2], [1], [3]] if short_windows else [[0, 1, 2, 3]])
+    assert [encoded.frames(row).shape for row in range(4)] == [(50 * seconds, 384) for seconds in expected]
+    assert decoder.detect_language(encoded) == [("en", 1.0)] * 4
+
+    options = DecodeOptions(beam_size=5, temperature=0.0, language="en")
+    prompt = decoder.prompt(TaskType.transcribe, options, "en")
+    results = decoder.generate(encoded, [prompt.prompt] * 4, options)
+    texts = {
+        name: "".join(s.text for s in decoder.segments(chunk, result, prompt.tokenizer, options))
+        for (name, _), chunk, result in zip(rows, chunks, results, strict=True)
+    }
+    for name, text in texts.items():
+        own = jiwer.wer(normalize_en(references[name]), normalize_en(text))
+        others = [
+            jiwer.wer(normalize_en(ref), normalize_en(text))
+            for other, ref in references.items()
+            if other != name
+        ]
+        assert own <= 0.25 and own < min(others), (name, text)
 
 
 async def test_batched_long_file_and_word_timestamp_fallback(
