@@ -140,10 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"order {number}: WER {results[-1]:.2%}, {windows} windows", flush=True)
     mean = sum(results) / len(results)
     print(f"sequential library loop: WER {english_wer(sequential):.2%}")
+    label = "packed" if args.packing else "batched"
     print(
-        f"packed, {len(results)} orders: mean WER {mean:.2%} (min {min(results):.2%}, max {max(results):.2%})"
+        f"{label}, {len(results)} orders: mean WER {mean:.2%} (min {min(results):.2%}, max {max(results):.2%})"
     )
-    print(f"WER difference packed-sequential (points) = {100 * (mean - english_wer(sequential)):+.2f}")
+    print(f"WER difference {label}-sequential (points) = {100 * (mean - english_wer(sequential)):+.2f}")
     return 0
 
 

@@ -550,9 +550,10 @@ class BatchScheduler:
                 continue
             item.future.set_result(segments)
 
-    def _yield_to_short(self) -> None:
-        """In a regular batch's worker thread: wait while a short task is prepared or decoded,
-        so that it gets the cores (bounded, so a stream of short tasks cannot stall a long file)."""
+    def yield_to_short(self) -> None:
+        """In a worker thread of a long task (a regular batch, or a long file's VAD): wait while
+        a short task is prepared or decoded, so that it gets the cores (bounded, so a stream of
+        short tasks cannot stall a long file)."""
         self._short_idle.wait(timeout=SHORT_YIELD_SECONDS)
 
     def _decode(self, rows: list[list[_Item]], express: bool = False) -> list[list[Segment] | None]:
@@ -564,7 +565,7 @@ class BatchScheduler:
         decoded again on its own, ``SKIPPED`` for one the decoder stopped before, ``REQUEUE``
         for one whose language turned out to differ from its row's."""
         decoder = self._decoder
-        pause = None if express or self.express_seconds <= 0 else self._yield_to_short
+        pause = None if express or self.express_seconds <= 0 else self.yield_to_short
         windows = [_window(row) for row in rows]
         encoded = decoder.encode(
             [decoder.features(samples, chunk) for samples, chunk, _ in windows], pause=pause

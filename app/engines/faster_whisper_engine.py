@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,13 +147,20 @@ class FasterWhisperModel:
         return self._batched
 
     def speech_chunks(
-        self, audio: Audio, options: DecodeOptions, max_gap: float | None = None
+        self,
+        audio: Audio,
+        options: DecodeOptions,
+        max_gap: float | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> tuple[npt.NDArray[np.float32], float, list[Chunk]]:
         """Decoded samples, duration and the ≤30 s speech chunks (VAD within ``clip_timestamps``);
-        regions more than ``max_gap`` seconds apart stay in separate chunks."""
+        regions more than ``max_gap`` seconds apart stay in separate chunks. ``pause`` is called
+        between pieces of a long file's VAD (see ``vad.speech_regions``)."""
         samples = decode_samples(str(audio)) if isinstance(audio, Path) else audio
         duration = len(samples) / SAMPLE_RATE
-        regions = speech_regions(samples, parse_clip_timestamps(options.clip_timestamps, duration))
+        regions = speech_regions(
+            samples, parse_clip_timestamps(options.clip_timestamps, duration), pause=pause
+        )
         return samples, duration, chunk_regions(regions, max_gap=max_gap)
 
     def _transcribe_batched(

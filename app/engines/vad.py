@@ -8,6 +8,9 @@ decoded as ``clip_timestamps`` instead: silence is skipped and timestamps stay e
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -15,6 +18,10 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 from app.engines.base import SAMPLE_RATE
 
 Region = tuple[float, float]
+PIECE_SECONDS = 60.0
+"""With a ``pause`` hook, longer audio is searched in pieces this long (the VAD state starts
+afresh at each), and ``pause`` is called before each piece: a point where a long file's
+preparation gives way to a short task's."""
 
 
 def parse_clip_timestamps(clip_timestamps: str | None, duration: float) -> list[Region] | None:
@@ -34,16 +41,37 @@ def format_clip_timestamps(regions: list[Region]) -> str:
 
 
 def speech_regions(
-    audio: npt.NDArray[np.float32], within: list[Region] | None = None, options: VadOptions | None = None
+    audio: npt.NDArray[np.float32],
+    within: list[Region] | None = None,
+    options: VadOptions | None = None,
+    pause: Callable[[], None] | None = None,
 ) -> list[Region]:
     """Speech regions of ``audio``, intersected with ``within`` when given."""
     duration = len(audio) / SAMPLE_RATE
     allowed = within or [(0.0, duration)]
     regions: list[Region] = []
-    for chunk in get_speech_timestamps(audio, options or VadOptions()):
+    for chunk in _speech_timestamps(audio, options or VadOptions(), pause):
         start, end = chunk["start"] / SAMPLE_RATE, chunk["end"] / SAMPLE_RATE
         for low, high in allowed:
             clip_start, clip_end = max(start, low), min(end, high)
             if clip_end - clip_start > 0.05:
                 regions.append((clip_start, clip_end))
     return regions
+
+
+def _speech_timestamps(
+    audio: npt.NDArray[np.float32], options: VadOptions, pause: Callable[[], None] | None
+) -> list[dict[str, Any]]:
+    """Silero's speech stretches in samples: in one pass, or with ``pause`` in pieces of
+    ``PIECE_SECONDS`` (a stretch over a piece's end becomes two touching ones, which the
+    chunking merges again)."""
+    piece = int(PIECE_SECONDS * SAMPLE_RATE)
+    if pause is None or len(audio) <= piece:
+        found: list[dict[str, Any]] = get_speech_timestamps(audio, options)
+        return found
+    found = []
+    for offset in range(0, len(audio), piece):
+        pause()
+        for stretch in get_speech_timestamps(audio[offset : offset + piece], options):
+            found.append({"start": stretch["start"] + offset, "end": stretch["end"] + offset})
+    return found

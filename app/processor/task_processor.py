@@ -401,13 +401,15 @@ class TaskProcessor:
                 speech_chunks = getattr(lease.model, "speech_chunks", None)
                 if batcher is not None and speech_chunks is not None and not options.word_timestamps:
                     # Cross-task batching: this task's chunks join batches with other tasks' chunks.
+                    express = media_seconds is not None and media_seconds <= batcher.express_seconds
                     samples, duration, chunks = await lease.prepare(
                         speech_chunks,
                         audio,
                         options,
                         batcher.max_gap,
+                        None if express or batcher.express_seconds <= 0 else batcher.yield_to_short,
                         admit=batcher.room,
-                        express=media_seconds is not None and media_seconds <= batcher.express_seconds,
+                        express=express,
                     )
                     batched = await batcher.transcribe(
                         samples,

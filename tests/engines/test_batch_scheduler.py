@@ -263,7 +263,9 @@ async def test_packed_clips_of_many_languages_each_keep_their_own(
     """Multilingual ``base``, no language given: clips packed into shared windows still get
     their own language (detected on their own frames) and their own text."""
     names = ["jfk.flac", "picovoice_test_de.wav", "picovoice_test_es.wav", "zh_long.wav", "goforward.wav"]
-    settings = _batching(make_settings, default_model="base", load_mode="eager", min_size=1, batch_packing=True)
+    settings = _batching(
+        make_settings, default_model="base", load_mode="eager", min_size=1, batch_packing=True
+    )
     async with running_app(settings) as running:
         ids = [
             (await upload(running.client, clips[name].path, model="base", temperature="0")).json()["id"]
@@ -382,7 +384,7 @@ async def test_lanes_and_the_express_lane(tiny_en: FasterWhisperModel, clips: di
 
     long = asyncio.create_task(text("long", [Chunk(0.0, 11.0)] * 6))  # 66 s of speech
     deadline = time.monotonic() + 30
-    while len(scheduler.history) == 0 and active[0] < 2:  # noqa: ASYNC110
+    while len(scheduler.history) == 0 and active[0] < 2:
         assert time.monotonic() < deadline and not long.done(), "the long task's batches never started"
         await asyncio.sleep(0.01)
     short = await asyncio.wait_for(text("short", [Chunk(0.0, 11.0)]), 30)  # both lanes still held

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import time
+from pathlib import Path
 
 import numpy as np
 
 from app.engines.base import SAMPLE_RATE
-from app.engines.vad import parse_clip_timestamps
+from app.engines.batched import chunk_regions
+from app.engines.vad import parse_clip_timestamps, speech_regions
 from app.engines.windows import plan_windows
+from app.media.samples import decode_samples
+from tests.conftest import Clip
+from tests.engines.test_long_audio_and_parity import build_long_file, long_file_clips
 
 
 def _tone_with_gaps(seconds: float, gaps: list[float]) -> np.ndarray:
@@ -50,3 +56,31 @@ def test_clip_timestamps_parsing() -> None:
     assert parse_clip_timestamps(None, 30) is None
     assert parse_clip_timestamps("0,10,20", 30) == [(0.0, 10.0), (20.0, 30.0)]
     assert parse_clip_timestamps("5,100", 30) == [(5.0, 30.0)]
+
+
+def test_vad_in_pieces_pauses_between_them_and_finds_the_same_speech(
+    tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """With a pause hook a long file's VAD runs in 60 s pieces and calls the hook before each;
+    the speech it finds is the one-pass speech, up to a cut where a stretch crosses a piece's end."""
+    long_file = tmp_path / "long.wav"
+    build_long_file(long_file_clips(clips), long_file, total_seconds=150.0)
+    samples = decode_samples(str(long_file))
+    pauses: list[float] = []
+    whole = speech_regions(samples)
+    pieces = speech_regions(samples, pause=lambda: pauses.append(time.monotonic()))
+    assert len(pauses) == 3  # 0-60, 60-120, 120-150 s
+    assert speech_regions(samples[: 30 * SAMPLE_RATE], pause=lambda: pauses.append(0.0)) == speech_regions(
+        samples[: 30 * SAMPLE_RATE]
+    )
+    assert len(pauses) == 3, "short audio runs in one pass, without pausing"
+
+    def covered(regions: list[tuple[float, float]]) -> np.ndarray:
+        mask = np.zeros(int(len(samples) / SAMPLE_RATE * 100), dtype=bool)
+        for start, end in regions:
+            mask[int(start * 100) : int(end * 100)] = True
+        return mask
+
+    agreement = (covered(whole) == covered(pieces)).mean()
+    assert agreement > 0.97, agreement
+    assert chunk_regions(pieces) and all(c.end - c.start <= 30.0 for c in chunk_regions(pieces))
