@@ -50,6 +50,8 @@ from workload import (
     english_differences,
     english_wer,
     env_pair,
+    long_file_references,
+    long_file_wer,
     print_header,
     resolve_model,
     running_server,
@@ -264,7 +266,9 @@ def run_model(model: str, items: Sequence[WorkItem], args: argparse.Namespace, w
     )
 
 
-def report(result: ModelResult, items: Sequence[WorkItem], long_files: int) -> dict[str, float]:
+def report(
+    result: ModelResult, items: Sequence[WorkItem], long_files: int, references: dict[str, str]
+) -> dict[str, float]:
     """Prints one model's figures; returns the ratio service/raw per service mode."""
     audio = sum(item.duration for item in items)
     raw_speed = audio / result.raw.wall
@@ -276,6 +280,9 @@ def report(result: ModelResult, items: Sequence[WorkItem], long_files: int) -> d
     )
     print("(walls are means over the rounds; processing_time is from the last service round)")
     print(f"raw:     wall {result.raw.wall:8.2f} s   {raw_speed:7.2f} audio-s/wall-s   WER {raw_wer:.2%}")
+    raw_long = long_file_wer(references, result.raw.texts)
+    if raw_long is not None:
+        print(f"raw:     WER on the {long_files} long files {raw_long:.2%}")
     ratios: dict[str, float] = {}
     for mode, service in result.services.items():
         speed = audio / service.side.wall
@@ -286,6 +293,9 @@ def report(result: ModelResult, items: Sequence[WorkItem], long_files: int) -> d
             f"WER {english_wer(service.side.texts):.2%}   (service reports {service.audio:.1f} s audio; "
             f"sum of task processing_time {service.processing:.2f} s)"
         )
+        long = long_file_wer(references, service.side.texts)
+        if long is not None:
+            print(f"{mode + ':':8} WER on the {long_files} long files {long:.2%}")
         print(f"identical transcripts raw vs {mode}: {same}/{len(result.raw.texts)} files")
         for name, reference, raw_text, service_text in english_differences(
             result.raw.texts, service.side.texts
@@ -315,12 +325,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tingxie-bench-") as tmp:
         tmp_dir = Path(tmp)
         items = build_workload(tmp_dir / "workload", long_files=long_files)
+        references = long_file_references(items)
         print(f"workload: {len(items)} files, {sum(item.duration for item in items):.1f} s audio")
         sys.stdout.flush()
         for model in args.model:
             results.append(run_model(model, items, args, tmp_dir / f"server-{model}"))
     # Scored after all timing, so torch (pulled in by whisper's normalizer) is never loaded during it.
-    ratios = [report(result, items, long_files) for result in results]
+    ratios = [report(result, items, long_files, references) for result in results]
     modes = service_modes(args)
     for mode in modes:
         label = "service" if len(modes) == 1 else mode

@@ -101,20 +101,23 @@ def _write_wav(path: Path, samples: np.ndarray) -> None:
 
 def _concatenate(
     audio: Mapping[str, np.ndarray], names: Sequence[str], rng: random.Random, target: float
-) -> np.ndarray:
-    """Clips in shuffled passes, 0.5 s of silence after each, until ``target`` seconds are reached."""
+) -> tuple[np.ndarray, list[str]]:
+    """Clips in shuffled passes, 0.5 s of silence after each, until ``target`` seconds are
+    reached; with the names of the clips in the order they were laid down."""
     gap = np.zeros(int(GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
     pieces: list[np.ndarray] = []
+    used: list[str] = []
     samples = 0
     while samples < target * SAMPLE_RATE:
         order = list(names)
         rng.shuffle(order)
         for name in order:
             pieces.extend((audio[name], gap))
+            used.append(name)
             samples += len(audio[name]) + len(gap)
             if samples >= target * SAMPLE_RATE:
                 break
-    return np.concatenate(pieces)
+    return np.concatenate(pieces), used
 
 
 def build_workload(out_dir: Path, *, long_files: int = 3) -> list[WorkItem]:
@@ -128,10 +131,12 @@ def build_workload(out_dir: Path, *, long_files: int = 3) -> list[WorkItem]:
     audio = {clip.file: decode_audio(str(clip.path), sampling_rate=SAMPLE_RATE) for clip in clips}
     items = [WorkItem(clip.path, len(audio[clip.file]) / SAMPLE_RATE) for clip in clips]
     names = [clip.file for clip in clips]
+    references = {clip.file: clip.reference for clip in clips}
     for index in range(long_files):
-        samples = _concatenate(audio, names, random.Random(2024 + index), LONG_FILE_SECONDS)
+        samples, used = _concatenate(audio, names, random.Random(2024 + index), LONG_FILE_SECONDS)
         path = out_dir / f"concat-{index + 1:02d}.wav"
         _write_wav(path, samples)
+        path.with_suffix(".txt").write_text(" ".join(references[name] for name in used), encoding="utf-8")
         items.append(WorkItem(path, len(samples) / SAMPLE_RATE))
     return items
 
@@ -162,6 +167,34 @@ def english_wer(hypotheses: Mapping[str, str]) -> float:
     if not references:
         raise ValueError("no English clip was transcribed")
     return float(jiwer.wer(references, predictions))
+
+
+def long_file_references(items: Sequence[WorkItem]) -> dict[str, str]:
+    """File name -> reference of the concatenated long files (written beside them by
+    ``build_workload``); read them before the workload directory goes away."""
+    return {
+        item.path.name: item.path.with_suffix(".txt").read_text(encoding="utf-8")
+        for item in items
+        if item.path.with_suffix(".txt").is_file()
+    }
+
+
+def long_file_wer(references: Mapping[str, str], hypotheses: Mapping[str, str]) -> float | None:
+    """Corpus WER over the long files in ``references``, or ``None`` when there are none.
+    Normalised as ``english_wer``."""
+    import jiwer
+    from whisper.normalizers import EnglishTextNormalizer
+
+    normalize = EnglishTextNormalizer()
+    names = [name for name in references if name in hypotheses]
+    if not names:
+        return None
+    return float(
+        jiwer.wer(
+            [str(normalize(references[name])).strip() for name in names],
+            [str(normalize(hypotheses[name])).strip() for name in names],
+        )
+    )
 
 
 def english_differences(

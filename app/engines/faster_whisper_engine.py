@@ -12,7 +12,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.transcribe import Segment as FwSegment
 
 from app.engines.base import SAMPLE_RATE, Audio, TranscriptionStream
-from app.engines.batched import BatchedDecoder, Chunk, chunk_regions
+from app.engines.batched import CHUNK_VAD, BatchedDecoder, Chunk, chunk_regions
 from app.engines.vad import parse_clip_timestamps, speech_regions
 from app.engines.windows import Window, plan_windows
 from app.media.samples import decode_samples
@@ -159,7 +159,7 @@ class FasterWhisperModel:
         samples = decode_samples(str(audio)) if isinstance(audio, Path) else audio
         duration = len(samples) / SAMPLE_RATE
         regions = speech_regions(
-            samples, parse_clip_timestamps(options.clip_timestamps, duration), pause=pause
+            samples, parse_clip_timestamps(options.clip_timestamps, duration), CHUNK_VAD, pause=pause
         )
         return samples, duration, chunk_regions(regions, max_gap=max_gap)
 
