@@ -565,7 +565,7 @@ class BatchScheduler:
         decoded again on its own, ``SKIPPED`` for one the decoder stopped before, ``REQUEUE``
         for one whose language turned out to differ from its row's."""
         decoder = self._decoder
-        pause = None if express or self.express_seconds <= 0 else self.yield_to_short
+        pause = None if express else self.yield_to_short  # an express batch would wait on itself
         windows = [_window(row) for row in rows]
         encoded = decoder.encode(
             [decoder.features(samples, chunk) for samples, chunk, _ in windows], pause=pause

@@ -156,14 +156,14 @@ class Encoded:
                 results[number] = result
         return results  # type: ignore[return-value]
 
-    def frames(self, row: int) -> npt.NDArray[np.float32]:
-        """One row's encoder output (frames × model width), on the host."""
+    def on_host(self) -> list[npt.NDArray[np.float32]]:
+        """Every row's encoder output (frames × model width) on the host, each group copied once."""
+        rows: list[npt.NDArray[np.float32]] = [np.empty(0, dtype=np.float32)] * self.rows
         for numbers, view in self.groups:
-            if row in numbers:
-                rows: npt.NDArray[np.float32] = np.asarray(view.to_device(ctranslate2.Device.cpu))
-                frames: npt.NDArray[np.float32] = rows[numbers.index(row)]
-                return frames
-        raise IndexError(row)
+            host: npt.NDArray[np.float32] = np.asarray(view.to_device(ctranslate2.Device.cpu))
+            for position, number in enumerate(numbers):
+                rows[number] = host[position]
+        return rows
 
 
 @dataclass
@@ -263,9 +263,10 @@ class BatchedDecoder:
         speaker."""
         if not spans:
             return []
+        host = encoded.on_host()
         views = []
         for row, start, end in spans:
-            frames = encoded.frames(row)
+            frames = host[row]
             view = self._silence_encoding(frames.shape[0]).copy()
             first = int(start * ENCODER_FRAMES_PER_SECOND)
             last = min(frames.shape[0], math.ceil(end * ENCODER_FRAMES_PER_SECOND) + 1)
@@ -283,7 +284,7 @@ class BatchedDecoder:
             seconds = frames / ENCODER_FRAMES_PER_SECOND
             silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
             encoded = self.encode([self.features(silence, Chunk(0.0, 1.0), window=seconds)])
-            self._silence[frames] = encoded.frames(0)
+            self._silence[frames] = encoded.on_host()[0]
         return self._silence[frames]
 
     def prompt(self, task_type: TaskType, options: DecodeOptions, language: str) -> ChunkPrompt:

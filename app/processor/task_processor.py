@@ -407,7 +407,7 @@ class TaskProcessor:
                         audio,
                         options,
                         batcher.max_gap,
-                        None if express or batcher.express_seconds <= 0 else batcher.yield_to_short,
+                        None if express else batcher.yield_to_short,  # a short task would wait on itself
                         admit=batcher.room,
                         express=express,
                     )

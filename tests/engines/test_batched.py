@@ -84,7 +84,7 @@ def test_rows_of_three_window_lengths_in_one_batch(
     encoded = decoder.encode(features)
     groups = [numbers for numbers, _ in encoded.groups]
     assert groups == ([[0, 2], [1], [3]] if short_windows else [[0, 1, 2, 3]])
-    assert [encoded.frames(row).shape for row in range(4)] == [(50 * seconds, 384) for seconds in expected]
+    assert [frames.shape for frames in encoded.on_host()] == [(50 * seconds, 384) for seconds in expected]
     assert decoder.detect_language(encoded) == [("en", 1.0)] * 4
 
     options = DecodeOptions(beam_size=5, temperature=0.0, language="en")
