@@ -288,7 +288,13 @@ class LinksSettings(BaseModel):
     """Network timeout of yt-dlp's page requests and of resolving short links."""
 
     resolve_timeout_seconds: float = Field(default=60.0, gt=0)
-    """Most time yt-dlp may spend resolving one link before the request gets 422."""
+    """Most time yt-dlp may spend resolving one link before the request gets 422; past it yt-dlp makes no further requests."""
+
+    resolve_workers: int = Field(default=4, ge=1, le=64)
+    """Threads that run yt-dlp, a pool of their own: slow links wait for one of these and never hold the threads that DNS lookups, media probing and the disk check use."""
+
+    max_concurrent_per_key: int = Field(default=2, ge=0)
+    """Most media links one API key (or, with auth off, all anonymous callers together) may have resolving at once; more get 429 with ``Retry-After``. 0 means no limit."""
 
     max_duration_seconds: float = Field(default=0.0, ge=0)
     """Reject links whose declared duration is longer (422) before downloading anything; 0 means no limit beyond the size limit."""

@@ -64,10 +64,14 @@ class MediaStorage:
         http: httpx.AsyncClient,
         guard: UrlGuard | None = None,
         max_redirects: int = 5,
+        peer_http: httpx.AsyncClient | None = None,
     ) -> None:
+        """``http`` downloads user-supplied URLs (give it a :func:`~app.net.pinned.guarded_client`);
+        ``peer_http`` (default: ``http``) fetches media from other nodes of the cluster."""
         self.root = root
         self.max_bytes = max_bytes
         self._http = http
+        self._peer_http = peer_http or http
         self._guard = guard
         self._max_redirects = max_redirects
         self.root.mkdir(parents=True, exist_ok=True)
@@ -139,7 +143,7 @@ class MediaStorage:
         """Copy media ``name`` from the node that received it (authenticated by the shared secret)."""
         url = f"{node_url.rstrip('/')}/internal/v1/media/{name}"
         try:
-            async with self._http.stream(
+            async with self._peer_http.stream(
                 "GET", url, headers={"Authorization": f"Bearer {secret}"}
             ) as response:
                 if response.status_code != 200:

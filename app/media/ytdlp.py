@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yt_dlp
 from yt_dlp.utils import YoutubeDLError
+
+from app.net.url_guard import UrlGuard
+from app.net.ytdlp_guard import GuardedYoutubeDL, ResolveBudget
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +88,22 @@ def ytdlp_options(*, format: str, socket_timeout: float, cookies_file: Path | No
 
 
 def resolve_media(
-    url: str, *, format: str, socket_timeout: float, cookies_file: Path | None = None
+    url: str,
+    *,
+    format: str,
+    socket_timeout: float,
+    cookies_file: Path | None = None,
+    guard: UrlGuard | None = None,
+    budget: ResolveBudget | None = None,
 ) -> ResolvedMedia:
-    """Ask yt-dlp for ``url``'s metadata and the format ``format`` selects. Blocking; run it in a thread."""
+    """Ask yt-dlp for ``url``'s metadata and the format ``format`` selects. Blocking; run it in a thread.
+
+    Every request yt-dlp makes (redirects, meta refreshes, API calls) connects through ``guard``
+    (none: unchecked); ``budget`` bounds the time it may spend (see :mod:`app.net.ytdlp_guard`).
+    """
     options = ytdlp_options(format=format, socket_timeout=socket_timeout, cookies_file=cookies_file)
     try:
-        with yt_dlp.YoutubeDL(options) as ydl:
+        with GuardedYoutubeDL(options, guard=guard or UrlGuard(enabled=False), budget=budget) as ydl:
             info = ydl.extract_info(url, download=False)
             if info is None:
                 raise LinkResolveError("yt-dlp found nothing at this link")

@@ -24,6 +24,7 @@ from app.db.callback_repository import (
 from app.db.models import utcnow
 from app.db.task_repository import TaskRepository
 from app.logging_setup import task_log_context
+from app.net.pinned import guarded_client
 from app.net.url_guard import BlockedUrlError, UrlGuard
 from app.services.task_service import to_out
 from config.settings import CallbacksSettings
@@ -63,7 +64,8 @@ class CallbackDispatcher:
         self._tasks = tasks
         self._guard = guard
         self._node_id = node_id
-        self._http = httpx.AsyncClient(
+        self._http = guarded_client(  # connects only to the addresses the guard checked
+            guard,
             timeout=httpx.Timeout(settings.timeout_seconds),
             headers={"User-Agent": user_agent},
             follow_redirects=False,  # a redirect is a non-2xx reply, never followed blindly
@@ -182,7 +184,7 @@ class CallbackDispatcher:
             async with self._http.stream("POST", claimed.url, content=body, headers=headers) as response:
                 status_code = response.status_code
                 snippet = await self._snippet(response)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, BlockedUrlError) as exc:  # blocked: the address changed since the check
             error = f"{type(exc).__name__}: {exc}".rstrip(": ")[:1000]
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         record = AttemptRecord(status_code, snippet, error, duration_ms, attempted_at)

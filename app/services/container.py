@@ -24,6 +24,7 @@ from app.engines.model_resolver import ModelResolver
 from app.llm.client import ChatClient
 from app.media.janitor import MediaJanitor
 from app.media.storage import MediaStorage
+from app.net.pinned import guarded_client
 from app.net.url_guard import UrlGuard
 from app.observability.metrics import Metrics
 from app.processor.task_events import TaskEvents
@@ -48,6 +49,9 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     http: httpx.AsyncClient
+    """For node-to-node requests only; user-supplied URLs go through ``public_http``."""
+    public_http: httpx.AsyncClient
+    """Pinned to addresses the SSRF guard checked (see :mod:`app.net.pinned`)."""
     repository: TaskRepository
     registry: WorkerRegistry
     storage: MediaStorage
@@ -81,6 +85,7 @@ class Services:
         sessions = create_session_factory(engine)
         repository = TaskRepository(sessions)
         registry = WorkerRegistry(sessions)
+        # Node-to-node traffic (peers' media) goes to configured, often private, addresses.
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.storage.download_timeout_seconds),
             headers={"User-Agent": "Tingxie/1.0"},
@@ -88,10 +93,17 @@ class Services:
         guard = UrlGuard(
             enabled=settings.network.ssrf_protection, allowed_hosts=settings.network.allowed_hosts
         )
+        # User-supplied URLs (file_url, short links) connect only to addresses the guard checked.
+        public_http = guarded_client(
+            guard,
+            timeout=httpx.Timeout(settings.storage.download_timeout_seconds),
+            headers={"User-Agent": "Tingxie/1.0"},
+        )
         storage = MediaStorage(
             settings.storage.temp_dir,
             max_bytes=settings.storage.max_upload_bytes,
-            http=http,
+            http=public_http,
+            peer_http=http,
             guard=guard,
             max_redirects=settings.network.max_redirects,
         )
@@ -160,10 +172,11 @@ class Services:
         )
         links = LinkService(
             tasks=tasks,
-            http=http,
+            http=public_http,
             settings=settings.links,
             max_bytes=settings.storage.max_upload_bytes,
             url_check=guard.check,
+            guard=guard,
         )
         workflow_repository = WorkflowRepository(sessions)
         workflow_steps = InlineSteps(
@@ -203,6 +216,7 @@ class Services:
             settings=settings,
             engine=engine,
             http=http,
+            public_http=public_http,
             repository=repository,
             registry=registry,
             storage=storage,
@@ -245,6 +259,8 @@ class Services:
             await self.dispatcher.stop()
         await self.janitor.stop()
         await self.pool.stop()
+        self.links.close()
         await self.http.aclose()
+        await self.public_http.aclose()
         await self.llm.aclose()
         await self.engine.dispose()

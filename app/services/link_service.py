@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from app.media.platforms import (
 )
 from app.media.storage import StoredMedia
 from app.media.ytdlp import LinkResolveError, ResolvedMedia, resolve_media
+from app.net.url_guard import UrlGuard
+from app.net.ytdlp_guard import ResolveBudget
 from app.schemas.link import LinkTaskCreate
 from app.schemas.task import (
     DecodeOptions,
@@ -29,6 +30,7 @@ from app.schemas.task import (
     TaskPriority,
     TaskType,
 )
+from app.services.link_resolver import LinkResolver
 from app.services.task_service import TaskService, display_name
 from config.settings import LinksSettings
 
@@ -61,13 +63,26 @@ class LinkService:
         settings: LinksSettings,
         max_bytes: int,
         url_check: UrlCheck | None = None,
+        guard: UrlGuard | None = None,
+        resolver: LinkResolver | None = None,
     ) -> None:
+        """``url_check`` checks the link, the short-link hops and the media URL; ``guard`` is applied
+        to every connection yt-dlp opens (none: yt-dlp's requests are not checked). ``resolver``
+        runs yt-dlp (default: a pool of its own sized by ``settings``)."""
         self._tasks = tasks
         self._http = http
         self._settings = settings
         self._max_bytes = max_bytes
         self._url_check = url_check
+        self._guard = guard
+        self._resolver = resolver or LinkResolver(
+            workers=settings.resolve_workers, max_concurrent_per_key=settings.max_concurrent_per_key
+        )
         self._listeners: list[LinkListener] = []
+
+    def close(self) -> None:
+        """Stop running resolutions at their next request and free the resolver's threads."""
+        self._resolver.close()
 
     async def create_from_request(self, request: LinkTaskCreate) -> TaskOut:
         """:meth:`create` for a validated ``POST /api/v1/tasks/from-link`` body (or its legacy twins)."""
@@ -189,17 +204,18 @@ class LinkService:
         )
 
     async def _resolve(self, url: str) -> ResolvedMedia:
-        try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(
-                    resolve_media,
-                    url,
-                    format=self._settings.format,
-                    socket_timeout=self._settings.socket_timeout_seconds,
-                    cookies_file=self._settings.cookies_file,
-                ),
-                timeout=self._settings.resolve_timeout_seconds,
+        def resolve(budget: ResolveBudget) -> ResolvedMedia:
+            return resolve_media(
+                url,
+                format=self._settings.format,
+                socket_timeout=self._settings.socket_timeout_seconds,
+                cookies_file=self._settings.cookies_file,
+                guard=self._guard,
+                budget=budget,
             )
+
+        try:
+            return await self._resolver.run(resolve, timeout=self._settings.resolve_timeout_seconds)
         except LinkResolveError as exc:
             raise ProblemError(422, f"yt-dlp: {exc}", title="Unresolvable media link") from exc
         except TimeoutError as exc:

@@ -22,6 +22,7 @@ from app.errors import ProblemError
 from app.media.extract import AudioFormat, ExtractOptions, ExtractOptionsError, extract_audio
 from app.media.probe import NotMediaError
 from app.media.storage import MediaStorage
+from app.net.pinned import guarded_client
 from app.net.url_guard import UrlGuard
 from app.schemas.result import TranscriptionResult
 from app.schemas.summary import SummaryOptions
@@ -89,7 +90,8 @@ class InlineSteps:
         self._guard = guard
         self._components = components
         self._secret = secret
-        self._http = httpx.AsyncClient(
+        self._http = guarded_client(  # connects only to the addresses the guard checked
+            guard,
             timeout=httpx.Timeout(webhook_timeout_seconds),
             headers={"User-Agent": user_agent},
             follow_redirects=False,  # a redirect is a non-2xx reply, never followed blindly
