@@ -36,8 +36,10 @@ class Receiver:
 
 
 @contextmanager
-def callback_receiver(fail_first: int = 0, fail_status: int = 500, port: int = 0) -> Iterator[Receiver]:
-    """Serve on 127.0.0.1 at ``port`` (a free one by default); every POST is recorded with its headers
+def callback_receiver(
+    fail_first: int = 0, fail_status: int = 500, port: int = 0, host: str = "127.0.0.1"
+) -> Iterator[Receiver]:
+    """Serve on ``host`` at ``port`` (a free one by default); every POST is recorded with its headers
     and body."""
     state: dict[str, Receiver] = {}
 
@@ -61,8 +63,8 @@ def callback_receiver(fail_first: int = 0, fail_status: int = 500, port: int = 0
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    state["receiver"] = Receiver(f"http://127.0.0.1:{server.server_address[1]}", fail_first, fail_status)
+    server = ThreadingHTTPServer((host, port), Handler)
+    state["receiver"] = Receiver(f"http://{host}:{server.server_address[1]}", fail_first, fail_status)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

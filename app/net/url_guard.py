@@ -260,9 +260,7 @@ def _about_connection() -> Iterator[None]:
     try:
         yield
     except BlockedUrlError as exc:
-        if exc.detail.startswith("the URL "):
-            raise BlockedUrlError(exc.url, exc.reason, subject="the connection to") from exc.__cause__
-        raise
+        raise BlockedUrlError(exc.url, exc.reason, subject="the connection to") from exc.__cause__
 
 
 def _host_url(host: str, port: int) -> str:
