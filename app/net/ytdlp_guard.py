@@ -10,9 +10,10 @@ resolved once, every address checked, and the socket connected to a checked addr
 guard on, yt-dlp uses no proxy (the guard would check the proxy, not the target) and only
 http(s) URLs (no ``ftp:``/``file:``, whose handlers connect by themselves).
 
-Each resolution also has a deadline: past it, or once cancelled, the handler refuses further
-requests and shortens socket timeouts to the time left, so a timed-out resolution stops
-making requests instead of running on in its thread.
+Each resolution also has a budget (:class:`ResolveBudget`): socket timeouts are shortened to
+the time left, past the deadline the handler refuses further requests, and cancelling it (the
+caller's timeout) also shuts down the open connections, so a timed-out resolution ends
+instead of running on in its thread.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import socket
 import threading
 import time
 import urllib.request
+import weakref
+from contextlib import suppress
 from typing import Any
 
 import yt_dlp
@@ -52,11 +55,33 @@ class ResolveCancelledError(TransportError):  # type: ignore[misc]  # yt-dlp is 
 
 
 class ResolveBudget:
-    """Deadline and cancel flag of one resolution, shared with the thread running it."""
+    """Deadline and cancel flag of one resolution, shared with the thread running it.
+
+    :meth:`cancel` also shuts down the connections the resolution has open, so a thread blocked
+    reading a page that trickles in (each read within the socket timeout) is woken at once.
+    """
 
     def __init__(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
         self.cancelled = threading.Event()
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def track(self, sock: socket.socket) -> None:
+        """Shut ``sock`` (a connected, possibly TLS-wrapped socket) down on :meth:`cancel`."""
+        with self._lock:
+            self._sockets.add(sock)
+        if self.cancelled.is_set():
+            self.cancel()
+
+    def cancel(self) -> None:
+        """No further requests; open connections are shut down (a blocked read returns)."""
+        self.cancelled.set()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with suppress(OSError, ValueError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def remaining(self) -> float:
         """Seconds left; raises :class:`ResolveCancelledError` when none are."""
@@ -86,6 +111,16 @@ class _GuardedHTTPHandler(HTTPHandler):  # type: ignore[misc]  # yt-dlp is untyp
         self, connection_class: type[http.client.HTTPConnection], *args: Any, **kwargs: Any
     ) -> http.client.HTTPConnection:
         connection = connection_class(*args, **kwargs)
+        budget = self._budget
+        if budget is not None:
+            connect = connection.connect
+
+            def connect_tracked() -> None:
+                connect()
+                if connection.sock is not None:  # the TLS-wrapped socket for https
+                    budget.track(connection.sock)
+
+            connection.connect = connect_tracked  # type: ignore[method-assign]
         # (A SOCKS proxy's connection class connects by itself; proxies are only used with the
         # guard off.) http.client's hook for opening the socket (HTTPS wraps it afterwards, SNI = the host name).
         connection._create_connection = self._connect  # type: ignore[attr-defined]

@@ -59,7 +59,7 @@ class LinkResolver:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except BaseException:
-            budget.cancelled.set()  # a queued resolution is cancelled with the future; a running one stops
+            budget.cancel()  # a queued resolution is dropped with the future; a running one stops
             raise
 
     def _acquire(self, key: str | None, budget: ResolveBudget) -> None:
@@ -95,5 +95,5 @@ class LinkResolver:
         with self._lock:
             budgets = list(self._budgets)
         for budget in budgets:
-            budget.cancelled.set()
+            budget.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import pytest
 
+from app.media.ytdlp import LinkResolveError, resolve_media
+from app.net.url_guard import UrlGuard
+from app.net.ytdlp_guard import ResolveBudget, ResolveCancelledError
+from app.services.link_resolver import LinkResolver
 from config.settings import Settings
 from tests.conftest import Clip, running_app
 from tests.net_support import RecordingServer, Reply, recording_server
@@ -112,3 +120,78 @@ async def test_links_beyond_the_per_key_limit_get_429(make_settings: Callable[..
             again = await client.post("/api/v1/tasks/from-link", json=link)
             assert again.status_code == 422 and "Unsupported URL" in again.json()["detail"], again.text
         assert len(site.hits) == 2  # the refused link never reached yt-dlp
+
+
+async def test_a_timed_out_link_stops_reading_a_trickling_page() -> None:
+    """The page sends a byte every 0.2 s (each read well within the socket timeout) for a minute;
+    when the resolution's budget is cancelled, yt-dlp's connection is shut down at once."""
+    requested = threading.Event()
+    dropped = threading.Event()
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requested.set()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            deadline = time.monotonic() + 60
+            try:
+                while time.monotonic() < deadline:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    readable, _, _ = select.select([self.connection], [], [], 0.2)
+                    if readable and not self.connection.recv(1):
+                        break  # the client shut the connection down
+                else:
+                    return
+            except OSError:
+                pass
+            dropped.set()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    budget = ResolveBudget(120)
+    page = f"http://127.0.0.1:{server.server_address[1]}/trickle"
+    guard = UrlGuard(allowed_hosts=["127.0.0.1"])
+
+    def resolve() -> None:
+        with suppress(LinkResolveError):
+            resolve_media(page, format="best", socket_timeout=30, guard=guard, budget=budget)
+
+    worker = threading.Thread(target=resolve, daemon=True)
+    worker.start()
+    try:
+        assert await asyncio.to_thread(requested.wait, 60), "yt-dlp never asked for the page"
+        await asyncio.sleep(0.5)  # it is reading the trickle now
+        budget.cancel()
+        assert await asyncio.to_thread(dropped.wait, 10), "yt-dlp kept reading the page"
+        await asyncio.to_thread(worker.join, 10)
+        assert not worker.is_alive()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+async def test_the_resolver_cancels_the_budget_of_a_timed_out_link() -> None:
+    resolver = LinkResolver(workers=1, max_concurrent_per_key=1)
+    budgets: list[ResolveBudget] = []
+
+    def resolve(budget: ResolveBudget) -> bool:
+        budgets.append(budget)
+        return budget.cancelled.wait(60)
+
+    try:
+        with pytest.raises(TimeoutError):
+            await resolver.run(resolve, timeout=0.5)
+        assert budgets and await asyncio.to_thread(budgets[0].cancelled.wait, 10)
+        with pytest.raises(ResolveCancelledError):
+            budgets[0].remaining()
+    finally:
+        resolver.close()
