@@ -121,7 +121,7 @@ def _add_platform_route(platform: str, label: str, label_zh: str) -> None:
             "(JSON, form or query); answers with the task id.\n\n"
             "旧版接口，供旧客户端使用；新客户端请用 POST /api/v1/tasks/from-link。以 url 提交链接（JSON、表单或查询参数），返回任务 ID。"
         ),
-        responses=problem_responses(400, 413, 415, 422),
+        responses=problem_responses(400, 413, 415, 422, 429),
         openapi_extra=_OPENAPI_BODY,
     )
 
