@@ -83,7 +83,7 @@ They are refused outright: whatever they embed, the IPv4 part is not what the gu
 (IPv4-mapped ``::ffff:a.b.c.d`` is the one form checked as its IPv4 address instead.)"""
 
 
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address:
     if address.sixtofour is not None:
         return address.sixtofour
     if address.teredo is not None:
