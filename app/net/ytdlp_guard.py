@@ -7,8 +7,9 @@ request director with one handler only, :class:`GuardedUrllibRH` (yt-dlp's urlli
 registered under the same key so that nothing else is chosen), whose connections are made by
 :meth:`UrlGuard.connect_infos <app.net.url_guard.UrlGuard.connect_infos>`: the host is
 resolved once, every address checked, and the socket connected to a checked address. With the
-guard on, yt-dlp uses no proxy (the guard would check the proxy, not the target) and only
-http(s) URLs (no ``ftp:``/``file:``, whose handlers connect by themselves).
+guard on, yt-dlp uses no proxy (the guard would check the proxy, not the target), and it
+fetches only http(s) (and ``data:``) URLs: no ``ftp:`` or ``file:``, whose handlers would
+connect or read by themselves.
 
 Each resolution also has a budget (:class:`ResolveBudget`): socket timeouts are shortened to
 the time left, past the deadline the handler refuses further requests, and cancelling it (the
@@ -164,7 +165,7 @@ class GuardedUrllibRH(UrllibRH):  # type: ignore[misc]  # yt-dlp is untyped
 
     RH_KEY = "Urllib"  # takes the stock handler's place (``YoutubeDL._opener`` looks it up by key)
     RH_NAME = "urllib (SSRF-guarded)"
-    _SUPPORTED_URL_SCHEMES = ("http", "https")
+    _SUPPORTED_URL_SCHEMES = ("http", "https", "data")  # data: URLs make no connection
 
     def __init__(self, *, guard: UrlGuard, budget: ResolveBudget | None = None, **kwargs: Any) -> None:
         kwargs["enable_file_urls"] = False

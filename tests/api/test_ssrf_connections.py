@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable
 
 import pytest
+from yt_dlp.networking.exceptions import RequestError
 
-from app.net.url_guard import BlockedUrlError
+from app.net.url_guard import BlockedUrlError, UrlGuard
+from app.net.ytdlp_guard import GuardedUrllibRH, GuardedYoutubeDL
 from app.workflows.steps import StepCall
 from config.settings import Settings
 from tests.callback_receiver import callback_receiver
@@ -132,3 +134,14 @@ async def test_webhook_step_connects_to_the_checked_address_not_a_rebound_one(
                 await running.services.workflow_steps.run(call)
         assert receiver.requests == [], "the webhook reached the internal service"
         assert f"resolves to {INTERNAL_HOST}, which is a loopback address" in blocked.value.detail
+
+
+def test_guarded_ytdlp_has_only_the_guarded_handler_and_no_proxy() -> None:
+    params = {"quiet": True, "proxy": "http://proxy.example:3128"}
+    with GuardedYoutubeDL(params, guard=UrlGuard()) as ydl:
+        handlers = list(ydl._request_director.handlers.values())
+        assert [type(handler) for handler in handlers] == [GuardedUrllibRH]
+        assert ydl.proxies == {"all": "__noproxy__"}
+        for url in ("ftp://127.0.0.2/media.mp3", "file:///etc/passwd"):
+            with pytest.raises(RequestError):
+                ydl.urlopen(url)
