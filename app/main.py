@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.auth import ApiKeyMiddleware, document_security
+from app.api.body_limit import BodyLimitMiddleware
 from app.api.problems import install_problem_handlers
 from app.api.routes import (
     batches,
@@ -81,6 +82,12 @@ def create_app(
     install_problem_handlers(app)
     # App-wide: covers every router and mount, present and future, except a small public allowlist.
     app.add_middleware(ApiKeyMiddleware)
+    # Outside the key check: an oversized body is refused before anything else is done with it.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.limits.max_json_body_bytes,
+        upload_limit=settings.storage.max_upload_bytes + FORM_OVERHEAD_BYTES,
+    )
     if settings.auth.enabled:
         document_security(app)
     app.include_router(tasks.router)
