@@ -33,6 +33,7 @@ from app.api.routes import (
     workflows,
 )
 from app.api.routes.dashboard import mount_dashboard
+from app.api.stream_slots import StreamSlots
 from app.logging_setup import configure_logging
 from app.services.container import Services
 from config.settings import Settings
@@ -80,6 +81,7 @@ def create_app(
         max_body_size=settings.storage.max_upload_bytes + FORM_OVERHEAD_BYTES,
     )
     install_problem_handlers(app)
+    app.state.stream_slots = StreamSlots(settings.limits.max_streams_per_key)
     # App-wide: covers every router and mount, present and future, except a small public allowlist.
     app.add_middleware(ApiKeyMiddleware)
     # Outside the key check: an oversized body is refused before anything else is done with it.
