@@ -34,6 +34,7 @@ from app.api.routes import (
 )
 from app.api.routes.dashboard import mount_dashboard
 from app.api.stream_slots import StreamSlots
+from app.api.upload_precheck import UploadPrecheckMiddleware
 from app.logging_setup import configure_logging
 from app.services.container import Services
 from config.settings import Settings
@@ -84,6 +85,9 @@ def create_app(
     app.state.stream_slots = StreamSlots(settings.limits.max_streams_per_key)
     # App-wide: covers every router and mount, present and future, except a small public allowlist.
     app.add_middleware(ApiKeyMiddleware)
+    # Acts when an upload route first reads its body (after routing and the key check): refuses
+    # the upload before it is spooled.
+    app.add_middleware(UploadPrecheckMiddleware)
     # Outside the key check: an oversized body is refused before anything else is done with it.
     app.add_middleware(
         BodyLimitMiddleware,

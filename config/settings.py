@@ -321,7 +321,7 @@ class LimitsSettings(BaseModel):
     """Most queued tasks (all nodes); new tasks are refused beyond it. 0 means no limit."""
 
     min_free_disk_mb: float = Field(default=256.0, ge=0)
-    """Least free space in MiB on the media directory's file system; new tasks are refused below it. 0 disables the check."""
+    """Least free space in MiB on the file systems of the media directory and of the upload spool directory (Python's temporary directory, ``TMPDIR``); new tasks are refused below it. 0 disables the check."""
 
     min_free_memory_mb: float = Field(default=256.0, ge=0)
     """Least available memory in MiB (psutil, else ``/proc/meminfo``); new tasks are refused below it. 0 disables the check."""

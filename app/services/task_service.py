@@ -280,6 +280,16 @@ class TaskService:
             principal=principal,
         )
 
+    def check_model(self, model: str | None, engine: str | None) -> tuple[str, str]:
+        """The model and engine a task asks for (defaults filled in); 422 unless allowed."""
+        model_name = model or self._default_model
+        engine_name = engine or self._default_engine
+        try:
+            self._pool.check_allowed(model_name, engine_name)
+        except ModelNotAllowedError as exc:
+            raise ProblemError(422, str(exc)) from exc
+        return model_name, engine_name
+
     async def check_request(
         self,
         *,
@@ -292,12 +302,7 @@ class TaskService:
         """Validate what a new task asks for before any media is fetched; returns (model, engine).
 
         The ``callback_url`` must pass the SSRF guard (422)."""
-        model_name = model or self._default_model
-        engine_name = engine or self._default_engine
-        try:
-            self._pool.check_allowed(model_name, engine_name)
-        except ModelNotAllowedError as exc:
-            raise ProblemError(422, str(exc)) from exc
+        model_name, engine_name = self.check_model(model, engine)
         if model_name.endswith(".en") and (
             task_type is TaskType.translate or (options.language not in (None, "en"))
         ):
