@@ -112,7 +112,12 @@ async def test_a_full_queue_refuses_uploads_before_reading_them(
     settings = make_settings(limits={"max_queue_depth": 1})
     async with api_client(settings) as client:  # no processor: the first task stays queued
         assert (await upload(client, media)).status_code == 201
-        for path in ("/api/v1/tasks", "/api/v1/media/extract-audio", "/v1/audio/transcriptions"):
+        for path in (
+            "/api/v1/tasks",
+            "/api/v1/media/extract-audio",
+            "/v1/audio/transcriptions",
+            "/api/v1/workflows/some-workflow/runs",
+        ):
             streamed = StreamedUpload({"model": "whisper-1"} if path.startswith("/v1/") else {})
             response = await streamed.post(client, path)
             assert response.status_code == 503, (path, response.text)
