@@ -25,7 +25,12 @@ class BodyTooLargeError(HTTPException):
     """A request body passed its limit; rendered as 413 problem+json by the app's handlers."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body exceeds the limit of {limit} bytes for this route")
+        # Close the connection after the answer: the rest of the body is never read.
+        super().__init__(
+            413,
+            f"the request body exceeds the limit of {limit} bytes for this route",
+            headers={"Connection": "close"},
+        )
         self.limit = limit
 
 
