@@ -15,6 +15,7 @@ checked by the route itself, after the upload, as before.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl
 
@@ -26,6 +27,8 @@ from app.api.problems import ProblemHTTPError
 from app.api.routes.openai_audio import resolve_model
 from app.errors import ProblemError
 from app.services.container import Services
+
+logger = logging.getLogger(__name__)
 
 PEEK_LIMIT_BYTES = 256 * 1024
 """At most this much of a body is read ahead looking for the fields before the file part."""
@@ -162,14 +165,20 @@ class UploadPrecheckMiddleware:
 async def _precheck(scope: Scope, receive: Receive, check: FieldCheck) -> list[Message]:
     """Run the admission and field checks; the messages read ahead, to be replayed."""
     services: Services = scope["app"].state.services
-    read: list[Message] = []
     try:
         await services.admission.check()
-        fields = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        boundary = _boundary(scope)
-        if boundary is not None:
-            peek = _FieldPeek(boundary)
-            peeked = 0
+    except ProblemError as exc:
+        raise ProblemHTTPError(exc) from exc
+    except Exception:  # e.g. a lost database: the route's own checks answer it (503)
+        logger.warning("upload precheck skipped: admission could not be checked", exc_info=True)
+        return []
+    fields = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+    read: list[Message] = []
+    boundary = _boundary(scope)
+    if boundary is not None:
+        peek = _FieldPeek(boundary)
+        peeked = 0
+        try:
             while not peek.reached_file and peeked < PEEK_LIMIT_BYTES:
                 message = await receive()
                 read.append(message)
@@ -180,10 +189,11 @@ async def _precheck(scope: Scope, receive: Receive, check: FieldCheck) -> list[M
                 peek.feed(body)
                 if not message.get("more_body", False):
                     break
-            fields.update(peek.fields)
+        except FormParserError:  # a malformed body: the route's own parser answers it
+            return read
+        fields.update(peek.fields)
+    try:
         check(services, fields)
     except ProblemError as exc:
         raise ProblemHTTPError(exc) from exc
-    except FormParserError:  # a malformed body: the route's own parser answers it
-        return read
     return read
