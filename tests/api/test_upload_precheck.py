@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.api.upload_precheck import UPLOAD_CHECKS
+from app.main import create_app
 from config.settings import Settings
 from tests.api.test_media_limits import api_client, assert_problem
 from tests.conftest import upload
@@ -159,3 +161,16 @@ async def test_low_disk_in_the_spool_directory_refuses_uploads(
         assert os.listdir(spool) == []
     finally:
         shutil.rmtree(spool, ignore_errors=True)
+
+
+def test_every_upload_route_is_prechecked(make_settings: Callable[..., Settings]) -> None:
+    """The precheck table names exactly the multipart routes of the app (a renamed or new upload
+    route must be added to it)."""
+    schema = create_app(make_settings()).openapi()
+    multipart_routes = {
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if "multipart/form-data" in operation.get("requestBody", {}).get("content", {})
+    }
+    assert multipart_routes == set(UPLOAD_CHECKS)
