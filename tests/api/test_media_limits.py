@@ -89,11 +89,14 @@ def test_decoding_stops_at_the_limit_whatever_the_header_says(tmp_path: Path) ->
     assert len(decode_samples(str(lying), max_seconds=700)) >= 600 * 16000  # whole FLAC blocks
 
 
+@pytest.mark.parametrize("batch_size", [1, 2], ids=["sequential", "batched"])
 async def test_a_task_whose_header_lies_fails_cleanly_while_decoding(
-    make_settings: Callable[..., Settings], tmp_path: Path
+    make_settings: Callable[..., Settings], tmp_path: Path, batch_size: int
 ) -> None:
     lying = silent_flac(tmp_path / "lying.flac", 600, declared_seconds=10)
-    settings = make_settings(limits={"max_media_seconds": 60}, whisper={"warmup": False})
+    settings = make_settings(
+        limits={"max_media_seconds": 60}, whisper={"warmup": False, "batch_size": batch_size}
+    )
     async with running_app(settings) as running:
         created = await upload(running.client, lying)
         assert created.status_code == 201, created.text
