@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.auth import ApiKeyMiddleware, document_security
+from app.api.body_limit import BodyLimitMiddleware
 from app.api.problems import install_problem_handlers
 from app.api.routes import (
     batches,
@@ -32,6 +33,8 @@ from app.api.routes import (
     workflows,
 )
 from app.api.routes.dashboard import mount_dashboard
+from app.api.stream_slots import StreamSlots
+from app.api.upload_precheck import UploadPrecheckMiddleware
 from app.logging_setup import configure_logging
 from app.services.container import Services
 from config.settings import Settings
@@ -79,8 +82,18 @@ def create_app(
         max_body_size=settings.storage.max_upload_bytes + FORM_OVERHEAD_BYTES,
     )
     install_problem_handlers(app)
+    app.state.stream_slots = StreamSlots(settings.limits.max_streams_per_key)
     # App-wide: covers every router and mount, present and future, except a small public allowlist.
     app.add_middleware(ApiKeyMiddleware)
+    # Acts when an upload route first reads its body (after routing and the key check): refuses
+    # the upload before it is spooled.
+    app.add_middleware(UploadPrecheckMiddleware)
+    # Outside the key check: an oversized body is refused before anything else is done with it.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.limits.max_json_body_bytes,
+        upload_limit=settings.storage.max_upload_bytes + FORM_OVERHEAD_BYTES,
+    )
     if settings.auth.enabled:
         document_security(app)
     app.include_router(tasks.router)

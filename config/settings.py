@@ -319,7 +319,7 @@ class AuthSettings(BaseModel):
 
 
 class LimitsSettings(BaseModel):
-    """Backpressure: when new tasks are refused with 503 and ``Retry-After``."""
+    """Backpressure (when new tasks are refused with 503 and ``Retry-After``) and resource limits."""
 
     model_config = _GROUP_CONFIG
 
@@ -327,13 +327,25 @@ class LimitsSettings(BaseModel):
     """Most queued tasks (all nodes); new tasks are refused beyond it. 0 means no limit."""
 
     min_free_disk_mb: float = Field(default=256.0, ge=0)
-    """Least free space in MiB on the media directory's file system; new tasks are refused below it. 0 disables the check."""
+    """Least free space in MiB on the file systems of the media directory and of the upload spool directory (Python's temporary directory, ``TMPDIR``); new tasks are refused below it. 0 disables the check."""
 
     min_free_memory_mb: float = Field(default=256.0, ge=0)
     """Least available memory in MiB (psutil, else ``/proc/meminfo``); new tasks are refused below it. 0 disables the check."""
 
     retry_after_seconds: int = Field(default=30, ge=1)
     """``Retry-After`` value, in seconds, sent with a 503 refusal."""
+
+    max_media_seconds: float = Field(default=4 * 3600.0, ge=0)
+    """Longest media accepted, in seconds (default 4 h). A file whose container declares more is refused at submission (413); decoding a file (for a task or ``extract-audio``) stops with an error once it passes the limit, whatever the header said. 0 means no limit."""
+
+    max_extract_mb: float = Field(default=1024.0, gt=0)
+    """Largest file ``extract-audio`` may produce, in MiB; the extraction stops with 413 beyond it."""
+
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest request body, in bytes, of every route that does not take a multipart upload (JSON and anything else); 413 beyond it, before the body is read. Upload routes keep ``STORAGE__MAX_UPLOAD_MB``."""
+
+    max_streams_per_key: int = Field(default=8, ge=0)
+    """Open live-event streams (SSE) and long polls (``?wait=N``) one API key may hold at once (per client address when auth is off); 429 with ``Retry-After`` beyond it. 0 means no limit."""
 
 
 class LoggingSettings(BaseModel):
@@ -394,6 +406,22 @@ class LLMSettings(BaseModel):
         "as concise Markdown."
     )
     """Instruction used when a request gives no ``prompt``."""
+
+    allowed_models: Annotated[list[str], NoDecode] = []
+    """Chat models a summary request may ask for (comma-separated or a JSON list); empty allows only ``model``. Any other gets 422."""
+
+    @field_validator("allowed_models", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def model_allowed(self, name: str) -> bool:
+        """Whether a request may ask for chat model ``name``."""
+        return name == self.model or name in self.allowed_models
 
 
 class WorkflowsSettings(BaseModel):

@@ -13,8 +13,14 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.errors import ProblemError
-from app.media.extract import ExtractOptions, ExtractOptionsError, extract_audio
-from app.media.probe import NotMediaError
+from app.media.extract import (
+    ExtractLimits,
+    ExtractOptions,
+    ExtractOptionsError,
+    ExtractTooLargeError,
+    extract_audio,
+)
+from app.media.probe import MediaTooLongError, NotMediaError, probe_media
 from app.media.storage import (
     CHUNK_SIZE,
     AsyncReader,
@@ -22,7 +28,9 @@ from app.media.storage import (
     MediaStorage,
     MediaTooLargeError,
 )
+from app.services.admission import AdmissionControl
 from app.services.task_service import display_name
+from config.settings import LimitsSettings
 
 
 class TempFileStreamingResponse(StreamingResponse):
@@ -49,17 +57,22 @@ async def extracted_audio_response(
     upload: AsyncReader,
     options: ExtractOptions,
     *,
+    admission: AdmissionControl,
+    limits: LimitsSettings,
     upload_name: str | None = None,
 ) -> TempFileStreamingResponse:
     """Save ``upload`` (size limit applies), extract its audio in a thread and stream it back.
 
-    Problems: 400 empty, 413 too large, 415 not media, 422 impossible options. Both the upload and
-    the produced file live in the media directory (swept if the process dies) and are removed here.
+    Problems: 400 empty, 413 too large (upload, declared or decoded duration, or output size),
+    415 not media, 422 impossible options, 503 over capacity (checked before the upload is saved).
+    Both the upload and the produced file live in the media directory (swept if the process dies)
+    and are removed here.
     """
     try:
         options = options.validated()
     except ExtractOptionsError as exc:
         raise ProblemError(422, str(exc)) from exc
+    await admission.check()
     try:
         stored = await storage.save_upload(upload)
     except MediaTooLargeError as exc:
@@ -67,11 +80,19 @@ async def extracted_audio_response(
     except EmptyMediaError as exc:
         raise ProblemError(400, "the media file is empty") from exc
     output = storage.path_of(f"{uuid.uuid4().hex}.media")
+    caps = ExtractLimits(
+        max_seconds=limits.max_media_seconds or None, max_bytes=int(limits.max_extract_mb * 1024 * 1024)
+    )
     try:
         # Not abandoned on cancellation: a client that leaves waits for the thread, then cleans up.
-        result = await anyio.to_thread.run_sync(extract_audio, stored.path, output, options)
+        await anyio.to_thread.run_sync(probe_media, stored.path, caps.max_seconds)
+        result = await anyio.to_thread.run_sync(extract_audio, stored.path, output, options, caps)
     except NotMediaError as exc:
         raise ProblemError(415, f"the content is not audio or video: {exc}") from exc
+    except MediaTooLongError as exc:
+        raise ProblemError(413, str(exc), limit="duration", max_seconds=exc.limit) from exc
+    except ExtractTooLargeError as exc:
+        raise ProblemError(413, str(exc), limit="output_size", max_bytes=exc.limit) from exc
     except BaseException:
         output.unlink(missing_ok=True)
         raise

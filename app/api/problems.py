@@ -44,6 +44,20 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
+class ProblemHTTPError(StarletteHTTPException):
+    """A :class:`ProblemError` raised where FastAPI lets only HTTP exceptions through (while a
+    route reads its body); rendered exactly like the problem it carries."""
+
+    def __init__(self, problem: ProblemError) -> None:
+        super().__init__(problem.status, problem.detail, headers=problem.headers)
+        self.problem = problem
+
+
+async def _problem_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemHTTPError)
+    return await _problem_error(request, exc.problem)
+
+
 async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
     return problem_response(
@@ -96,7 +110,8 @@ class ProblemRenderingRoute(APIRoute):
         async def route_handler(request: Request) -> Response:
             try:
                 return await handler(request)
-            except ProblemError as exc:
+            except (ProblemError, ProblemHTTPError) as caught:
+                exc = caught.problem if isinstance(caught, ProblemHTTPError) else caught
                 return self.render_problem(
                     request, exc.status, exc.detail, title=exc.title, headers=exc.headers, extra=exc.extra
                 )
@@ -135,6 +150,7 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error)
+    app.add_exception_handler(ProblemHTTPError, _problem_http_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DBAPIError, _database_error)

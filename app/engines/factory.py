@@ -16,9 +16,12 @@ ENGINES = ("faster_whisper", "openai_whisper")
 
 
 class ModelFactory:
-    def __init__(self, settings: WhisperSettings, resolver: ModelResolver) -> None:
+    def __init__(
+        self, settings: WhisperSettings, resolver: ModelResolver, *, max_audio_seconds: float | None = None
+    ) -> None:
         self._settings = settings
         self._resolver = resolver
+        self._max_audio_seconds = max_audio_seconds
 
     def create(self, engine: str, model: str, device: Device, cpu_threads: int) -> SpeechModel:
         """Blocking: loads weights. Run it in a worker thread."""
@@ -50,6 +53,7 @@ class ModelFactory:
                 short_windows=self._settings.short_windows,
                 window_seconds=self._settings.window_seconds,
                 download_root=self._settings.model_dir / "hub",
+                max_audio_seconds=self._max_audio_seconds,
             )
         if engine == "openai_whisper":
             from app.engines.openai_whisper_engine import OpenAIWhisperModel
@@ -63,5 +67,6 @@ class ModelFactory:
                 device_index=device.index,
                 cpu_threads=cpu_threads,
                 download_root=self._settings.model_dir / "openai",
+                max_audio_seconds=self._max_audio_seconds,
             )
         raise ValueError(f"unknown engine {engine!r}")

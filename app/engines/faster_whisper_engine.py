@@ -92,9 +92,12 @@ class FasterWhisperModel:
         short_windows: bool = True,
         window_seconds: float = 240.0,
         download_root: Path | None = None,
+        max_audio_seconds: float | None = None,
     ) -> None:
         self.name = name
         self.window_seconds = window_seconds
+        self.max_audio_seconds = max_audio_seconds
+        """Decoding a file stops with ``MediaTooLongError`` past this many seconds."""
         self.device = device if device == "cpu" else f"{device}:{device_index}"
         self.batch_size = batch_size
         self._model: WhisperModel | None = WhisperModel(
@@ -117,7 +120,11 @@ class FasterWhisperModel:
         return self._model
 
     def transcribe(self, audio: Audio, task_type: TaskType, options: DecodeOptions) -> TranscriptionStream:
-        samples = decode_samples(str(audio)) if isinstance(audio, Path) else audio
+        samples = (
+            decode_samples(str(audio), max_seconds=self.max_audio_seconds)
+            if isinstance(audio, Path)
+            else audio
+        )
         duration = len(samples) / SAMPLE_RATE
         kwargs = decode_kwargs(task_type, options)
         if self._batched is not None and not options.word_timestamps:
@@ -156,7 +163,11 @@ class FasterWhisperModel:
         """Decoded samples, duration and the ≤30 s speech chunks (VAD within ``clip_timestamps``);
         regions more than ``max_gap`` seconds apart stay in separate chunks. ``pause`` is called
         between pieces of a long file's VAD (see ``vad.speech_regions``)."""
-        samples = decode_samples(str(audio)) if isinstance(audio, Path) else audio
+        samples = (
+            decode_samples(str(audio), max_seconds=self.max_audio_seconds)
+            if isinstance(audio, Path)
+            else audio
+        )
         duration = len(samples) / SAMPLE_RATE
         regions = speech_regions(
             samples, parse_clip_timestamps(options.clip_timestamps, duration), CHUNK_VAD, pause=pause

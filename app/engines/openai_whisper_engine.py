@@ -16,12 +16,13 @@ from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
 
 
-def load_audio(audio: Audio) -> npt.NDArray[np.float32]:
-    """Decode with PyAV (bundled FFmpeg); openai-whisper's own loader needs an ffmpeg binary."""
+def load_audio(audio: Audio, max_seconds: float | None = None) -> npt.NDArray[np.float32]:
+    """Decode with PyAV (bundled FFmpeg); openai-whisper's own loader needs an ffmpeg binary.
+    ``MediaTooLongError`` past ``max_seconds`` of audio."""
     if isinstance(audio, Path):
         from app.media.samples import decode_samples
 
-        return decode_samples(str(audio))
+        return decode_samples(str(audio), max_seconds=max_seconds)
     return audio
 
 
@@ -68,11 +69,13 @@ class OpenAIWhisperModel:
         device_index: int,
         cpu_threads: int,
         download_root: Path,
+        max_audio_seconds: float | None = None,
     ) -> None:
         import torch
         import whisper
 
         self.name = name
+        self.max_audio_seconds = max_audio_seconds
         self.device = "cpu" if device == "cpu" else f"cuda:{device_index}"
         if device == "cpu":
             torch.set_num_threads(cpu_threads)
@@ -85,7 +88,7 @@ class OpenAIWhisperModel:
 
         if self._model is None:
             raise RuntimeError(f"model {self.name} was unloaded")
-        samples = load_audio(audio)
+        samples = load_audio(audio, self.max_audio_seconds)
         kwargs = decode_kwargs(task_type, options, fp16=self._fp16)
         if options.vad_filter:
             duration = len(samples) / SAMPLE_RATE

@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import av.error
 
-from app.media.probe import NotMediaError
+from app.media.probe import MediaTooLongError, NotMediaError
 
 
 class AudioFormat(StrEnum):
@@ -28,6 +28,24 @@ class AudioFormat(StrEnum):
 
 class ExtractOptionsError(ValueError):
     """An impossible combination of format, sample rate, channels and bit depth."""
+
+
+class ExtractTooLargeError(Exception):
+    """The extracted audio would exceed the output size limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the extracted audio exceeds the limit of {limit} bytes")
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class ExtractLimits:
+    """Caps on one extraction; ``None`` means no cap."""
+
+    max_seconds: float | None = None
+    """Stop with ``MediaTooLongError`` once more audio than this has been written."""
+    max_bytes: int | None = None
+    """Stop with ``ExtractTooLargeError`` once the encoded output passes this size."""
 
 
 @dataclass(frozen=True)
@@ -119,17 +137,22 @@ class ExtractedAudio:
     size: int
 
 
-def extract_audio(source: Path, dest: Path, options: ExtractOptions) -> ExtractedAudio:
+def extract_audio(
+    source: Path, dest: Path, options: ExtractOptions, limits: ExtractLimits | None = None
+) -> ExtractedAudio:
     """Decode the first audio stream of ``source``, resample it and encode it into ``dest``.
 
     Raises ``NotMediaError`` when ``source`` holds no decodable audio and ``ExtractOptionsError``
-    for impossible options. ``dest`` is removed on failure. Blocking; run it in a thread.
+    for impossible options; ``MediaTooLongError`` or ``ExtractTooLargeError`` as soon as the output
+    passes ``limits`` (nothing more is decoded). ``dest`` is removed on failure. Blocking; run it
+    in a thread.
     """
     options = options.validated()
     spec = _SPECS[options.format]
     encoder, sample_format = spec.codecs[options.bit_depth]
     rate = options.sample_rate
     written = 0
+    output = _Output(rate, limits or ExtractLimits())
     try:
         with av.open(str(source), mode="r", metadata_errors="ignore") as inp:
             if not inp.streams.audio:
@@ -151,13 +174,13 @@ def extract_audio(source: Path, dest: Path, options: ExtractOptions) -> Extracte
                     decoded = True
                     frame.pts = None
                     for chunk in resampler.resample(frame):
-                        written = _encode(out, stream, chunk, written, rate)
+                        written = output.encode(out, stream, chunk, written)
                 if not decoded:
                     raise NotMediaError("the audio stream holds no decodable frame")
                 for chunk in resampler.resample(None):
-                    written = _encode(out, stream, chunk, written, rate)
-                out.mux(stream.encode(None))
-    except NotMediaError:
+                    written = output.encode(out, stream, chunk, written)
+                output.mux(out, stream.encode(None))
+    except (NotMediaError, MediaTooLongError, ExtractTooLargeError):
         dest.unlink(missing_ok=True)
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, IndexError) as exc:
@@ -169,14 +192,34 @@ def extract_audio(source: Path, dest: Path, options: ExtractOptions) -> Extracte
     return ExtractedAudio(path=dest, options=options, duration=written / rate, size=dest.stat().st_size)
 
 
-def _encode(
-    out: av.container.OutputContainer,
-    stream: av.audio.stream.AudioStream,
-    chunk: av.AudioFrame,
-    written: int,
-    rate: int,
-) -> int:
-    chunk.pts = written
-    chunk.time_base = Fraction(1, rate)
-    out.mux(stream.encode(chunk))
-    return written + int(chunk.samples)
+class _Output:
+    """Encodes resampled chunks into the output and enforces the extraction's limits."""
+
+    def __init__(self, rate: int, limits: ExtractLimits) -> None:
+        self._rate = rate
+        self._max_samples = int(limits.max_seconds * rate) if limits.max_seconds else None
+        self._max_seconds = limits.max_seconds
+        self._max_bytes = limits.max_bytes
+        self._bytes = 0
+
+    def encode(
+        self,
+        out: av.container.OutputContainer,
+        stream: av.audio.stream.AudioStream,
+        chunk: av.AudioFrame,
+        written: int,
+    ) -> int:
+        chunk.pts = written
+        chunk.time_base = Fraction(1, self._rate)
+        self.mux(out, stream.encode(chunk))
+        written += int(chunk.samples)
+        if self._max_samples is not None and written > self._max_samples:
+            assert self._max_seconds is not None
+            raise MediaTooLongError(self._max_seconds)
+        return written
+
+    def mux(self, out: av.container.OutputContainer, packets: list[av.Packet]) -> None:
+        self._bytes += sum(packet.size for packet in packets)
+        if self._max_bytes is not None and self._bytes > self._max_bytes:
+            raise ExtractTooLargeError(self._max_bytes)
+        out.mux(packets)

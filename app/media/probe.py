@@ -13,6 +13,23 @@ class NotMediaError(ValueError):
     """The file holds no decodable audio."""
 
 
+class MediaTooLongError(Exception):
+    """The media lasts longer than the configured limit (declared by its container, or found while
+    decoding it: a header may lie)."""
+
+    def __init__(self, limit: float, duration: float | None = None) -> None:
+        found = f" ({duration:.0f} s)" if duration is not None else ""
+        super().__init__(f"the media is longer than the limit of {limit:g} s{found}")
+        self.limit = limit
+        self.duration = duration
+
+
+def check_duration(seconds: float, max_seconds: float | None) -> None:
+    """Raise :class:`MediaTooLongError` when ``seconds`` exceeds ``max_seconds`` (``None`` or 0: no limit)."""
+    if max_seconds and seconds > max_seconds:
+        raise MediaTooLongError(max_seconds, seconds)
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     duration: float
@@ -22,11 +39,13 @@ class MediaInfo:
     channels: int
 
 
-def probe_media(path: Path) -> MediaInfo:
+def probe_media(path: Path, max_seconds: float | None = None) -> MediaInfo:
     """Open ``path`` with FFmpeg (PyAV) and describe its first audio stream.
 
     The decision never looks at the file name: a text file called ``.mp3`` is rejected
     because FFmpeg cannot find an audio stream in it or cannot decode one frame.
+    ``MediaTooLongError`` when the container declares more than ``max_seconds`` (or, when it
+    declares nothing, as soon as counting the decoded samples passes it).
     Blocking; run it in a thread.
     """
     try:
@@ -36,8 +55,9 @@ def probe_media(path: Path) -> MediaInfo:
             stream = container.streams.audio[0]
             duration = _duration(container, stream)
             if duration is None:
-                duration = _decode_duration(container, stream)
+                duration = _decode_duration(container, stream, max_seconds)
             else:
+                check_duration(duration, max_seconds)
                 _require_one_frame(container, stream)
             return MediaInfo(
                 duration=round(duration, 3),
@@ -46,7 +66,7 @@ def probe_media(path: Path) -> MediaInfo:
                 sample_rate=int(stream.codec_context.sample_rate or 0),
                 channels=int(stream.codec_context.channels or 0),
             )
-    except NotMediaError:
+    except (NotMediaError, MediaTooLongError):
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError, IndexError) as exc:
         raise NotMediaError(f"not a decodable media file: {exc}") from exc
@@ -66,12 +86,18 @@ def _require_one_frame(container: av.container.InputContainer, stream: av.audio.
     raise NotMediaError("the audio stream holds no decodable frame")
 
 
-def _decode_duration(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float:
+def _decode_duration(
+    container: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    max_seconds: float | None,
+) -> float:
     samples = 0
     rate = 0
     for frame in container.decode(stream):
         samples += frame.samples
         rate = frame.sample_rate
+        if max_seconds and rate and samples > max_seconds * rate:
+            raise MediaTooLongError(max_seconds)
     if not samples or not rate:
         raise NotMediaError("the audio stream holds no decodable frame")
     return samples / rate

@@ -14,12 +14,21 @@ import numpy as np
 import numpy.typing as npt
 
 from app.engines.base import SAMPLE_RATE
+from app.media.probe import MediaTooLongError
 
 
-def decode_samples(path: str, sampling_rate: int = SAMPLE_RATE) -> npt.NDArray[np.float32]:
-    """The first audio stream of ``path`` as mono float32 samples in [-1, 1) at ``sampling_rate``."""
+def decode_samples(
+    path: str, sampling_rate: int = SAMPLE_RATE, max_seconds: float | None = None
+) -> npt.NDArray[np.float32]:
+    """The first audio stream of ``path`` as mono float32 samples in [-1, 1) at ``sampling_rate``.
+
+    ``MediaTooLongError`` as soon as more than ``max_seconds`` (``None`` or 0: no limit) have been
+    decoded, whatever the container declared: the rest of the file is never decoded.
+    """
     resampler = av.AudioResampler(format="s16", layout="mono", rate=sampling_rate)
     pieces: list[npt.NDArray[np.int16]] = []
+    limit = int(max_seconds * sampling_rate) if max_seconds else None
+    decoded = 0
     with av.open(path, mode="r", metadata_errors="ignore") as container:
         stream = container.streams.audio[0]
         frames = container.decode(stream)
@@ -32,6 +41,10 @@ def decode_samples(path: str, sampling_rate: int = SAMPLE_RATE) -> npt.NDArray[n
                 continue  # a damaged frame: skip it, as FFmpeg's command line does
             for resampled in resampler.resample(frame):
                 pieces.append(resampled.to_ndarray().reshape(-1))
+                decoded += resampled.samples
+            if limit is not None and decoded > limit:
+                assert max_seconds is not None
+                raise MediaTooLongError(max_seconds)
         for resampled in resampler.resample(None):  # flush
             pieces.append(resampled.to_ndarray().reshape(-1))
     if not pieces:

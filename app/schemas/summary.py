@@ -45,7 +45,11 @@ class SummaryOptions(BaseModel):
         default=None,
         min_length=1,
         max_length=128,
-        description="Chat model; empty uses `LLM__MODEL`. / 对话模型，留空使用 LLM__MODEL。",
+        description=(
+            "Chat model; empty uses `LLM__MODEL`. Only `LLM__MODEL` and `LLM__ALLOWED_MODELS` are "
+            "accepted (422 otherwise). / 对话模型，留空使用 LLM__MODEL；只接受 LLM__MODEL 与 "
+            "LLM__ALLOWED_MODELS 中的模型（否则返回 422）。"
+        ),
     )
 
 

@@ -10,6 +10,7 @@ import asyncio
 import importlib
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
 from app.db.task_repository import TaskRepository
@@ -44,6 +45,17 @@ def free_disk_bytes(directory: Path) -> int:
     return shutil.disk_usage(directory).free
 
 
+def spool_dir() -> Path:
+    """Where uploads are spooled while a multipart form is parsed (Starlette's
+    ``SpooledTemporaryFile``): Python's temporary directory (``TMPDIR``)."""
+    return Path(tempfile.gettempdir())
+
+
+def lowest_free_disk(directories: list[Path]) -> tuple[Path, int]:
+    """The directory with the least free space, and that space in bytes."""
+    return min(((directory, free_disk_bytes(directory)) for directory in directories), key=lambda d: d[1])
+
+
 class AdmissionControl:
     def __init__(self, limits: LimitsSettings, temp_dir: Path, repository: TaskRepository) -> None:
         self._limits = limits
@@ -71,11 +83,14 @@ class AdmissionControl:
                     f"the queue is full: {queued} task(s) queued, limit {limits.max_queue_depth}",
                 )
         if limits.min_free_disk_mb > 0:
-            free = await asyncio.to_thread(free_disk_bytes, self._temp_dir)
+            # Uploads land in the spool directory first, then in the media directory.
+            directory, free = await asyncio.to_thread(lowest_free_disk, [self._temp_dir, spool_dir()])
             if free < limits.min_free_disk_mb * MIB:
+                where = "the upload spool directory" if directory != self._temp_dir else "the media directory"
                 raise self._refuse(
                     "free_disk",
-                    f"free disk space is low: {free / MIB:.0f} MiB, minimum {limits.min_free_disk_mb:g} MiB",
+                    f"free disk space is low in {where}: {free / MIB:.0f} MiB, "
+                    f"minimum {limits.min_free_disk_mb:g} MiB",
                 )
         if limits.min_free_memory_mb > 0:
             available = available_memory_bytes()

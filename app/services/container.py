@@ -108,8 +108,14 @@ class Services:
             max_redirects=settings.network.max_redirects,
         )
         callbacks = CallbackRepository(sessions)
+        max_media_seconds = settings.limits.max_media_seconds or None
         pool = AsyncModelPool(
-            settings.whisper, ModelFactory(settings.whisper, ModelResolver(settings.whisper.model_dir))
+            settings.whisper,
+            ModelFactory(
+                settings.whisper,
+                ModelResolver(settings.whisper.model_dir),
+                max_audio_seconds=max_media_seconds,
+            ),
         )
         events = TaskEvents()
         stats = StatsRepository(sessions)
@@ -163,6 +169,7 @@ class Services:
             callbacks=callbacks,
             wake_callbacks=dispatcher.wake if dispatcher is not None else None,
             admission=admission,
+            max_media_seconds=max_media_seconds,
         )
         summaries = SummaryService(
             settings=settings.llm,

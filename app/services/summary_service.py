@@ -81,8 +81,8 @@ class SummaryService:
     ) -> SummaryOut:
         """Summarise a completed task's transcript and store the outcome (completed or failed).
 
-        404: unknown task; 409: not completed; 503: no key; 502: the LLM API failed (the
-        failed row is stored too).
+        404: unknown task; 409: not completed; 422: a chat model that is not allowed; 503: no key;
+        502: the LLM API failed (the failed row is stored too).
         """
         task = await self._tasks.get_task(task_id)  # 404, also for another API key's task
         if task.status != TaskStatus.completed.value or task.result is None:
@@ -91,7 +91,7 @@ class SummaryService:
         segments = [segment.text for segment in result.segments] or [result.text]
         key = self._key(api_key)
         prompt = options.prompt or self._settings.default_prompt
-        model = options.model or self._settings.model
+        model = self._model(options)
         started = time.monotonic()
         row = Summary(
             task_id=task_id,
@@ -128,11 +128,20 @@ class SummaryService:
             raise ProblemError(502, failure.message, title="LLM API error", summary_id=row.id) from None
         return to_out(row)
 
+    def _model(self, options: SummaryOptions) -> str:
+        """The chat model a request asked for, or the configured one; 422 unless allowed
+        (``LLM__MODEL`` and ``LLM__ALLOWED_MODELS``)."""
+        model = options.model or self._settings.model
+        if not self._settings.model_allowed(model):
+            allowed = ", ".join(sorted({self._settings.model, *self._settings.allowed_models}))
+            raise ProblemError(422, f"the chat model {model!r} is not allowed; allowed: {allowed}")
+        return model
+
     async def summarise_text(self, text: str, options: SummaryOptions, *, api_key: str | None) -> TextSummary:
         """Summarise raw text without storing anything (legacy route)."""
         key = self._key(api_key)
         prompt = options.prompt or self._settings.default_prompt
-        model = options.model or self._settings.model
+        model = self._model(options)
         try:
             outcome = await self._run([text], prompt, options.language, model, key)
         except LLMError as exc:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import suppress
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 from app.db.callback_repository import CallbackRepository, DeliveryStatus, event_for
 from app.db.models import Batch, CallbackAttempt, CallbackDelivery, Task, new_task_id, utcnow
@@ -22,7 +22,7 @@ from app.db.task_repository import TaskFilters, TaskRepository
 from app.engines.model_pool import AsyncModelPool, ModelNotAllowedError
 from app.errors import ProblemError
 from app.logging_setup import task_log_context
-from app.media.probe import NotMediaError, probe_media
+from app.media.probe import MediaInfo, MediaTooLongError, NotMediaError, probe_media
 from app.media.storage import (
     AsyncReader,
     EmptyMediaError,
@@ -175,6 +175,7 @@ class TaskService:
         callbacks: CallbackRepository | None = None,
         wake_callbacks: Callable[[], None] | None = None,
         admission: AdmissionControl | None = None,
+        max_media_seconds: float | None = None,
     ) -> None:
         self._repository = repository
         self._storage = storage
@@ -189,6 +190,7 @@ class TaskService:
         self._callbacks = callbacks
         self._wake_callbacks = wake_callbacks
         self._admission = admission
+        self._max_media_seconds = max_media_seconds
 
     @staticmethod
     def _principal(principal: Principal | None) -> Principal | None:
@@ -198,6 +200,16 @@ class TaskService:
         """The API key id tasks must carry to be visible, or None when all are."""
         resolved = self._principal(principal)
         return resolved.owner_filter if resolved is not None else None
+
+    async def probe(self, path: Path, label: str = "") -> MediaInfo:
+        """Probe stored media: 415 when it is not audio or video, 413 when its container declares
+        more than the duration limit (``LIMITS__MAX_MEDIA_SECONDS``). ``label`` prefixes the detail."""
+        try:
+            return await asyncio.to_thread(probe_media, path, self._max_media_seconds)
+        except NotMediaError as exc:
+            raise ProblemError(415, f"{label}the content is not audio or video: {exc}") from exc
+        except MediaTooLongError as exc:
+            raise ProblemError(413, f"{label}{exc}", limit="duration", max_seconds=exc.limit) from exc
 
     async def admit(self) -> None:
         """Raise 503 (with Retry-After) when new work is refused; see :class:`AdmissionControl`."""
@@ -268,6 +280,16 @@ class TaskService:
             principal=principal,
         )
 
+    def check_model(self, model: str | None, engine: str | None) -> tuple[str, str]:
+        """The model and engine a task asks for (defaults filled in); 422 unless allowed."""
+        model_name = model or self._default_model
+        engine_name = engine or self._default_engine
+        try:
+            self._pool.check_allowed(model_name, engine_name)
+        except ModelNotAllowedError as exc:
+            raise ProblemError(422, str(exc)) from exc
+        return model_name, engine_name
+
     async def check_request(
         self,
         *,
@@ -280,12 +302,7 @@ class TaskService:
         """Validate what a new task asks for before any media is fetched; returns (model, engine).
 
         The ``callback_url`` must pass the SSRF guard (422)."""
-        model_name = model or self._default_model
-        engine_name = engine or self._default_engine
-        try:
-            self._pool.check_allowed(model_name, engine_name)
-        except ModelNotAllowedError as exc:
-            raise ProblemError(422, str(exc)) from exc
+        model_name, engine_name = self.check_model(model, engine)
         if model_name.endswith(".en") and (
             task_type is TaskType.translate or (options.language not in (None, "en"))
         ):
@@ -328,10 +345,7 @@ class TaskService:
         the ``task_id`` it recorded beforehand (an existing id raises ``IntegrityError``) and its run."""
         creator = self._principal(principal)
         try:
-            try:
-                info = await asyncio.to_thread(probe_media, stored.path)
-            except NotMediaError as exc:
-                raise ProblemError(415, f"the content is not audio or video: {exc}") from exc
+            info = await self.probe(stored.path)
             task = Task(
                 id=task_id or new_task_id(),
                 status=TaskStatus.queued.value,
@@ -601,11 +615,10 @@ class TaskService:
                     raise ProblemError(exc.status, f"{label}: {exc.detail}", file_index=index) from exc
                 stored.append(media)
                 try:
-                    info = await asyncio.to_thread(probe_media, media.path)
-                except NotMediaError as exc:
-                    raise ProblemError(
-                        415, f"{label}: the content is not audio or video: {exc}", file_index=index
-                    ) from exc
+                    info = await self.probe(media.path, f"{label}: ")
+                except ProblemError as exc:
+                    exc.extra["file_index"] = index
+                    raise
                 # Microsecond steps keep the upload order, in the queue and in the batch's listing.
                 created = batch.created_at + timedelta(microseconds=index)
                 tasks.append(

@@ -19,7 +19,6 @@ from app.db.models import Task, Workflow, WorkflowRun, WorkflowStep, new_task_id
 from app.db.task_repository import TaskRepository
 from app.db.workflow_repository import ACTIVE, RunStatus, StepStatus, WorkflowRepository
 from app.errors import ProblemError
-from app.media.probe import NotMediaError, probe_media
 from app.media.storage import AsyncReader, MediaStorage, StoredMedia
 from app.net.url_guard import BlockedUrlError, UrlGuard
 from app.processor.task_events import TaskEvents
@@ -429,10 +428,7 @@ class WorkflowService:
                 if task.media_path is not None and self._storage.path_of(task.media_path).is_file():
                     stored = await self._storage.copy(task.media_path)
             if stored is not None:
-                try:
-                    info = await asyncio.to_thread(probe_media, stored.path)
-                except NotMediaError as exc:
-                    raise ProblemError(415, f"the content is not audio or video: {exc}") from exc
+                info = await self._tasks.probe(stored.path)
                 run_input["duration"] = info.duration
         except BaseException:
             if stored is not None:

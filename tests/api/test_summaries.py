@@ -59,6 +59,7 @@ async def app(
         "timeout_seconds": 30,
         "reply_reserve_tokens": 0,
         "default_prompt": DEFAULT_PROMPT,
+        "allowed_models": [FAILING_MODEL],
         "context_tokens": prompt_overhead_tokens(DEFAULT_PROMPT, "English") + TEXT_BUDGET_TOKENS,
     }
     async with running_app(isolated_settings(root, model_dir, llm=llm), paused=True) as running:
@@ -177,6 +178,25 @@ async def test_request_key_is_used_once_and_never_stored(app: SummaryApp) -> Non
     assert b"Key points only." in everything, "the summaries are in the file that is searched"
     assert REQUEST_KEY.encode() not in everything
     assert REQUEST_KEY.encode("utf-16-le") not in everything
+
+
+async def test_only_allowed_chat_models_may_be_asked_for(app: SummaryApp) -> None:
+    """A key cannot pick an arbitrary (expensive) model: 422 before the LLM API is called."""
+    client = app.running.client
+    for response in (
+        await client.post(f"/api/v1/tasks/{app.task_id}/summaries", json={"model": "gpt-expensive"}),
+        await client.post("/api/chatgpt/summary", json={"text": "Hello there.", "model": "gpt-expensive"}),
+    ):
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "gpt-expensive" in response.json()["detail"]
+    assert app.llm.take() == []
+    listing = (await client.get(f"/api/v1/tasks/{app.task_id}/summaries")).json()
+    assert all(item["model"] != "gpt-expensive" for item in listing["items"])
+    # The configured model, named explicitly, is always allowed.
+    named = await client.post(f"/api/v1/tasks/{app.task_id}/summaries", json={"model": "test-chat"})
+    assert named.status_code == 201, named.text
+    app.llm.take()
 
 
 async def test_unfinished_and_unknown_tasks(app: SummaryApp) -> None:

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, File, Query, Request, Response, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ServicesDep, StorageDep, TaskServiceDep
+from app.api.deps import ServicesDep, TaskServiceDep
 from app.api.extract_audio import TempFileStreamingResponse, extracted_audio_response
 from app.api.problems import ProblemRenderingRoute
 from app.api.routes.health import health
@@ -239,7 +239,7 @@ async def legacy_health(request: Request, services: ServicesDep) -> JSONResponse
     responses={**AUDIO_RESPONSES, **ENVELOPE_ERRORS},
 )
 async def legacy_extract_audio(
-    storage: StorageDep,
+    services: ServicesDep,
     file: Annotated[UploadFile, File(description="Video or audio file. / 视频或音频文件。")],
     output_format: Annotated[
         AudioFormat, Query(description="wav | mp3 | flac | opus. / 输出格式。")
@@ -260,4 +260,11 @@ async def legacy_extract_audio(
     options = ExtractOptions(
         format=output_format, sample_rate=sample_rate, channels=channels, bit_depth=bit_depth
     )
-    return await extracted_audio_response(storage, file, options, upload_name=file.filename)
+    return await extracted_audio_response(
+        services.storage,
+        file,
+        options,
+        admission=services.admission,
+        limits=services.settings.limits,
+        upload_name=file.filename,
+    )

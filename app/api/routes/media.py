@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from app.api.deps import StorageDep
+from app.api.deps import ServicesDep
 from app.api.extract_audio import TempFileStreamingResponse, extracted_audio_response
 from app.api.problems import problem_responses
 from app.media.extract import AudioFormat, ExtractOptions
@@ -23,7 +23,7 @@ AUDIO_RESPONSES: dict[int | str, dict[str, object]] = {
             "audio/ogg": {"schema": {"type": "string", "format": "binary"}},
         },
     },
-    **problem_responses(400, 413, 415, 422),
+    **problem_responses(400, 413, 415, 422, 503),
 }
 
 
@@ -33,8 +33,9 @@ AUDIO_RESPONSES: dict[int | str, dict[str, object]] = {
     description=(
         "Upload a video (or audio) file and get its first audio track back as WAV, MP3, FLAC or Opus "
         "(Ogg), resampled to `sample_rate` and `channels`. `bit_depth` (16/24/32 for WAV, 16/24 for "
-        "FLAC) applies to lossless formats only. The upload size limit applies; a file that is not "
-        "media gets 415.\n\n"
+        "FLAC) applies to lossless formats only. The upload size limit applies, and so do the "
+        "duration limit and a cap on the output's size (413); a file that is not media gets 415; 503 "
+        "when the service is over capacity.\n\n"
         "上传视频（或音频）文件，返回其第一条音轨，格式为 WAV、MP3、FLAC 或 Opus（Ogg），并按 sample_rate 与 "
         "channels 重采样。bit_depth（WAV 为 16/24/32，FLAC 为 16/24）只适用于无损格式。受上传大小限制；"
         "不是音视频的文件返回 415。"
@@ -44,7 +45,7 @@ AUDIO_RESPONSES: dict[int | str, dict[str, object]] = {
     responses=AUDIO_RESPONSES,
 )
 async def extract_audio_route(
-    storage: StorageDep,
+    services: ServicesDep,
     file: Annotated[UploadFile, File(description="Video or audio file. / 视频或音频文件。")],
     format: Annotated[
         AudioFormat, Form(description="wav | mp3 | flac | opus. / 输出格式。")
@@ -68,4 +69,11 @@ async def extract_audio_route(
     ] = None,
 ) -> TempFileStreamingResponse:
     options = ExtractOptions(format=format, sample_rate=sample_rate, channels=channels, bit_depth=bit_depth)
-    return await extracted_audio_response(storage, file, options, upload_name=file.filename)
+    return await extracted_audio_response(
+        services.storage,
+        file,
+        options,
+        admission=services.admission,
+        limits=services.settings.limits,
+        upload_name=file.filename,
+    )

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from app.api.deps import PrincipalDep, SettingsDep, TaskServiceDep
 from app.api.problems import problem_responses
+from app.api.stream_slots import SlotStreamingResponse, StreamSlotDep
 from app.db.task_repository import TaskFilters
 from app.errors import ProblemError
 from app.schemas.callback import CallbackHistory, CallbackStatus
@@ -122,20 +123,27 @@ def _aware(value: datetime | None) -> datetime | None:
     summary="Get a task / 查询任务",
     description=(
         "Returns the task, with `result` once completed. `wait=N` long-polls up to N seconds "
-        "for the task to finish.\n\n返回任务；完成后包含 result。wait=N 表示最多等待 N 秒直到任务结束。"
+        "for the task to finish; a caller (API key) holds at most `LIMITS__MAX_STREAMS_PER_KEY` long "
+        "polls and event streams at once (429 beyond).\n\n"
+        "返回任务；完成后包含 result。wait=N 表示最多等待 N 秒直到任务结束；每个调用方（API 密钥）同时最多保持 "
+        "LIMITS__MAX_STREAMS_PER_KEY 个长轮询与事件流（超出返回 429）。"
     ),
-    responses=problem_responses(404, 422),
+    responses=problem_responses(404, 422, 429),
 )
 async def get_task(
     service: TaskServiceDep,
     principal: PrincipalDep,
+    slot: StreamSlotDep,
     task_id: TaskId,
     wait: Annotated[
         float,
         Query(ge=0, le=600, description="Seconds to wait for completion. / 等待完成的秒数。"),
     ] = 0,
 ) -> TaskOut:
-    return await service.get(task_id, wait=wait, principal=principal)
+    if wait <= 0:
+        return await service.get(task_id, principal=principal)
+    async with slot.hold():  # 429 past the caller's open streams and long polls
+        return await service.get(task_id, wait=wait, principal=principal)
 
 
 @router.delete(
@@ -269,10 +277,12 @@ def _sse(event: str, data: Any, event_id: int) -> str:
         "attempts, worker_id) at each status change, `progress` (data: id, progress) as the audio "
         "advances, and a final `end` event carrying the task (without result), then the stream "
         "closes. `: keep-alive` comments are sent while nothing changes. Tasks on other nodes are "
-        "followed by re-reading the database.\n\n"
+        "followed by re-reading the database. A caller (API key) holds at most "
+        "`LIMITS__MAX_STREAMS_PER_KEY` event streams and long polls at once (429 beyond).\n\n"
         "以 Server-Sent Events 推送任务事件直到任务结束：状态变化时发送 `status`（id、status、progress、error、"
         "attempts、worker_id），处理进度推进时发送 `progress`（id、progress），最后发送携带任务（不含结果）的 "
         "`end` 事件并关闭连接。无变化时发送 `: keep-alive` 注释。其他节点上的任务通过轮询数据库跟踪。"
+        "每个调用方（API 密钥）同时最多保持 LIMITS__MAX_STREAMS_PER_KEY 个事件流与长轮询（超出返回 429）。"
     ),
     response_class=StreamingResponse,
     responses={
@@ -280,13 +290,14 @@ def _sse(event: str, data: Any, event_id: int) -> str:
             "description": "An event stream. / 事件流。",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **problem_responses(404, 422),
+        **problem_responses(404, 422, 429),
     },
 )
 async def task_events(
     service: TaskServiceDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    slot: StreamSlotDep,
     task_id: TaskId,
     keepalive: Annotated[
         float,
@@ -336,8 +347,10 @@ async def task_events(
         )
         yield _sse("end", final, event_id + 1)
 
-    return StreamingResponse(
+    slot.acquire()  # 429 past the caller's open streams and long polls; released when the stream ends
+    return SlotStreamingResponse(
         stream(),
+        slot=slot,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
