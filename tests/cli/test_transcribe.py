@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,14 @@ from tests.server_process import free_port, server_env, start_server
 JFK_PHRASE = "ask not what your country can do for you"
 
 
-def _serve(root: Path, model_dir: Path, role: str) -> Iterator[str]:
+@dataclass(frozen=True)
+class Server:
+    url: str
+    env: dict[str, str]
+    """The server's environment (its database and node id), for ``tingxie health --worker``."""
+
+
+def _serve(root: Path, model_dir: Path, role: str) -> Iterator[Server]:
     port = free_port()
     env = server_env(
         root,
@@ -34,28 +42,41 @@ def _serve(root: Path, model_dir: Path, role: str) -> Iterator[str]:
     )
     process = start_server(env, port, root / "server.log", role=role, command=("-m", "app.cli", "serve"))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield Server(f"http://127.0.0.1:{port}", env)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[str]:
+def live(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[Server]:
     """``tingxie serve``: the API and a processor."""
     yield from _serve(tmp_path_factory.mktemp("cli-all"), model_dir, "all")
 
 
+@pytest.fixture
+def server(live: Server) -> str:
+    return live.url
+
+
 @pytest.fixture(scope="module")
-def api_only(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[str]:
+def api_only_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[Server]:
     """``tingxie serve --role api``: tasks are queued but nothing runs them."""
     yield from _serve(tmp_path_factory.mktemp("cli-api"), model_dir, "api")
 
 
-def tingxie(*args: str | Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+@pytest.fixture
+def api_only(api_only_server: Server) -> str:
+    return api_only_server.url
+
+
+def tingxie(
+    *args: str | Path, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *map(str, args)],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -142,3 +163,12 @@ def test_a_cancelled_task_exits_with_task_failed(api_only: str, clips: dict[str,
     assert cli.returncode == ExitCode.TASK_FAILED, stderr
     assert f"task {task_id} cancelled" in stderr
     assert stdout == ""
+
+
+def test_health_checks_a_server_and_a_worker(live: Server, api_only_server: Server) -> None:
+    assert tingxie("health", "--server", live.url).returncode == ExitCode.OK
+    assert tingxie("health", "--server", f"http://127.0.0.1:{free_port()}").returncode == ExitCode.UNREACHABLE
+    # ``serve`` runs a processor that heartbeats under the node id; an API-only server runs none.
+    assert tingxie("health", "--worker", env=live.env).returncode == ExitCode.OK
+    nobody = tingxie("health", "--worker", env=api_only_server.env)
+    assert nobody.returncode == ExitCode.TASK_FAILED and "no live worker" in nobody.stderr
