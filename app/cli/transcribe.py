@@ -184,7 +184,13 @@ def _follow(client: httpx.Client, task: dict[str, Any], *, show: bool) -> dict[s
 
 @contextlib.contextmanager
 def _progress_bar(show: bool) -> Iterator[tqdm]:
-    bar: tqdm = tqdm(total=100, unit="%", disable=not show, file=sys.stderr, dynamic_ncols=True)
+    bar: tqdm = tqdm(
+        total=100,
+        disable=not show,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        bar_format="{percentage:3.0f}%|{bar}| {elapsed} {postfix}",
+    )
     try:
         yield bar
     finally:
