@@ -23,7 +23,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv \
-    && useradd --system --create-home --home-dir /var/lib/tingxie tingxie
+    && useradd --system --create-home --home-dir /var/lib/tingxie tingxie \
+    && install -d -o tingxie -g tingxie /var/lib/tingxie/media /var/lib/tingxie/models /var/lib/tingxie/logs
 
 WORKDIR /opt/tingxie
 # Dependencies first: a code change does not reinstall them.
