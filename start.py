@@ -1,4 +1,4 @@
-"""Start Tingxie.
+"""Start Tingxie (the same as ``tingxie serve`` / ``tingxie worker``).
 
     python start.py [--host 127.0.0.1] [--port 8000] [--role all|api|worker]
 
@@ -11,46 +11,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 
-import uvicorn
-
-from app.logging_setup import configure_logging
-from app.main import create_app
-from app.services.container import Services
+from app.cli.serve import add_server_arguments, run_worker, serve
 from config.settings import Settings
 
 
-async def run_worker(settings: Settings) -> None:
-    """A processor without HTTP; SIGTERM/SIGINT finish or hand back running tasks, then exit."""
-    configure_logging(settings.logging)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    services = await Services.start(settings, role="worker")
-    try:
-        await stop.wait()
-    finally:
-        await services.stop()
-
-
 def main() -> None:
-    settings = Settings()
     parser = argparse.ArgumentParser(description="Tingxie (听写) speech-to-text service")
-    parser.add_argument("--host", default=settings.server.host, help="bind address")
-    parser.add_argument("--port", type=int, default=settings.server.port, help="TCP port")
-    parser.add_argument(
-        "--role",
-        choices=("all", "api", "worker"),
-        default="all",
-        help="all: API + processor; api: API only; worker: processor only",
-    )
+    add_server_arguments(parser, roles=("all", "api", "worker"))
     args = parser.parse_args()
+    settings = Settings()
     if args.role == "worker":
         asyncio.run(run_worker(settings))
-        return
-    uvicorn.run(create_app(settings, role=args.role), host=args.host, port=args.port, log_config=None)
+    else:
+        serve(settings, host=args.host, port=args.port, role=args.role)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from app.api.routes import (
     workflow_runs,
     workflows,
 )
+from app.api.routes.api_docs import mount_api_docs
 from app.api.routes.dashboard import mount_dashboard
 from app.api.stream_slots import StreamSlots
 from app.api.upload_precheck import UploadPrecheckMiddleware
@@ -76,8 +77,8 @@ def create_app(
         title="Tingxie 听写",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/",
-        redoc_url="/redoc",
+        docs_url=None,  # served offline by mount_api_docs
+        redoc_url=None,
         lifespan=lifespan,
         max_body_size=settings.storage.max_upload_bytes + FORM_OVERHEAD_BYTES,
     )
@@ -115,5 +116,6 @@ def create_app(
     app.include_router(workflows.router)
     app.include_router(workflow_runs.router)
     app.include_router(workflow_components.router)
+    mount_api_docs(app)
     mount_dashboard(app)
     return app

@@ -1,4 +1,5 @@
-"""Render ``.env.example`` from the settings' docstrings: ``python -m config.env_example > .env.example``."""
+"""Render ``.env.example`` from the settings' docstrings. ``python -m config.docs`` writes it, with the
+configuration reference in docs/ (one source for both)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def _default(name: str, field: FieldInfo) -> str:
+def default_value(name: str, field: FieldInfo) -> str:
+    """A field's default as written in ``.env`` (host-dependent ones shown generically)."""
     if name == "node_id":
         return ""  # defaults to the host name
     if name == "model_dir":
@@ -49,7 +51,7 @@ def _lines(model: type[BaseModel], prefix: str) -> list[str]:
             continue
         for line in textwrap.wrap(field.description or "", 96):
             lines.append(f"# {line}")
-        lines.append(f"#{prefix}{name.upper()}={_default(name, field)}")
+        lines.append(f"#{prefix}{name.upper()}={default_value(name, field)}")
     return lines
 
 

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -34,12 +35,19 @@ def server_env(root: Path, model_dir: Path, **settings: str) -> dict[str, str]:
 
 
 def start_server(
-    env: dict[str, str], port: int, log: Path, *, role: str = "all", timeout: float = 60
+    env: dict[str, str],
+    port: int,
+    log: Path,
+    *,
+    role: str = "all",
+    timeout: float = 60,
+    command: Sequence[str] = ("start.py",),
 ) -> subprocess.Popen[bytes]:
-    """Start ``start.py --role role --port port`` (output appended to ``log``); return once healthy."""
+    """Start ``start.py --role role --port port`` (or another ``command`` taking those options, e.g.
+    ``-m app.cli serve``), output appended to ``log``; return once healthy."""
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "start.py", "--role", role, "--port", str(port)],
+            [sys.executable, *command, "--role", role, "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=out,

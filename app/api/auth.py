@@ -26,9 +26,10 @@ PUBLIC_PATHS = frozenset(
 """Answer without a key: liveness, the API documentation and the dashboard's page (a static shell
 that holds no data; its script asks for a key and sends it with every API call)."""
 
-PUBLIC_PREFIXES = ("/internal/v1/", "/dashboard/static/")
+PUBLIC_PREFIXES = ("/internal/v1/", "/dashboard/static/", "/docs/static/")
 """Node-to-node routes, which check the shared peer secret themselves, and the dashboard's static
-assets (CSS, JS; files of ``app/dashboard/static`` only)."""
+assets (CSS, JS; files of ``app/dashboard/static`` only), and the API documentation pages'
+assets (Swagger UI, ReDoc)."""
 
 
 def is_public(path: str) -> bool:

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from app.engines.availability import engine_installed, missing_engine_message
 from app.engines.base import SAMPLE_RATE, SpeechModel
 from app.engines.batch_scheduler import BatchScheduler
 from app.engines.devices import Device, cpu_threads_per_instance, parse_devices
@@ -236,6 +237,8 @@ class AsyncModelPool:
             raise ModelNotAllowedError(
                 f"engine {engine!r} is not allowed; choose one of {self._settings.allowed_engines}"
             )
+        if not engine_installed(engine):
+            raise ModelNotAllowedError(missing_engine_message(engine))
         return ModelKey(engine, model)
 
     def keys(self) -> list[ModelKey]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from whisper.tokenizer import LANGUAGES
-
 from app.schemas.openai import (
     OpenAIResponseFormat,
     OpenAISegment,
@@ -16,6 +14,7 @@ from app.schemas.openai import (
 )
 from app.schemas.result import TranscriptionResult
 from app.schemas.task import TaskType
+from app.services.languages import LANGUAGE_NAMES
 from app.services.subtitles import SubtitleFormat, render_subtitles
 
 
@@ -23,7 +22,7 @@ def language_name(code: str | None) -> str:
     """OpenAI names languages in full (``english``); unknown codes are returned as they are."""
     if not code:
         return "unknown"
-    return str(LANGUAGES.get(code, code))
+    return LANGUAGE_NAMES.get(code, code)
 
 
 def verbose_json(

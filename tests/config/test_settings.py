@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from config.docs import outputs
 from config.env_example import render_env_example
 from config.settings import Settings
 
@@ -32,7 +33,7 @@ def test_every_setting_has_a_docstring() -> None:
 
 def test_env_example_lists_every_setting_and_is_current() -> None:
     committed = (ROOT / ".env.example").read_text(encoding="utf-8")
-    assert committed == render_env_example(), "regenerate: python -m config.env_example > .env.example"
+    assert committed == render_env_example(), "regenerate: python -m config.docs"
     for name, _ in _fields(Settings):
         group = Settings.model_fields.get(name.lower())
         if (
@@ -77,3 +78,19 @@ def test_defaults_are_the_embedded_ones(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.whisper.default_model == "base"
     assert {"base", "tiny.en"} <= set(settings.whisper.allowed_models)
     assert settings.whisper.devices == "auto" and settings.whisper.load_mode == "eager"
+
+
+def test_configuration_docs_and_env_example_are_current() -> None:
+    """One generator, one source: .env.example and docs/configuration(.zh).md from the docstrings."""
+    for path, text in outputs().items():
+        assert path.read_text(encoding="utf-8") == text, f"{path.name} is stale: run python -m config.docs"
+    reference = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    for name, _ in _fields(Settings):
+        group = Settings.model_fields.get(name.lower())
+        if (
+            group is not None
+            and isinstance(group.annotation, type)
+            and issubclass(group.annotation, BaseModel)
+        ):
+            continue
+        assert f"| `{name}` |" in reference, name

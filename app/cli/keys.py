@@ -1,8 +1,8 @@
-"""Command line administration against the configured database.
+"""``tingxie keys``: API keys, managed against the configured database.
 
-python -m app.cli keys create --name ci [--admin]
-python -m app.cli keys list [--all]
-python -m app.cli keys revoke <key id>
+tingxie keys create --name ci [--admin]
+tingxie keys list [--all]
+tingxie keys revoke <key id>
 """
 
 from __future__ import annotations
@@ -10,19 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
 
-from app.db.api_key_repository import ApiKeyRepository
-from app.db.migrate import upgrade_to_head
-from app.db.session import create_engine, create_session_factory
-from app.services.auth import AuthService
 from config.settings import Settings
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app.cli", description="Tingxie administration.")
-    groups = parser.add_subparsers(dest="group", required=True)
-    keys = groups.add_parser("keys", help="manage API keys").add_subparsers(dest="command", required=True)
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = commands.add_parser("keys", help="manage API keys", description="Manage API keys.")
+    group.set_defaults(run=run)
+    keys = group.add_subparsers(dest="command", required=True)
     create = keys.add_parser("create", help="create a key and print it (shown only once)")
     create.add_argument("--name", required=True, help="who or what uses the key")
     create.add_argument("--admin", action="store_true", help="an admin key (manages keys, sees all tasks)")
@@ -30,10 +25,14 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--all", action="store_true", help="include revoked keys")
     revoke = keys.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
-    return parser
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db.api_key_repository import ApiKeyRepository
+    from app.db.migrate import upgrade_to_head
+    from app.db.session import create_engine, create_session_factory
+    from app.services.auth import AuthService
+
     await asyncio.to_thread(upgrade_to_head, settings.database_url)
     engine = create_engine(settings.database_url)
     try:
@@ -60,10 +59,5 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         await engine.dispose()
 
 
-def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
-    args = _parser().parse_args(argv)
+def run(args: argparse.Namespace, settings: Settings | None) -> int:
     return asyncio.run(_run(args, settings or Settings()))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
