@@ -97,7 +97,10 @@ class Services:
         )
         callbacks = CallbackRepository(sessions)
         pool = AsyncModelPool(
-            settings.whisper, ModelFactory(settings.whisper, ModelResolver(settings.whisper.model_dir))
+            settings.whisper,
+            ModelFactory(
+                settings.whisper, ModelResolver(settings.whisper.model_dir), settings.sensevoice
+            ),
         )
         events = TaskEvents()
         stats = StatsRepository(sessions)
@@ -140,6 +143,7 @@ class Services:
             events=events,
             default_model=settings.whisper.default_model,
             default_engine=settings.whisper.engine,
+            default_chinese_script=settings.chinese.default_script,
             media_node=settings.server.public_url if settings.storage.peer_secret else None,
             # Without a local processor every completion happens elsewhere: re-read sooner.
             poll_interval=(

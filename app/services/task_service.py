@@ -20,6 +20,7 @@ from app.db.callback_repository import CallbackRepository, DeliveryStatus, event
 from app.db.models import Batch, CallbackAttempt, CallbackDelivery, Task, new_task_id, utcnow
 from app.db.task_repository import TaskFilters, TaskRepository
 from app.engines.model_pool import AsyncModelPool, ModelNotAllowedError
+from app.engines.registry import ENGINES, engine_for_model
 from app.errors import ProblemError
 from app.logging_setup import task_log_context
 from app.media.probe import NotMediaError, probe_media
@@ -42,6 +43,7 @@ from app.schemas.callback import (
     CallbackState,
     CallbackStatus,
 )
+from app.schemas.chinese import ChineseScript
 from app.schemas.result import TranscriptionResult
 from app.schemas.task import (
     DecodeOptions,
@@ -81,6 +83,7 @@ def to_out(task: Task, *, include_result: bool = True, callback: CallbackDeliver
         engine=task.engine,
         model=task.model,
         options=DecodeOptions.model_validate(task.options),
+        chinese_script=ChineseScript(task.chinese_script) if task.chinese_script else None,
         source=MediaSource(task.source),
         file_name=task.file_name,
         file_url=task.file_url,
@@ -175,7 +178,9 @@ class TaskService:
         callbacks: CallbackRepository | None = None,
         wake_callbacks: Callable[[], None] | None = None,
         admission: AdmissionControl | None = None,
+        default_chinese_script: str = ChineseScript.original.value,
     ) -> None:
+        self._default_chinese_script = ChineseScript(default_chinese_script)
         self._repository = repository
         self._storage = storage
         self._pool = pool
@@ -280,12 +285,16 @@ class TaskService:
         """Validate what a new task asks for before any media is fetched; returns (model, engine).
 
         The ``callback_url`` must pass the SSRF guard (422)."""
-        model_name = model or self._default_model
-        engine_name = engine or self._default_engine
+        engine_name = engine or (engine_for_model(model) if model else None) or self._default_engine
+        own_model = ENGINES[engine_name].own_model if engine_name in ENGINES else None
+        model_name = model or own_model or self._default_model
         try:
             self._pool.check_allowed(model_name, engine_name)
         except ModelNotAllowedError as exc:
             raise ProblemError(422, str(exc)) from exc
+        problem = self._pool.unsupported(engine_name, task_type, options)
+        if problem is not None:
+            raise ProblemError(422, problem)
         if model_name.endswith(".en") and (
             task_type is TaskType.translate or (options.language not in (None, "en"))
         ):
@@ -327,6 +336,8 @@ class TaskService:
         The task belongs to ``principal`` (by default the caller's API key). A workflow step gives
         the ``task_id`` it recorded beforehand (an existing id raises ``IntegrityError``) and its run."""
         creator = self._principal(principal)
+        if options.chinese_script is None:
+            options = options.model_copy(update={"chinese_script": self._default_chinese_script})
         try:
             try:
                 info = await asyncio.to_thread(probe_media, stored.path)
@@ -340,6 +351,7 @@ class TaskService:
                 engine=engine,
                 model=model,
                 options=options.model_dump(mode="json"),
+                chinese_script=options.chinese_script.value if options.chinese_script else None,
                 source=source.value,
                 file_name=file_name,
                 file_url=file_url,
