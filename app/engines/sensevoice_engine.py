@@ -245,7 +245,9 @@ class SenseVoiceModel:
                 word_start = round(start + times[number], 3)
                 word_end = round(start + times[number + 1], 3) if number + 1 < len(times) else round(end, 3)
                 probability = float(np.exp(log_probs[number])) if len(log_probs) == len(tokens) else 1.0
-                words.append(Word(start=word_start, end=max(word_start, word_end), word=word, probability=probability))
+                words.append(
+                    Word(start=word_start, end=max(word_start, word_end), word=word, probability=probability)
+                )
         language = _tag(result.lang)
         segment = Segment(
             id=0,

@@ -98,9 +98,7 @@ class Services:
         callbacks = CallbackRepository(sessions)
         pool = AsyncModelPool(
             settings.whisper,
-            ModelFactory(
-                settings.whisper, ModelResolver(settings.whisper.model_dir), settings.sensevoice
-            ),
+            ModelFactory(settings.whisper, ModelResolver(settings.whisper.model_dir), settings.sensevoice),
         )
         events = TaskEvents()
         stats = StatsRepository(sessions)

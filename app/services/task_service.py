@@ -74,6 +74,10 @@ def display_name(file_name: str | None) -> str | None:
     return cleaned[:255] or None
 
 
+def _script_column(options: DecodeOptions) -> str | None:
+    return options.chinese_script.value if options.chinese_script is not None else None
+
+
 def to_out(task: Task, *, include_result: bool = True, callback: CallbackDelivery | None = None) -> TaskOut:
     return TaskOut(
         id=task.id,
@@ -273,6 +277,12 @@ class TaskService:
             principal=principal,
         )
 
+    def _with_script(self, options: DecodeOptions) -> DecodeOptions:
+        """``options`` with the server's default Chinese script when they name none."""
+        if options.chinese_script is not None:
+            return options
+        return options.model_copy(update={"chinese_script": self._default_chinese_script})
+
     async def check_request(
         self,
         *,
@@ -336,8 +346,7 @@ class TaskService:
         The task belongs to ``principal`` (by default the caller's API key). A workflow step gives
         the ``task_id`` it recorded beforehand (an existing id raises ``IntegrityError``) and its run."""
         creator = self._principal(principal)
-        if options.chinese_script is None:
-            options = options.model_copy(update={"chinese_script": self._default_chinese_script})
+        options = self._with_script(options)
         try:
             try:
                 info = await asyncio.to_thread(probe_media, stored.path)
@@ -351,7 +360,7 @@ class TaskService:
                 engine=engine,
                 model=model,
                 options=options.model_dump(mode="json"),
-                chinese_script=options.chinese_script.value if options.chinese_script else None,
+                chinese_script=_script_column(options),
                 source=source.value,
                 file_name=file_name,
                 file_url=file_url,
@@ -596,6 +605,7 @@ class TaskService:
         model_name, engine_name = await self.check_request(
             model=model, engine=engine, task_type=task_type, options=options, callback_url=callback_url
         )
+        options = self._with_script(options)
         if not uploads:
             raise ProblemError(422, "give at least one file")
         if len(uploads) > MAX_BATCH_FILES:
@@ -628,6 +638,7 @@ class TaskService:
                         engine=engine_name,
                         model=model_name,
                         options=options.model_dump(mode="json"),
+                        chinese_script=_script_column(options),
                         source=MediaSource.upload.value,
                         file_name=display_name(upload_name),
                         media_path=media.name,
