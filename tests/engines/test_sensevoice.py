@@ -65,6 +65,22 @@ async def test_task_comes_back_with_the_models_text(
             "no itn": (await upload(client, clip.path, model="sensevoice", use_itn="false")).json()["id"],
             "taiwan": (await upload(client, clip.path, engine="sensevoice", language="zh-TW")).json()["id"],
         }
+        with clip.path.open("rb") as handle:
+            openai = await client.post(
+                "/v1/audio/transcriptions",
+                data={"model": "sensevoice", "language": "zh-Hant", "response_format": "json"},
+                files={"file": (clip.file, handle, "audio/wav")},
+            )
+        assert openai.status_code == 200, openai.text
+        assert openai.json()["text"] == "語音識別。"
+        with clip.path.open("rb") as handle:
+            legacy = await client.post(
+                "/api/whisper/tasks/create",
+                params={"engine": "sensevoice", "use_itn": "false"},
+                files={"file_upload": (clip.file, handle, "audio/wav")},
+            )
+        assert legacy.status_code == 200, legacy.text
+        ids["legacy"] = legacy.json()["data"]["id"]
         tasks = {name: await wait_done(client, task_id) for name, task_id in ids.items()}
         subtitles = await client.get(f"/api/v1/tasks/{ids['itn']}/subtitles", params={"format": "srt"})
 
@@ -73,7 +89,7 @@ async def test_task_comes_back_with_the_models_text(
         assert task["engine"] == "sensevoice" and task["model"] == "sensevoice"
     itn = tasks["itn"]["result"]
     assert itn["text"] == TEXT_WITH_ITN and tasks["itn"]["language"] == "zh"
-    assert tasks["no itn"]["result"]["text"] == TEXT_WITHOUT_ITN
+    assert tasks["no itn"]["result"]["text"] == TEXT_WITHOUT_ITN == tasks["legacy"]["result"]["text"]
     assert tasks["taiwan"]["result"]["text"] == "語音識別。"
     (segment,) = itn["segments"]
     # Tags are fields, never text.
