@@ -40,7 +40,7 @@ from app.engines.base import SAMPLE_RATE, SpeechModel
 from app.engines.batch_scheduler import BatchScheduler
 from app.engines.devices import Device, cpu_threads_per_instance, parse_devices
 from app.engines.factory import ModelFactory
-from app.engines.registry import ENGINES
+from app.engines.registry import ENGINES, engine_for_model
 from app.schemas.task import DecodeOptions, TaskType
 from config.settings import WhisperSettings
 
@@ -480,8 +480,9 @@ class AsyncModelPool:
                 return
 
     async def load(self, model: str, engine: str | None = None) -> ModelKey:
-        """Make sure at least one instance of ``model`` is loaded and kept (API: load)."""
-        key = self.check_allowed(model, engine or self._settings.engine)
+        """Make sure at least one instance of ``model`` is loaded and kept (API: load); without an
+        engine, the engine whose own model it is (``sensevoice``), else the default engine."""
+        key = self.check_allowed(model, engine or engine_for_model(model) or self._settings.engine)
         self._desired[key] = max(self.desired(key), 1)
         await self._fill(key)
         if not any(i.state is InstanceState.ready for i in self.instances(key)) and key in self.failures:

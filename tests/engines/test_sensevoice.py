@@ -58,6 +58,9 @@ async def test_task_comes_back_with_the_models_text(
         client = running.client
         health = (await client.get("/api/v1/health")).json()
         assert health["engines"]["sensevoice"] == "ok"
+        loaded = await client.post("/api/v1/models/sensevoice/load")
+        assert loaded.status_code == 200, loaded.text
+        assert loaded.json()["engine"] == "sensevoice" and loaded.json()["instances"][0]["state"] == "ready"
         ids = {
             "itn": (await upload(client, clip.path, engine="sensevoice", word_timestamps="true")).json()[
                 "id"
