@@ -187,21 +187,31 @@ async def test_tags_defaults_and_routes(
             client,
             {
                 "name": "zh-cn transcript",
-                "steps": [{"id": "transcribe", "uses": "transcribe", "with": {"language": "zh-CN"}}],
+                "steps": [
+                    {"id": "transcribe", "uses": "transcribe", "with": {"language": "zh-CN"}},
+                    {
+                        "id": "hk",
+                        "uses": "transcribe",
+                        "with": {"language": "zh", "chinese_script": "hongkong"},
+                    },
+                ],
             },
         )
         run = await wait_run(client, (await start_run(client, workflow, clip.path))["id"])
         assert run["status"] == "completed", run
         workflow_task = steps_of(run)["transcribe"]["task_id"]
+        workflow_hk_task = steps_of(run)["hk"]["task_id"]
 
         tasks = {name: await wait_done(client, task_id) for name, task_id in created.items()}
         tasks["workflow zh-CN"] = await wait_done(client, workflow_task)
+        tasks["workflow hongkong"] = await wait_done(client, workflow_hk_task)
         expected = {
             "zh-TW": ChineseScript.taiwan,
             "default": ChineseScript.simplified,
             "legacy zh-HK": ChineseScript.hongkong,
             "batch zh-Hant": ChineseScript.taiwan,
             "workflow zh-CN": ChineseScript.simplified,
+            "workflow hongkong": ChineseScript.hongkong,
         }
         for name, script in expected.items():
             task = tasks[name]
