@@ -70,14 +70,11 @@ class WhisperSettings(BaseModel):
 
     model_config = _GROUP_CONFIG
 
-    engine: Literal["faster_whisper", "openai_whisper"] = "faster_whisper"
-    """Engine used when a task names none."""
+    engine: str = "faster_whisper"
+    """Engine used when a task names none: ``faster_whisper``, ``openai_whisper`` or ``sensevoice`` (see docs/engines.md)."""
 
-    allowed_engines: Annotated[list[Literal["faster_whisper", "openai_whisper"]], NoDecode] = [
-        "faster_whisper",
-        "openai_whisper",
-    ]
-    """Engines a task may request."""
+    allowed_engines: Annotated[list[str], NoDecode] = ["faster_whisper", "openai_whisper", "sensevoice"]
+    """Engines a task may request. An allowed engine that cannot run here (``sensevoice`` without ``SENSEVOICE__MODEL_DIR``) is reported by the health endpoint and refused with a 422."""
 
     default_model: str = "base"
     """Model used when a task names none."""
@@ -173,10 +170,53 @@ class WhisperSettings(BaseModel):
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        from app.engines.registry import check_engine_name
+
+        return check_engine_name(value)
+
+    @field_validator("allowed_engines")
+    @classmethod
+    def _known_engines(cls, value: list[str]) -> list[str]:
+        from app.engines.registry import check_engine_name
+
+        return [check_engine_name(name) for name in value]
+
     def resolved_compute_type(self, device: str) -> str:
         if self.compute_type != "default":
             return self.compute_type
         return "float16" if device == "cuda" else "int8"
+
+
+class SenseVoiceSettings(BaseModel):
+    """The SenseVoice engine (sherpa-onnx); see docs/engines.md and docs/chinese.md."""
+
+    model_config = _GROUP_CONFIG
+
+    model_dir: Path | None = None
+    """Directory holding SenseVoiceSmall's ``model.int8.onnx`` (or ``model.onnx``) and ``tokens.txt`` in sherpa-onnx's format, downloaded by you; unset, the ``sensevoice`` engine is unavailable."""
+
+    batch_size: int = Field(default=4, ge=1, le=64)
+    """Speech pieces (each at most ``max_piece_seconds``) decoded together in one batch."""
+
+    max_piece_seconds: float = Field(default=30.0, ge=1.0, le=30.0)
+    """Long audio is cut by VAD into pieces of at most this many seconds (SenseVoice is trained on short utterances)."""
+
+    @field_validator("model_dir")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+
+class ChineseSettings(BaseModel):
+    """Chinese output (see docs/chinese.md)."""
+
+    model_config = _GROUP_CONFIG
+
+    default_script: Literal["original", "simplified", "traditional", "taiwan", "hongkong"] = "original"
+    """Script of Chinese output for tasks that name none: ``original`` (as decoded), ``simplified``, ``traditional``, ``taiwan`` or ``hongkong`` (OpenCC, phrase-level)."""
 
 
 class ProcessorSettings(BaseModel):
@@ -491,6 +531,12 @@ class Settings(BaseSettings):
 
     whisper: WhisperSettings = WhisperSettings()
     """Speech engine and models (``WHISPER__*``)."""
+
+    sensevoice: SenseVoiceSettings = SenseVoiceSettings()
+    """The SenseVoice engine (``SENSEVOICE__*``)."""
+
+    chinese: ChineseSettings = ChineseSettings()
+    """Chinese output (``CHINESE__*``)."""
 
     processor: ProcessorSettings = ProcessorSettings()
     """Background processor (``PROCESSOR__*``)."""

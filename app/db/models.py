@@ -81,6 +81,8 @@ class Task(Base):
     engine: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(128))
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    chinese_script: Mapped[str | None] = mapped_column(String(16), default=None)
+    """Script Chinese output is converted to (``original`` leaves it as decoded); also in ``options``."""
 
     source: Mapped[str] = mapped_column(String(16))
     file_name: Mapped[str | None] = mapped_column(String(255), default=None)

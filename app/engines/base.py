@@ -10,8 +10,11 @@ from typing import Protocol, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from app.engines.devices import Device
+from app.engines.model_resolver import ModelResolver
 from app.schemas.result import Segment
 from app.schemas.task import DecodeOptions, TaskType
+from config.settings import SenseVoiceSettings, WhisperSettings
 
 Audio: TypeAlias = Path | npt.NDArray[np.float32]
 """A media file, or 16 kHz mono float32 samples."""
@@ -42,4 +45,27 @@ class SpeechModel(Protocol):
 
     def close(self) -> None:
         """Release the weights."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelLoad:
+    """Everything an engine module's ``create_model`` gets: which model, where, and the settings."""
+
+    model: str
+    device: Device
+    cpu_threads: int
+    whisper: WhisperSettings
+    sensevoice: SenseVoiceSettings
+    resolver: ModelResolver
+    max_audio_seconds: float | None = None
+    """Decoding stops with an error past this much audio (``LIMITS__MAX_MEDIA_SECONDS``)."""
+
+
+class EngineModule(Protocol):
+    """What an engine's module provides (see ``app.engines.registry``). ``unavailable`` and
+    ``unsupported`` are optional."""
+
+    def create_model(self, load: ModelLoad) -> SpeechModel:
+        """Blocking: load the weights."""
         ...

@@ -1,72 +1,68 @@
-"""Creates engine instances: resolves the model name, picks the engine class, places it on a device."""
+"""Creates engine instances: finds the engine's module in the registry and lets it load the model."""
 
 from __future__ import annotations
 
+import importlib
 import logging
-from pathlib import Path
+from typing import cast
 
-from app.engines.base import SpeechModel
+from app.engines.base import EngineModule, ModelLoad, SpeechModel
 from app.engines.devices import Device
 from app.engines.model_resolver import ModelResolver
-from config.settings import WhisperSettings
+from app.engines.registry import ENGINES
+from app.schemas.task import DecodeOptions, TaskType
+from config.settings import SenseVoiceSettings, WhisperSettings
 
 logger = logging.getLogger(__name__)
-
-ENGINES = ("faster_whisper", "openai_whisper")
 
 
 class ModelFactory:
     def __init__(
-        self, settings: WhisperSettings, resolver: ModelResolver, *, max_audio_seconds: float | None = None
+        self,
+        settings: WhisperSettings,
+        resolver: ModelResolver,
+        sensevoice: SenseVoiceSettings | None = None,
+        *,
+        max_audio_seconds: float | None = None,
     ) -> None:
         self._settings = settings
         self._resolver = resolver
+        self._sensevoice = sensevoice or SenseVoiceSettings()
         self._max_audio_seconds = max_audio_seconds
+
+    def _module(self, engine: str) -> EngineModule:
+        spec = ENGINES.get(engine)
+        if spec is None:
+            raise ValueError(f"unknown engine {engine!r}")
+        return cast(EngineModule, importlib.import_module(spec.module))
+
+    def _load(self, engine: str, model: str, device: Device, cpu_threads: int) -> ModelLoad:
+        return ModelLoad(
+            model=model,
+            device=device,
+            cpu_threads=cpu_threads,
+            whisper=self._settings,
+            sensevoice=self._sensevoice,
+            resolver=self._resolver,
+            max_audio_seconds=self._max_audio_seconds,
+        )
+
+    def unavailable(self, engine: str) -> str | None:
+        """Why ``engine`` cannot run on this node (its weights are missing, ...), or ``None``."""
+        check = getattr(self._module(engine), "unavailable", None)
+        if check is None:
+            return None
+        problem: str | None = check(self._load(engine, "", Device("cpu", 0), 1))
+        return problem
+
+    def unsupported(self, engine: str, task_type: TaskType, options: DecodeOptions) -> str | None:
+        """Why ``engine`` cannot serve this request (a language it lacks, ...), or ``None``."""
+        check = getattr(self._module(engine), "unsupported", None)
+        if check is None:
+            return None
+        problem: str | None = check(task_type, options)
+        return problem
 
     def create(self, engine: str, model: str, device: Device, cpu_threads: int) -> SpeechModel:
         """Blocking: loads weights. Run it in a worker thread."""
-        if engine == "faster_whisper":
-            from app.engines.faster_whisper_engine import FasterWhisperModel
-
-            resolved = self._resolver.resolve(model)
-            compute_type = self._settings.resolved_compute_type(device.kind)
-            # Each lane runs its batches on its own worker: the instance's threads are shared out.
-            cpu_threads = max(1, cpu_threads // self._settings.concurrent_batches)
-            logger.info(
-                "loading %s/%s from %s on %s (%s, %d thread(s) per worker)",
-                engine,
-                model,
-                resolved.location,
-                device.name,
-                compute_type,
-                cpu_threads,
-            )
-            return FasterWhisperModel(
-                model,
-                resolved.location,
-                device=device.kind,
-                device_index=device.index,
-                compute_type=compute_type,
-                cpu_threads=cpu_threads,
-                num_workers=self._settings.workers_per_instance,
-                batch_size=self._settings.batch_size,
-                short_windows=self._settings.short_windows,
-                window_seconds=self._settings.window_seconds,
-                download_root=self._settings.model_dir / "hub",
-                max_audio_seconds=self._max_audio_seconds,
-            )
-        if engine == "openai_whisper":
-            from app.engines.openai_whisper_engine import OpenAIWhisperModel
-
-            location = str(Path(model).expanduser()) if model.endswith(".pt") else model
-            logger.info("loading %s/%s on %s", engine, location, device.name)
-            return OpenAIWhisperModel(
-                model,
-                location,
-                device=device.kind,
-                device_index=device.index,
-                cpu_threads=cpu_threads,
-                download_root=self._settings.model_dir / "openai",
-                max_audio_seconds=self._max_audio_seconds,
-            )
-        raise ValueError(f"unknown engine {engine!r}")
+        return self._module(engine).create_model(self._load(engine, model, device, cpu_threads))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,15 @@ import numpy.typing as npt
 from faster_whisper import WhisperModel
 from faster_whisper.transcribe import Segment as FwSegment
 
-from app.engines.base import SAMPLE_RATE, Audio, TranscriptionStream
+from app.engines.base import SAMPLE_RATE, Audio, ModelLoad, TranscriptionStream
 from app.engines.batched import CHUNK_VAD, BatchedDecoder, Chunk, chunk_regions
 from app.engines.vad import parse_clip_timestamps, speech_regions
 from app.engines.windows import Window, plan_windows
 from app.media.samples import decode_samples
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
+
+logger = logging.getLogger(__name__)
 
 
 def decode_kwargs(task_type: TaskType, options: DecodeOptions) -> dict[str, Any]:
@@ -229,3 +232,34 @@ class FasterWhisperModel:
 
 def _slice(samples: npt.NDArray[np.float32], window: Window) -> npt.NDArray[np.float32]:
     return samples[int(window.start * SAMPLE_RATE) : round(window.end * SAMPLE_RATE)]
+
+
+def create_model(load: ModelLoad) -> FasterWhisperModel:
+    """The engine's entry in ``app.engines.registry``: resolve the model and load it."""
+    settings, device = load.whisper, load.device
+    resolved = load.resolver.resolve(load.model)
+    compute_type = settings.resolved_compute_type(device.kind)
+    # Each lane runs its batches on its own worker: the instance's threads are shared out.
+    cpu_threads = max(1, load.cpu_threads // settings.concurrent_batches)
+    logger.info(
+        "loading faster_whisper/%s from %s on %s (%s, %d thread(s) per worker)",
+        load.model,
+        resolved.location,
+        device.name,
+        compute_type,
+        cpu_threads,
+    )
+    return FasterWhisperModel(
+        load.model,
+        resolved.location,
+        device=device.kind,
+        device_index=device.index,
+        compute_type=compute_type,
+        cpu_threads=cpu_threads,
+        num_workers=settings.workers_per_instance,
+        batch_size=settings.batch_size,
+        short_windows=settings.short_windows,
+        window_seconds=settings.window_seconds,
+        download_root=settings.model_dir / "hub",
+        max_audio_seconds=load.max_audio_seconds,
+    )

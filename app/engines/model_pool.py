@@ -36,11 +36,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from app.engines.availability import engine_installed, missing_engine_message
 from app.engines.base import SAMPLE_RATE, SpeechModel
 from app.engines.batch_scheduler import BatchScheduler
 from app.engines.devices import Device, cpu_threads_per_instance, parse_devices
 from app.engines.factory import ModelFactory
+from app.engines.registry import ENGINES, engine_for_model
 from app.schemas.task import DecodeOptions, TaskType
 from config.settings import WhisperSettings
 
@@ -229,17 +229,31 @@ class AsyncModelPool:
         return self._settings.batch_size * per_row * instances * self._settings.batch_lanes
 
     def check_allowed(self, model: str, engine: str) -> ModelKey:
-        if model not in self._settings.allowed_models:
-            raise ModelNotAllowedError(
-                f"model {model!r} is not allowed; choose one of {self._settings.allowed_models}"
-            )
+        """The key of ``model`` on ``engine`` when a task may use it; ``ModelNotAllowedError`` says
+        why not (not in the allowlists, not the engine's own model, or the engine cannot run here)."""
         if engine not in self._settings.allowed_engines:
             raise ModelNotAllowedError(
                 f"engine {engine!r} is not allowed; choose one of {self._settings.allowed_engines}"
             )
-        if not engine_installed(engine):
-            raise ModelNotAllowedError(missing_engine_message(engine))
+        own_model = ENGINES[engine].own_model
+        if own_model is not None and model != own_model:
+            raise ModelNotAllowedError(f"the {engine} engine runs only the model {own_model!r}")
+        if own_model is None and model not in self._settings.allowed_models:
+            raise ModelNotAllowedError(
+                f"model {model!r} is not allowed; choose one of {self._settings.allowed_models}"
+            )
+        problem = self._factory.unavailable(engine)
+        if problem is not None:
+            raise ModelNotAllowedError(f"the {engine} engine is unavailable: {problem}")
         return ModelKey(engine, model)
+
+    def unsupported(self, engine: str, task_type: TaskType, options: DecodeOptions) -> str | None:
+        """Why ``engine`` cannot serve this request, or ``None``."""
+        return self._factory.unsupported(engine, task_type, options)
+
+    def engine_problems(self) -> dict[str, str | None]:
+        """Each allowed engine and why it cannot run here (``None`` when it can)."""
+        return {engine: self._factory.unavailable(engine) for engine in self._settings.allowed_engines}
 
     def keys(self) -> list[ModelKey]:
         keys = [ModelKey(self._settings.engine, model) for model in self._settings.allowed_models]
@@ -466,8 +480,9 @@ class AsyncModelPool:
                 return
 
     async def load(self, model: str, engine: str | None = None) -> ModelKey:
-        """Make sure at least one instance of ``model`` is loaded and kept (API: load)."""
-        key = self.check_allowed(model, engine or self._settings.engine)
+        """Make sure at least one instance of ``model`` is loaded and kept (API: load); without an
+        engine, the engine whose own model it is (``sensevoice``), else the default engine."""
+        key = self.check_allowed(model, engine or engine_for_model(model) or self._settings.engine)
         self._desired[key] = max(self.desired(key), 1)
         await self._fill(key)
         if not any(i.state is InstanceState.ready for i in self.instances(key)) and key in self.failures:

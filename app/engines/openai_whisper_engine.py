@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from app.engines.base import SAMPLE_RATE, Audio, TranscriptionStream
+from app.engines.base import SAMPLE_RATE, Audio, ModelLoad, TranscriptionStream
 from app.engines.vad import format_clip_timestamps, parse_clip_timestamps, speech_regions
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
+
+logger = logging.getLogger(__name__)
 
 
 def load_audio(audio: Audio, max_seconds: float | None = None) -> npt.NDArray[np.float32]:
@@ -151,3 +155,32 @@ def _segments(raw: list[dict[str, Any]]) -> Iterator[Segment]:
             tokens=[int(token) for token in segment["tokens"]],
             words=words,
         )
+
+
+def create_model(load: ModelLoad) -> OpenAIWhisperModel:
+    """The engine's entry in ``app.engines.registry``: a name, or a ``.pt`` path."""
+    location = str(Path(load.model).expanduser()) if load.model.endswith(".pt") else load.model
+    logger.info("loading openai_whisper/%s on %s", location, load.device.name)
+    return OpenAIWhisperModel(
+        load.model,
+        location,
+        device=load.device.kind,
+        device_index=load.device.index,
+        cpu_threads=load.cpu_threads,
+        download_root=load.whisper.model_dir / "openai",
+        max_audio_seconds=load.max_audio_seconds,
+    )
+
+
+def unavailable(load: ModelLoad) -> str | None:
+    """Why the engine cannot run here: its optional package (openai-whisper) is not installed."""
+    try:
+        installed = find_spec("whisper") is not None
+    except (ImportError, ValueError):
+        installed = False
+    if installed:
+        return None
+    return (
+        "the openai-whisper package is not installed on this server "
+        "(install it with `pip install -r requirements-openai-whisper.txt`)"
+    )

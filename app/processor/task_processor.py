@@ -24,6 +24,7 @@ from app.observability.metrics import Metrics
 from app.processor.task_events import TaskEvents
 from app.schemas.result import Segment, TranscriptionResult
 from app.schemas.task import DecodeOptions, TaskStatus, TaskType
+from app.services.chinese_script import convert_result
 from config.settings import ProcessorSettings
 
 logger = logging.getLogger(__name__)
@@ -446,13 +447,16 @@ class TaskProcessor:
                         await reporter
             if running.cancelled:
                 raise TaskCancelledError
-            return TranscriptionResult(
+            result = TranscriptionResult(
                 text="".join(segment.text for segment in segments).strip(),
                 language=language,
                 language_probability=probability,
                 duration=duration,
                 segments=segments,
             )
+            # The one point where Chinese output gets its script: every reader of the stored
+            # result (API, subtitles, OpenAI and legacy routes, summaries, workflows) sees it.
+            return convert_result(result, options.chinese_script)
         except ChunkDroppedError:  # the batch scheduler dropped the chunks of a cancelled task
             if running.cancelled:
                 raise TaskCancelledError from None

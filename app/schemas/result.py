@@ -33,6 +33,14 @@ class Segment(BaseModel):
     words: list[Word] | None = Field(
         default=None, description="Word timings when requested. / 请求时返回的词级时间戳。"
     )
+    emotion: str | None = Field(
+        default=None,
+        description="SenseVoice: the speaker's emotion tag (`HAPPY`, `NEUTRAL`, ...). / SenseVoice：情感标签。",
+    )
+    event: str | None = Field(
+        default=None,
+        description="SenseVoice: the audio event tag (`Speech`, `BGM`, `Laughter`, ...). / SenseVoice：音频事件标签。",
+    )
 
 
 class TranscriptionResult(BaseModel):

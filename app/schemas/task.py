@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.engines.registry import ENGINE_NAMES, check_engine_name
 from app.schemas.callback import CallbackStatus
+from app.schemas.chinese import ChineseScript, split_language_tag
 from app.schemas.result import TranscriptionResult
 
 WHISPER_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -95,7 +97,15 @@ class DecodeOptions(BaseModel):
         default=None,
         min_length=2,
         max_length=16,
-        description="Spoken language code such as `en` or `zh`; empty detects it. / 语言代码（如 en、zh），留空自动检测。",
+        description="Spoken language code such as `en` or `zh`; empty detects it. `zh-Hans`/`zh-CN` mean `zh` with Simplified output, `zh-Hant`/`zh-TW` `zh` with Taiwan Traditional, `zh-HK` `zh` with Hong Kong Traditional. / 语言代码（如 en、zh），留空自动检测；zh-Hans/zh-CN 表示简体输出，zh-Hant/zh-TW 表示台湾繁体，zh-HK 表示香港繁体。",
+    )
+    chinese_script: ChineseScript | None = Field(
+        default=None,
+        description="Script of Chinese output: `original`, `simplified`, `traditional`, `taiwan` or `hongkong`; empty uses the server's default. Applies only when the language is Chinese. / 中文输出字形：original、simplified、traditional、taiwan、hongkong；留空使用服务器默认值，仅对中文生效。",
+    )
+    use_itn: bool = Field(
+        default=True,
+        description="SenseVoice: inverse text normalisation, with punctuation (Whisper ignores it). / SenseVoice：逆文本正则化（含标点），Whisper 忽略此项。",
     )
     temperature: float | list[float] = Field(
         default=list(WHISPER_TEMPERATURES),
@@ -147,6 +157,18 @@ class DecodeOptions(BaseModel):
     )
     vad_filter: bool = Field(default=False, description="Drop silence with Silero VAD. / 使用 VAD 过滤静音。")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _language_tag(cls, data: Any) -> Any:
+        """``zh-Hans`` and its kin: language ``zh`` plus a script, unless a script is given."""
+        if isinstance(data, dict) and isinstance(data.get("language"), str):
+            language, script = split_language_tag(data["language"])
+            if script is not None:
+                data = {**data, "language": language}
+                if not data.get("chinese_script"):
+                    data["chinese_script"] = script
+        return data
+
     @field_validator("temperature", mode="before")
     @classmethod
     def _temperature(cls, value: Any) -> Any:
@@ -172,6 +194,11 @@ class DecodeOptions(BaseModel):
         if any(number < 0 for number in numbers):
             raise ValueError("clip_timestamps must not be negative")
         return ",".join(f"{number:g}" for number in numbers)
+
+    @field_validator("chinese_script", mode="before")
+    @classmethod
+    def _blank_script(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("language", "initial_prompt", "hotwords", mode="before")
     @classmethod
@@ -214,6 +241,10 @@ class TaskOut(BaseModel):
     engine: str = Field(description="Speech engine. / 推理引擎。")
     model: str = Field(description="Model name. / 模型名称。")
     options: DecodeOptions = Field(description="Decoding options. / 解码参数。")
+    chinese_script: ChineseScript | None = Field(
+        default=None,
+        description="Script Chinese output is written in (`original` leaves it as decoded). / 中文输出所用字形（original 为原样）。",
+    )
     source: MediaSource = Field(description="upload, url or link. / 来源：上传、URL 或媒体链接。")
     file_name: str | None = Field(description="Original file name (display only). / 原始文件名（仅展示）。")
     file_url: str | None = Field(description="Source URL if any. / 源 URL。")
@@ -285,9 +316,10 @@ class TaskRequest(DecodeOptions):
         max_length=128,
         description="Model from the configured allowlist (e.g. `base`, `tiny.en`); empty uses the default. / 模型名（需在允许列表中），留空使用默认模型。",
     )
-    engine: Literal["faster_whisper", "openai_whisper"] | None = Field(
+    engine: str | None = Field(
         default=None,
-        description="Engine from the configured allowlist; empty uses the default. / 推理引擎（需在允许列表中），留空使用默认引擎。",
+        description="Engine from the configured allowlist (`faster_whisper`, `openai_whisper`, `sensevoice`); empty uses the default (or the engine of a model such as `sensevoice`). / 推理引擎（需在允许列表中），留空使用默认引擎。",
+        json_schema_extra={"enum": [*ENGINE_NAMES, None]},
     )
     callback_url: str | None = Field(
         default=None,
@@ -306,6 +338,11 @@ class TaskRequest(DecodeOptions):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str | None) -> str | None:
+        return check_engine_name(value) if value is not None else None
 
     def decode_options(self) -> DecodeOptions:
         return DecodeOptions.model_validate(self.model_dump(include=set(DecodeOptions.model_fields)))

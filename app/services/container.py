@@ -114,6 +114,7 @@ class Services:
             ModelFactory(
                 settings.whisper,
                 ModelResolver(settings.whisper.model_dir),
+                settings.sensevoice,
                 max_audio_seconds=max_media_seconds,
             ),
         )
@@ -158,6 +159,7 @@ class Services:
             events=events,
             default_model=settings.whisper.default_model,
             default_engine=settings.whisper.engine,
+            default_chinese_script=settings.chinese.default_script,
             media_node=settings.server.public_url if settings.storage.peer_secret else None,
             # Without a local processor every completion happens elsewhere: re-read sooner.
             poll_interval=(

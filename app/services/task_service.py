@@ -20,6 +20,7 @@ from app.db.callback_repository import CallbackRepository, DeliveryStatus, event
 from app.db.models import Batch, CallbackAttempt, CallbackDelivery, Task, new_task_id, utcnow
 from app.db.task_repository import TaskFilters, TaskRepository
 from app.engines.model_pool import AsyncModelPool, ModelNotAllowedError
+from app.engines.registry import ENGINES, engine_for_model
 from app.errors import ProblemError
 from app.logging_setup import task_log_context
 from app.media.probe import MediaInfo, MediaTooLongError, NotMediaError, probe_media
@@ -42,6 +43,7 @@ from app.schemas.callback import (
     CallbackState,
     CallbackStatus,
 )
+from app.schemas.chinese import ChineseScript
 from app.schemas.result import TranscriptionResult
 from app.schemas.task import (
     DecodeOptions,
@@ -72,6 +74,10 @@ def display_name(file_name: str | None) -> str | None:
     return cleaned[:255] or None
 
 
+def _script_column(options: DecodeOptions) -> str | None:
+    return options.chinese_script.value if options.chinese_script is not None else None
+
+
 def to_out(task: Task, *, include_result: bool = True, callback: CallbackDelivery | None = None) -> TaskOut:
     return TaskOut(
         id=task.id,
@@ -81,6 +87,7 @@ def to_out(task: Task, *, include_result: bool = True, callback: CallbackDeliver
         engine=task.engine,
         model=task.model,
         options=DecodeOptions.model_validate(task.options),
+        chinese_script=ChineseScript(task.chinese_script) if task.chinese_script else None,
         source=MediaSource(task.source),
         file_name=task.file_name,
         file_url=task.file_url,
@@ -176,7 +183,9 @@ class TaskService:
         wake_callbacks: Callable[[], None] | None = None,
         admission: AdmissionControl | None = None,
         max_media_seconds: float | None = None,
+        default_chinese_script: str = ChineseScript.original.value,
     ) -> None:
+        self._default_chinese_script = ChineseScript(default_chinese_script)
         self._repository = repository
         self._storage = storage
         self._pool = pool
@@ -281,14 +290,22 @@ class TaskService:
         )
 
     def check_model(self, model: str | None, engine: str | None) -> tuple[str, str]:
-        """The model and engine a task asks for (defaults filled in); 422 unless allowed."""
-        model_name = model or self._default_model
-        engine_name = engine or self._default_engine
+        """The model and engine a task asks for (defaults filled in: ``model=sensevoice`` picks its
+        engine, an engine with its own model picks that model); 422 unless allowed."""
+        engine_name = engine or (engine_for_model(model) if model else None) or self._default_engine
+        own_model = ENGINES[engine_name].own_model if engine_name in ENGINES else None
+        model_name = model or own_model or self._default_model
         try:
             self._pool.check_allowed(model_name, engine_name)
         except ModelNotAllowedError as exc:
             raise ProblemError(422, str(exc)) from exc
         return model_name, engine_name
+
+    def _with_script(self, options: DecodeOptions) -> DecodeOptions:
+        """``options`` with the server's default Chinese script when they name none."""
+        if options.chinese_script is not None:
+            return options
+        return options.model_copy(update={"chinese_script": self._default_chinese_script})
 
     async def check_request(
         self,
@@ -303,6 +320,9 @@ class TaskService:
 
         The ``callback_url`` must pass the SSRF guard (422)."""
         model_name, engine_name = self.check_model(model, engine)
+        problem = self._pool.unsupported(engine_name, task_type, options)
+        if problem is not None:
+            raise ProblemError(422, problem)
         if model_name.endswith(".en") and (
             task_type is TaskType.translate or (options.language not in (None, "en"))
         ):
@@ -344,6 +364,7 @@ class TaskService:
         The task belongs to ``principal`` (by default the caller's API key). A workflow step gives
         the ``task_id`` it recorded beforehand (an existing id raises ``IntegrityError``) and its run."""
         creator = self._principal(principal)
+        options = self._with_script(options)
         try:
             info = await self.probe(stored.path)
             task = Task(
@@ -354,6 +375,7 @@ class TaskService:
                 engine=engine,
                 model=model,
                 options=options.model_dump(mode="json"),
+                chinese_script=_script_column(options),
                 source=source.value,
                 file_name=file_name,
                 file_url=file_url,
@@ -598,6 +620,7 @@ class TaskService:
         model_name, engine_name = await self.check_request(
             model=model, engine=engine, task_type=task_type, options=options, callback_url=callback_url
         )
+        options = self._with_script(options)
         if not uploads:
             raise ProblemError(422, "give at least one file")
         if len(uploads) > MAX_BATCH_FILES:
@@ -629,6 +652,7 @@ class TaskService:
                         engine=engine_name,
                         model=model_name,
                         options=options.model_dump(mode="json"),
+                        chinese_script=_script_column(options),
                         source=MediaSource.upload.value,
                         file_name=display_name(upload_name),
                         media_path=media.name,

@@ -506,6 +506,7 @@ class WorkflowRunner:
             language = inputs.get("language")
             options = DecodeOptions(
                 language=language if isinstance(language, str) and language else None,
+                chinese_script=inputs.get("chinese_script") or None,
                 word_timestamps=bool(inputs.get("word_timestamps") or False),
                 initial_prompt=inputs.get("initial_prompt"),
             )

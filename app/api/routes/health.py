@@ -33,6 +33,10 @@ class Health(BaseModel):
     model_errors: dict[str, str] = Field(
         description="Failed model loads, retried in the background. / 模型加载错误。"
     )
+    engines: dict[str, str] = Field(
+        default_factory=dict,
+        description="Each allowed engine: `ok`, or why it cannot run here (e.g. `sensevoice` without its model directory). / 各引擎状态：ok 或无法运行的原因。",
+    )
 
 
 class Readiness(BaseModel):
@@ -53,8 +57,12 @@ async def health(services: ServicesDep) -> Health:
     processor = services.processor
     pool = services.pool
     errors = {f"{key.engine}/{key.model}": message for key, message in pool.failures.items()}
+    engines = {name: problem or "ok" for name, problem in pool.engine_problems().items()}
+    # An optional engine without its weights is reported, not a degradation; the default one is.
+    default_problem = engines.get(services.settings.whisper.engine, "ok") != "ok"
     return Health(
-        status="degraded" if errors else "ok",
+        status="degraded" if errors or default_problem else "ok",
+        engines=engines,
         version=__version__,
         processor=ProcessorState(
             enabled=processor is not None,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
 from app.api.deps import ServicesDep
 from app.api.problems import problem_responses
 from app.engines.model_pool import ModelKey, ModelNotAllowedError, ModelUnavailableError
+from app.engines.registry import ENGINE_NAMES
 from app.errors import ProblemError
 from app.schemas.model import ModelOut, PoolOut, model_out, pool_out
 
@@ -16,8 +17,12 @@ router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
 ModelName = Annotated[str, Path(description="Model name, e.g. `base` or `tiny.en`. / 模型名。")]
 EngineQuery = Annotated[
-    Literal["faster_whisper", "openai_whisper"] | None,
-    Query(description="Engine; empty uses the default. / 引擎，留空使用默认。"),
+    str | None,
+    Query(
+        max_length=32,
+        description="Engine; empty uses the default. / 引擎，留空使用默认。",
+        json_schema_extra={"enum": list(ENGINE_NAMES)},
+    ),
 ]
 
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, Form, Path, Request, Response, UploadFile
 from app.api.deps import SettingsDep, TaskServiceDep
 from app.api.problems import PROBLEM_SCHEMA, ProblemRenderingRoute, problem_response
 from app.api.waiting import ClientGoneError, wait_or_abandon
+from app.engines.registry import engine_for_model
 from app.errors import ProblemError
 from app.schemas.openai import (
     OpenAIModel,
@@ -92,11 +93,15 @@ AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def resolve_model(requested: str, settings: Settings) -> str:
-    """``whisper-1`` means the default model; other names must be in the allowlist."""
+    """``whisper-1`` means the default model; other names must be in the allowlist, or be the own
+    model of an allowed engine (``sensevoice``)."""
     name = requested.strip()
     if name in OPENAI_MODEL_ALIASES:
         return settings.whisper.default_model
     if name in settings.whisper.allowed_models:
+        return name
+    engine = engine_for_model(name)  # an engine's own model, such as `sensevoice`
+    if engine is not None and engine in settings.whisper.allowed_engines:
         return name
     raise ProblemError(
         400,
