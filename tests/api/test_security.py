@@ -35,7 +35,8 @@ async def api(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Asyn
         model_dir,
         auth={"enabled": True, "admin_key": ADMIN_KEY},
         whisper={"warmup": False},
-        workflows={"poll_interval_seconds": 0.2},
+        # The schedule is ticked by the tests themselves (at a chosen time), never in the background.
+        workflows={"poll_interval_seconds": 0.2, "schedule_tick_seconds": 3600},
     )
     async with running_app(settings) as running:
         yield running
