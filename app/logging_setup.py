@@ -1,12 +1,18 @@
 """Logging: a rotating file in ``log_files/`` (safe across processes) and the console.
 
 Every record carries ``task_id`` from a context variable, so each line about a task names it.
+
+One record is one line: control characters in the message and its arguments (a newline in a
+workflow name, an ANSI escape in a file name) are written escaped (``\\n``, ``\\x1b``) by a filter
+on every handler, so text from requests cannot forge log lines. Tracebacks, the only multi-line
+part, are indented in the text format: a line that starts at column 0 always starts a record.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +28,53 @@ current_task_id: ContextVar[str] = ContextVar("current_task_id", default="-")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [task=%(task_id)s] %(name)s: %(message)s"
 _HANDLER_MARK = "_tingxie_handler"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""C0 and C1 control characters (newline, carriage return, escape, ...) and the Unicode line and
+paragraph separators."""
+TRACEBACK_INDENT = "    "
+
+
+def escape_control(text: str) -> str:
+    """``text`` with each control character written as its escape (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class ControlCharFilter(logging.Filter):
+    """Formats the record's message with its arguments and escapes control characters in it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True  # a broken format string: the handler reports it as usual
+        record.msg = escape_control(message)
+        record.args = None
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """:data:`LOG_FORMAT`, with traceback and stack lines indented under their record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Another handler's formatter may have cached its own (unindented) traceback text.
+        cached = record.exc_text
+        record.exc_text = None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = cached
+
+    def formatException(self, ei: Any) -> str:
+        return _indent(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indent(super().formatStack(stack_info))
+
+
+def _indent(text: str) -> str:
+    return "\n".join(TRACEBACK_INDENT + escape_control(line) for line in text.splitlines())
 
 
 class TaskIdFilter(logging.Filter):
@@ -73,7 +126,7 @@ def configure_logging(settings: LoggingSettings) -> None:
             root.removeHandler(handler)
             handler.close()
     settings.dir.mkdir(parents=True, exist_ok=True)
-    formatter = JsonFormatter() if settings.format == "json" else logging.Formatter(LOG_FORMAT)
+    formatter = JsonFormatter() if settings.format == "json" else TextFormatter(LOG_FORMAT)
     file_handler = ConcurrentRotatingFileHandler(
         str(settings.dir / "tingxie.log"),
         maxBytes=settings.max_bytes,
@@ -84,6 +137,7 @@ def configure_logging(settings: LoggingSettings) -> None:
     for handler in (file_handler, console):
         handler.setFormatter(formatter)
         handler.addFilter(TaskIdFilter())
+        handler.addFilter(ControlCharFilter())
         setattr(handler, _HANDLER_MARK, True)
         root.addHandler(handler)
     root.setLevel(settings.level)

@@ -53,8 +53,9 @@ def test_dashboard_asks_for_the_key_then_uploads_and_shows_the_transcript(
     tmp_path: Path, model_dir: Path, clips: dict[str, Clip]
 ) -> None:
     """One scenario with ``AUTH__ENABLED=true``: the page shell loads without a key, the first 401
-    opens the key prompt, a wrong key is refused, a key created through the API then works for
-    every call the page makes (upload included), and it is kept in and cleared from localStorage."""
+    opens the key prompt, a wrong key is refused, an admin key created through the API then works for
+    every call the page makes (upload included), and it is kept in and cleared from localStorage.
+    A plain key sees its own (no) tasks, and a note instead of the admin-only stats and workers."""
     _require_chromium()
     from playwright.sync_api import Request, expect, sync_playwright
 
@@ -86,12 +87,19 @@ def test_dashboard_asks_for_the_key_then_uploads_and_shows_the_transcript(
         starting.result()
         created = httpx.post(
             f"{base}/api/v1/keys",
-            json={"name": "dashboard"},
+            json={"name": "dashboard", "is_admin": True},  # stats and workers need an admin key
             headers={"Authorization": f"Bearer {ADMIN_KEY}"},
             timeout=10,
         )
         assert created.status_code == 201, created.text
         key = created.json()["key"]
+        plain = httpx.post(
+            f"{base}/api/v1/keys",
+            json={"name": "viewer"},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=10,
+        )
+        assert plain.status_code == 201, plain.text
 
         def on_request(request: Request) -> None:
             requested.append(request.url)
@@ -189,3 +197,13 @@ def test_dashboard_asks_for_the_key_then_uploads_and_shows_the_transcript(
         assert page.evaluate("localStorage.getItem('tingxie.apiKey')") is None
         expect(page.get_by_test_id("key-message")).to_contain_text("requires an API key (401)")
         expect(page.get_by_test_id("key-button")).to_have_text("API key 密钥")
+        expect(page.get_by_test_id("admin-note")).to_be_hidden()
+
+        # A plain key: its own tasks (none), and a note where the admin-only views were.
+        page.get_by_test_id("key-input").fill(plain.json()["key"])
+        page.get_by_test_id("key-save").click()
+        expect(page.get_by_test_id("admin-note")).to_be_visible(timeout=15_000)
+        expect(page.locator("#workers-body")).to_have_text("Needs an admin key 需要管理员密钥")
+        expect(page.locator("#t-completed")).to_have_text("–")
+        expect(page.locator("#recent-body")).to_contain_text("No tasks yet", timeout=15_000)
+        expect(page.get_by_test_id("refreshed")).to_contain_text("Updated")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from config.settings import Settings
@@ -69,3 +70,44 @@ def test_json_format_writes_one_object_per_line(make_settings: Callable[..., Set
         assert "ValueError: boom" in failed["exception"] and "Traceback" in failed["exception"]
     finally:
         configure_logging(make_settings().logging)  # back to text for the tests that follow
+
+
+RECORD_START = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \[task="
+)
+
+
+async def test_text_from_requests_cannot_forge_log_lines(make_settings: Callable[..., Settings]) -> None:
+    """A workflow name with a newline once wrote a second, forged ``WARNING`` line. Every control
+    character in a message or its arguments is now escaped, and traceback lines are indented: each
+    line at column 0 starts a real record."""
+    forged = "2026-01-01 00:00:00,000 WARNING [task=-] app.api.auth: admin key accepted"
+    settings = make_settings()
+    async with running_app(settings) as running:
+        created = await running.client.post(
+            "/api/v1/workflows",
+            json={
+                "name": f"notes\n{forged}\r\x1b[2Jdone\u2028end",
+                "steps": [{"id": "transcribe", "uses": "transcribe"}],
+            },
+        )
+        assert created.status_code == 201, created.text
+        log = logging.getLogger("tingxie.test")
+        try:
+            raise ValueError(f"bad input\n{forged}")
+        except ValueError:
+            log.exception("could not parse %r", "x\ny")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    lines = (settings.logging.dir / "tingxie.log").read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        assert RECORD_START.match(line) or line.startswith(" "), line
+    assert not any(
+        forged in line and not line.startswith(" ") and "created workflow" not in line for line in lines
+    )
+    (created_line,) = [line for line in lines if "created workflow" in line]
+    assert f"(notes\\n{forged}\\r\\x1b[2Jdone\\u2028end, 1 step(s))" in created_line, created_line
+    assert "\x1b" not in "\n".join(lines)
+    traceback = lines[lines.index(next(line for line in lines if "could not parse" in line)) + 1 :]
+    assert traceback[0] == "    Traceback (most recent call last):", traceback
+    assert f"    {forged}" in traceback, traceback

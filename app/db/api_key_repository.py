@@ -23,6 +23,11 @@ class ApiKeyRepository:
             await session.commit()
             return key
 
+    async def get(self, key_id: str) -> ApiKey | None:
+        """The key with this id, revoked or not."""
+        async with self._sessions() as session:
+            return await session.get(ApiKey, key_id)
+
     async def by_hash(self, key_hash: str) -> ApiKey | None:
         """The key with this hash, revoked or not."""
         async with self._sessions() as session:

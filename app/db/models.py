@@ -142,6 +142,9 @@ class Batch(Base):
     total: Mapped[int] = mapped_column(Integer)
     """Tasks created in the batch (some may have been deleted since)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    api_key_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    """The key that created the batch (None: the bootstrap admin key, or auth off). It decides who
+    sees the batch, also once all its tasks are deleted."""
 
 
 class Worker(Base):

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.conflicts import retry_on_conflict
 from app.db.leases import Lease, lease_due_rows
-from app.db.models import Task, Workflow, WorkflowFire, WorkflowRun, WorkflowStep, utcnow
+from app.db.models import ApiKey, Task, Workflow, WorkflowFire, WorkflowRun, WorkflowStep, utcnow
 
 
 class RunStatus(StrEnum):
@@ -123,10 +123,19 @@ class WorkflowRepository:
         return media
 
     async def with_trigger(self, kind: str) -> Sequence[Workflow]:
-        """Enabled workflows that have a trigger of ``kind`` (cron, task.completed, link.submitted)."""
+        """Enabled workflows that have a trigger of ``kind`` (cron, task.completed, link.submitted),
+        of keys that are not revoked: a revoked key's workflows stop firing (NULL: the bootstrap
+        admin key or auth off)."""
+        key_active = (
+            select(ApiKey.id).where(ApiKey.id == Workflow.api_key_id, ApiKey.revoked_at.is_(None)).exists()
+        )
         async with self._sessions() as session:
             rows = await session.scalars(
-                select(Workflow).where(Workflow.enabled.is_(True), Workflow.trigger_kinds.like(f"%,{kind},%"))
+                select(Workflow).where(
+                    Workflow.enabled.is_(True),
+                    Workflow.trigger_kinds.like(f"%,{kind},%"),
+                    or_(Workflow.api_key_id.is_(None), key_active),
+                )
             )
             return rows.all()
 

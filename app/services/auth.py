@@ -44,6 +44,8 @@ class Principal:
 
 ANONYMOUS = Principal(key_id=None, name="anonymous (auth disabled)", is_admin=True)
 BOOTSTRAP_ADMIN = Principal(key_id=None, name="bootstrap admin key", is_admin=True)
+KEYLESS_OWNER = Principal(key_id=None, name="the bootstrap admin key or auth disabled", is_admin=True)
+"""The owner of records created without a stored key (``api_key_id`` NULL)."""
 
 current_principal: ContextVar[Principal | None] = ContextVar("current_principal", default=None)
 """Set by the auth middleware for each request, so services scope tasks even on routes that
@@ -95,6 +97,17 @@ class AuthService:
             except Exception:
                 logger.warning("could not record the use of API key %s", key.prefix, exc_info=True)
         return Principal(key_id=key.id, name=key.name, is_admin=key.is_admin)
+
+    async def owner(self, key_id: str | None) -> Principal:
+        """The principal a record created by ``key_id`` acts as when it does work later (a workflow
+        run): what that key could read through the API. A revoked or unknown key keeps only its own
+        records (never admin rights); NULL is the bootstrap admin key or auth off."""
+        if key_id is None:
+            return KEYLESS_OWNER
+        key = await self._repository.get(key_id)
+        if key is None:
+            return Principal(key_id=key_id, name="unknown key", is_admin=False)
+        return Principal(key_id=key.id, name=key.name, is_admin=key.is_admin and key.revoked_at is None)
 
     async def create(self, name: str, *, is_admin: bool = False) -> CreatedKey:
         plaintext = generate_key()

@@ -196,6 +196,7 @@ class Services:
             secret=settings.callbacks.secret.get_secret_value() if settings.callbacks.secret else None,
             webhook_timeout_seconds=settings.workflows.webhook_timeout_seconds,
         )
+        auth = AuthService(settings.auth, ApiKeyRepository(sessions))
         workflows = WorkflowService(
             settings=settings.workflows,
             repository=workflow_repository,
@@ -219,6 +220,7 @@ class Services:
                 components=components,
                 node_id=settings.processor.node_id,
                 prepare_input=workflows.prepare_pending,
+                resolve_owner=auth.owner,
             )
         janitor.add_references(workflows.media_paths)
         services = cls(
@@ -240,7 +242,7 @@ class Services:
             llm=llm,
             summaries=summaries,
             links=links,
-            auth=AuthService(settings.auth, ApiKeyRepository(sessions)),
+            auth=auth,
             admission=admission,
             stats=stats,
             metrics=metrics,

@@ -629,7 +629,12 @@ class TaskService:
         stored: list[StoredMedia] = []
         try:
             tasks: list[Task] = []
-            batch = Batch(id=new_task_id(), total=len(uploads), created_at=utcnow())
+            batch = Batch(
+                id=new_task_id(),
+                total=len(uploads),
+                created_at=utcnow(),
+                api_key_id=creator.key_id if creator is not None else None,
+            )
             for index, (upload, upload_name) in enumerate(uploads):
                 label = f"file {index + 1} ({display_name(upload_name) or 'unnamed'})"
                 try:
@@ -684,7 +689,8 @@ class TaskService:
     async def get_batch(self, batch_id: str, principal: Principal | None = None) -> BatchOut:
         found = await self._repository.get_batch(batch_id)
         owner = self._owner(principal)
-        # Like tasks, another key's batch does not exist for the caller.
-        if found is None or (owner is not None and any(task.api_key_id != owner for task in found[1])):
+        # Like tasks, another key's batch does not exist for the caller, even once all its tasks
+        # are deleted: the batch's own key decides.
+        if found is None or (owner is not None and found[0].api_key_id != owner):
             raise ProblemError(404, f"batch {batch_id} does not exist")
         return batch_out(*found)

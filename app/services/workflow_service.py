@@ -631,25 +631,36 @@ class WorkflowService:
             logger.exception("workflow handling of finished task %s failed", task_id)
 
     async def link_submitted(self, url: str, task: TaskOut) -> None:
-        """``LinkService`` listener: start the runs of workflows whose link pattern matches."""
-        row = await self._task_repository.get(task.id)
-        if row is not None:
-            await self._fire_events(EventName.link_submitted, row, url=url)
+        """``LinkService`` listener: start the runs of workflows whose link pattern matches.
+
+        Returns at once: the matching runs in the background (see :meth:`idle`), its patterns in a
+        worker thread, so the request that submitted the link never waits for it."""
+        self._spawn(self._after_link(url, task.id))
+
+    async def _after_link(self, url: str, task_id: str) -> None:
+        try:
+            row = await self._task_repository.get(task_id)
+            if row is not None:
+                await self._fire_events(EventName.link_submitted, row, url=url)
+        except Exception:
+            logger.exception("workflow handling of the link of task %s failed", task_id)
 
     async def _fire_events(self, event: EventName, task: Task, *, url: str | None) -> None:
-        for workflow in await self._repository.with_trigger(event.value):
-            if workflow.api_key_id is not None and workflow.api_key_id != task.api_key_id:
-                continue  # a workflow sees only its own key's tasks
-            for _index, trigger in event_triggers(workflow.definition, event.value):
-                matched = (
-                    link_matches(trigger, url)
-                    if event is EventName.link_submitted and url
-                    else task_matches(trigger, task)
-                )
-                if not matched:
-                    continue
-                await self._start_for_task(workflow, task, event)
-                break
+        candidates = [
+            (workflow, event_triggers(workflow.definition, event.value))
+            for workflow in await self._repository.with_trigger(event.value)
+            # a workflow sees only its own key's tasks
+            if workflow.api_key_id is None or workflow.api_key_id == task.api_key_id
+        ]
+        if event is EventName.link_submitted and url:
+            # URL patterns (RE2, linear time, length-capped) still run off the event loop.
+            matched = await asyncio.to_thread(
+                lambda: [w for w, triggers in candidates if any(link_matches(t, url) for _, t in triggers)]
+            )
+        else:
+            matched = [w for w, triggers in candidates if any(task_matches(t, task) for _, t in triggers)]
+        for workflow in matched:
+            await self._start_for_task(workflow, task, event)
 
     async def catch_up_events(self, now: datetime | None = None, *, limit: int = 100) -> int:
         """Fire ``task.completed`` triggers whose live event was lost (the node that finished the task

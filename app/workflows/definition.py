@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.workflows.url_patterns import MAX_URL_PATTERN_CHARS
+
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 """Step ids are identifiers, so that ``steps.<id>`` reads naturally in expressions."""
 
@@ -157,7 +159,9 @@ class EventTrigger(BaseModel):
         max_length=10,
         description=(
             "task.completed: task fields that must be equal (platform, task_type, language, model, source). "
-            "link.submitted: `url` (glob) or `url_regex`. / 匹配条件。"
+            "link.submitted: `url` (glob) or `url_regex` (RE2 syntax: no backreferences or lookaround), "
+            f"each at most {MAX_URL_PATTERN_CHARS} characters. / 匹配条件（url_regex 使用 RE2 语法，"
+            f"不支持反向引用与环视；最长 {MAX_URL_PATTERN_CHARS} 字符）。"
         ),
     )
 

@@ -53,6 +53,8 @@ SYSTEM = Principal(key_id=None, name="workflow runner", is_admin=True)
 
 InputPreparer = Callable[[WorkflowRun], Awaitable[tuple[dict[str, Any], str | None]]]
 """Downloads a scheduled run's ``file_url``/``link`` input: returns (input, media name)."""
+OwnerResolver = Callable[[str | None], Awaitable[Principal]]
+"""The principal of a run's ``api_key_id`` (see :meth:`app.services.auth.AuthService.owner`)."""
 
 
 class _LostClaimError(Exception):
@@ -64,7 +66,21 @@ def _iso(moment: datetime) -> str:
 
 
 def run_owner(run: WorkflowRun) -> Principal:
+    """Whom the tasks a run queues belong to: the run's key."""
     return Principal(key_id=run.api_key_id, name="workflow", is_admin=False)
+
+
+def own_media(run: WorkflowRun, name: Any) -> str:
+    """``name`` when it is the run's own media (its input or an artifact of its steps).
+
+    A step's ``media`` input is a storage name; any other name (another run's artifact, another
+    key's upload) does not exist for this run, whoever owns it.
+    """
+    if not isinstance(name, str) or not name:
+        raise StepFailedError("the step has no media (the run's input has none, or it is gone)")
+    if name != run.input_media and name not in (run.artifacts or []):
+        raise StepFailedError(f"media {name} does not exist")
+    return name
 
 
 def transcript_output(task: Task) -> dict[str, Any]:
@@ -94,6 +110,7 @@ class WorkflowRunner:
         components: ComponentRegistry,
         node_id: str,
         prepare_input: InputPreparer,
+        resolve_owner: OwnerResolver,
     ) -> None:
         self._settings = settings
         self._repository = repository
@@ -104,6 +121,7 @@ class WorkflowRunner:
         self._components = components
         self._node_id = node_id
         self._prepare_input = prepare_input
+        self._resolve_owner = resolve_owner
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -201,6 +219,8 @@ class WorkflowRunner:
             await self._finish(claim, run, rows, RunStatus.failed, f"the workflow is no longer valid: {exc}")
             return recheck
         steps = {row.step_id: row for row in rows}
+        # Task references resolve as the run's key would see them through the API.
+        owner = await self._resolve_owner(run.api_key_id)
         if run.status == RunStatus.pending.value:
             values: dict[str, Any] = {"status": RunStatus.running.value, "started_at": utcnow()}
             if run.input.get("pending_source") and run.input_media is None:
@@ -231,7 +251,7 @@ class WorkflowRunner:
                 status = StepStatus(row.status)
                 if status is StepStatus.running:
                     if row.task_id is not None:
-                        if await self._check_task(claim, run, row, spec):
+                        if await self._check_task(claim, run, row, spec, owner):
                             changed = True
                         else:
                             later(recheck)
@@ -262,7 +282,7 @@ class WorkflowRunner:
                         logger.info("run %s: step %s skipped (%s is false)", run.id, step_id, spec.if_)
                         continue
                 if self._kind(spec) is StepKind.task:
-                    await self._start_task(claim, run, row, spec, context)
+                    await self._start_task(claim, run, row, spec, context, owner)
                 else:
                     await self._run_inline(claim, run, row, spec, steps, workflow, resumed=False)
 
@@ -436,8 +456,8 @@ class WorkflowRunner:
         context = self._context(run, steps)
         try:
             inputs = resolve(spec.with_, context)
-            if spec.uses in ("extract_audio",) and "media" not in inputs:
-                inputs["media"] = run.input_media
+            if spec.uses == "extract_audio":
+                inputs["media"] = own_media(run, inputs["media"]) if "media" in inputs else run.input_media
             call = StepCall(
                 run_id=run.id,
                 workflow_id=run.workflow_id,
@@ -465,7 +485,13 @@ class WorkflowRunner:
     # --- task steps -----------------------------------------------------------------------------
 
     async def _start_task(
-        self, claim: RunClaim, run: WorkflowRun, row: WorkflowStep, spec: StepSpec, context: dict[str, Any]
+        self,
+        claim: RunClaim,
+        run: WorkflowRun,
+        row: WorkflowStep,
+        spec: StepSpec,
+        context: dict[str, Any],
+        owner: Principal,
     ) -> None:
         try:
             inputs = resolve(spec.with_, context)
@@ -482,6 +508,12 @@ class WorkflowRunner:
         ):
             reused = run.input.get("task_id")
         if reused is not None:
+            try:  # another key's task does not exist for this run (404 through the API)
+                await self._tasks.get_task(str(reused), owner)
+            except ProblemError as exc:
+                await self._begin_attempt(claim, row)
+                await self._attempt_failed(claim, run, row, spec, exc.detail, retry=False)
+                return
             # Reuse the input task's transcript: nothing is queued, the step waits for that task.
             await self._begin_attempt(claim, row, task_id=str(reused))
             row.history[-1]["reused"] = True
@@ -498,10 +530,10 @@ class WorkflowRunner:
         """Create the task recorded on the step unless it exists; a failure fails the attempt."""
         assert row.task_id is not None
         task_id = row.task_id
-        media = inputs.get("media") or run.input_media
         task_type = TaskType.translate if spec.uses == "translate" else TaskType.transcribe
         try:
-            if not isinstance(media, str) or not self._storage.path_of(media).is_file():
+            media = own_media(run, inputs.get("media") or run.input_media)
+            if not self._storage.path_of(media).is_file():
                 raise StepFailedError("the step has no media (the run's input has none, or it is gone)")
             language = inputs.get("language")
             options = DecodeOptions(
@@ -559,11 +591,24 @@ class WorkflowRunner:
             raise
         logger.info("run %s: step %s queued task %s (attempt %d)", run.id, row.step_id, task_id, row.attempts)
 
-    async def _check_task(self, claim: RunClaim, run: WorkflowRun, row: WorkflowStep, spec: StepSpec) -> bool:
+    async def _check_task(
+        self, claim: RunClaim, run: WorkflowRun, row: WorkflowStep, spec: StepSpec, owner: Principal
+    ) -> bool:
         """Follow the step's task; True when the step moved on (completed, failed or retried)."""
         assert row.task_id is not None
         task = await self._task_repository.get(row.task_id)
         entry = (row.history or [{}])[-1]
+        visible_to = owner.owner_filter
+        if (
+            task is not None
+            and entry.get("reused")
+            and visible_to is not None
+            and task.api_key_id != visible_to
+        ):
+            await self._attempt_failed(
+                claim, run, row, spec, f"task {row.task_id} does not exist", retry=False
+            )
+            return True
         if task is None:
             if entry.get("task_created") or entry.get("reused"):
                 await self._attempt_failed(claim, run, row, spec, f"task {row.task_id} was deleted")

@@ -15,9 +15,7 @@ them for tasks completed recently (see ``WorkflowService.catch_up_events``) thro
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import logging
-import re
 import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
@@ -28,6 +26,7 @@ from croniter import croniter
 
 from app.db.models import Task, Workflow, utcnow
 from app.workflows.definition import CronTrigger, EventTrigger
+from app.workflows.url_patterns import UrlPatternError, glob_matches, regex_matches
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +55,17 @@ def task_matches(trigger: EventTrigger, task: Task) -> bool:
 
 
 def link_matches(trigger: EventTrigger, url: str) -> bool:
-    """``url`` is a glob (``https://www.youtube.com/*``), ``url_regex`` a regex searched in the link."""
-    pattern = trigger.match.get("url")
-    if pattern is not None and not fnmatch.fnmatchcase(url, pattern):
+    """``url`` is a glob (``https://www.youtube.com/*``), ``url_regex`` an RE2 regex searched in the
+    link (linear time, see :mod:`app.workflows.url_patterns`). A pattern that cannot be used (saved
+    before the checks existed) matches nothing."""
+    try:
+        pattern = trigger.match.get("url")
+        if pattern is not None and not glob_matches(pattern, url):
+            return False
+        regex = trigger.match.get("url_regex")
+        return regex is None or regex_matches(regex, url)
+    except UrlPatternError:
         return False
-    regex = trigger.match.get("url_regex")
-    return regex is None or re.search(regex, url) is not None
 
 
 class Scheduler:

@@ -29,6 +29,7 @@ from app.workflows.definition import (
     StepSpec,
     WorkflowDocument,
 )
+from app.workflows.url_patterns import UrlPatternError, check_url_glob, compile_url_regex
 
 TASK_MATCH_FIELDS = frozenset({"platform", "task_type", "language", "model", "source"})
 LINK_MATCH_FIELDS = frozenset({"url", "url_regex"})
@@ -405,9 +406,12 @@ def _trigger_issues(document: WorkflowDocument) -> list[Issue]:
                             "bad_match",
                         )
                     )
-                elif key == "url_regex":
+                elif key in LINK_MATCH_FIELDS:
                     try:
-                        re.compile(value)
-                    except (re.error, RecursionError, OverflowError) as exc:
-                        issues.append(Issue([*where, "match", key], f"invalid regex: {exc}", "bad_match"))
+                        if key == "url_regex":
+                            compile_url_regex(value)
+                        else:
+                            check_url_glob(value)
+                    except UrlPatternError as exc:
+                        issues.append(Issue([*where, "match", key], f"invalid {key}: {exc}", "bad_match"))
     return issues

@@ -22,7 +22,12 @@ class ProcessorState(BaseModel):
     running: bool = Field(description="Claim loop alive. / 领取循环是否运行。")
     paused: bool = Field(description="Claiming paused. / 是否暂停领取。")
     worker_id: str | None = Field(description="Node id. / 节点 ID。")
-    running_tasks: list[str] = Field(description="Task ids running here. / 正在运行的任务。")
+    running_task_count: int = Field(
+        description=(
+            "Tasks running here. Their ids are for admin keys: `GET /api/v1/workers`. / "
+            "正在运行的任务数；任务 ID 见需要管理员密钥的 GET /api/v1/workers。"
+        )
+    )
 
 
 class Health(BaseModel):
@@ -49,8 +54,10 @@ class Readiness(BaseModel):
     summary="Liveness / 存活检查",
     description=(
         "Cheap liveness: the process answers, with the processor and model pool state; no database "
-        "query. `degraded` when a model failed to load.\n\n"
+        "query. `degraded` when a model failed to load. Public, so it shows counts only: no task ids "
+        "(admin keys read those from `GET /api/v1/workers`).\n\n"
         "轻量存活检查：返回处理器与模型池状态，不查询数据库；模型加载失败时为 degraded。"
+        "此接口公开，因此只给出数量，不含任务 ID（管理员密钥可通过 GET /api/v1/workers 查看）。"
     ),
 )
 async def health(services: ServicesDep) -> Health:
@@ -69,7 +76,7 @@ async def health(services: ServicesDep) -> Health:
             running=processor.started if processor else False,
             paused=processor.paused if processor else False,
             worker_id=processor.worker_id if processor else None,
-            running_tasks=processor.running_task_ids if processor else [],
+            running_task_count=len(processor.running_task_ids) if processor else 0,
         ),
         pool=pool_out(
             pool,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.api.deps import ServicesDep
+from app.api.deps import AdminDep, ServicesDep
+from app.api.problems import problem_responses
 from app.observability.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["metrics"])
@@ -16,11 +17,16 @@ router = APIRouter(tags=["metrics"])
     description=(
         "Queue depth by priority (read from the database at scrape time), task duration and "
         "real-time factor histograms, completed/failed task and callback failure counters, and "
-        "busy/idle model instances of this node.\n\n"
+        "busy/idle model instances of this node. Needs an admin key when `AUTH__ENABLED=true` "
+        "(give the scraper one as a bearer token).\n\n"
         "队列深度（抓取时从数据库读取）、任务耗时与实时率直方图、完成/失败任务与回调失败计数，以及本节点模型实例的忙闲数。"
+        "启用认证时需要管理员密钥（以 Bearer 令牌提供给抓取器）。"
     ),
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}}},
+        **problem_responses(401, 403),
+    },
 )
-async def metrics(services: ServicesDep) -> Response:
+async def metrics(services: ServicesDep, _admin: AdminDep) -> Response:
     return Response(await services.metrics.render(), media_type=CONTENT_TYPE)

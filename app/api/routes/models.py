@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.api.deps import ServicesDep
+from app.api.deps import AdminDep, ServicesDep
 from app.api.problems import problem_responses
 from app.engines.model_pool import ModelKey, ModelNotAllowedError, ModelUnavailableError
 from app.engines.registry import ENGINE_NAMES
@@ -46,10 +46,15 @@ async def list_models(services: ServicesDep) -> PoolOut:
 @router.post(
     "/{name:path}/load",
     summary="Load a model / 加载模型",
-    description="Load an instance now and keep it loaded. / 立即加载一个实例并保持常驻。",
-    responses=problem_responses(422, 503),
+    description=(
+        "Load an instance now and keep it loaded. Needs an admin key.\n\n"
+        "立即加载一个实例并保持常驻。需要管理员密钥。"
+    ),
+    responses=problem_responses(401, 403, 422, 503),
 )
-async def load_model(services: ServicesDep, name: ModelName, engine: EngineQuery = None) -> ModelOut:
+async def load_model(
+    services: ServicesDep, _admin: AdminDep, name: ModelName, engine: EngineQuery = None
+) -> ModelOut:
     try:
         key = await services.pool.load(name, engine)
     except ModelNotAllowedError as exc:
@@ -63,12 +68,15 @@ async def load_model(services: ServicesDep, name: ModelName, engine: EngineQuery
     "/{name:path}/unload",
     summary="Unload a model / 卸载模型",
     description=(
-        "Free the memory of every instance; instances in use close when their task ends.\n\n"
-        "释放全部实例的内存；正在使用的实例在任务结束后关闭。"
+        "Free the memory of every instance; instances in use close when their task ends. "
+        "Needs an admin key.\n\n"
+        "释放全部实例的内存；正在使用的实例在任务结束后关闭。需要管理员密钥。"
     ),
-    responses=problem_responses(404),
+    responses=problem_responses(401, 403, 404),
 )
-async def unload_model(services: ServicesDep, name: ModelName, engine: EngineQuery = None) -> ModelOut:
+async def unload_model(
+    services: ServicesDep, _admin: AdminDep, name: ModelName, engine: EngineQuery = None
+) -> ModelOut:
     count = await services.pool.unload(name, engine)
     key = ModelKey(engine or services.settings.whisper.engine, name)
     if count == 0 and name not in services.settings.whisper.allowed_models:

@@ -7,7 +7,8 @@ from datetime import timedelta
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.api.deps import ServicesDep
+from app.api.deps import AdminDep, ServicesDep
+from app.api.problems import problem_responses
 from app.db.models import utcnow
 from app.schemas.task import TaskPriority, TaskStatus
 
@@ -42,11 +43,14 @@ class Stats(BaseModel):
     summary="Statistics / 统计",
     description=(
         "Counts by status, queue depth by priority, and over the last hour the tasks completed and "
-        "failed, seconds of audio processed and the mean real-time factor.\n\n"
-        "各状态任务数、各优先级队列深度，以及最近一小时完成/失败的任务数、处理的音频秒数和平均实时率。"
+        "failed, seconds of audio processed and the mean real-time factor, over every key's tasks. "
+        "Needs an admin key.\n\n"
+        "各状态任务数、各优先级队列深度，以及最近一小时完成/失败的任务数、处理的音频秒数和平均实时率"
+        "（统计全部密钥的任务）。需要管理员密钥。"
     ),
+    responses=problem_responses(401, 403),
 )
-async def stats(services: ServicesDep) -> Stats:
+async def stats(services: ServicesDep, _admin: AdminDep) -> Stats:
     repository = services.stats
     counts = await repository.counts_by_status()
     depth = await repository.queue_depth()

@@ -7,7 +7,8 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.api.deps import ServicesDep
+from app.api.deps import AdminDep, ServicesDep
+from app.api.problems import problem_responses
 from app.db.models import utcnow
 
 router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
@@ -30,11 +31,13 @@ class WorkerOut(BaseModel):
     "",
     summary="List live workers / 存活工作进程列表",
     description=(
-        "Workers whose heartbeat is younger than the lease, on every node of the shared database.\n\n"
-        "共享数据库上所有节点中心跳未超过租约时长的工作进程。"
+        "Workers whose heartbeat is younger than the lease, on every node of the shared database, "
+        "with the ids of the tasks they run. Needs an admin key.\n\n"
+        "共享数据库上所有节点中心跳未超过租约时长的工作进程，及其正在运行的任务 ID。需要管理员密钥。"
     ),
+    responses=problem_responses(401, 403),
 )
-async def list_workers(services: ServicesDep) -> list[WorkerOut]:
+async def list_workers(services: ServicesDep, _admin: AdminDep) -> list[WorkerOut]:
     now = utcnow()
     rows = await services.registry.live(services.settings.processor.lease_seconds)
     return [

@@ -10,6 +10,9 @@ let subtitleFormat = "srt";
 let subtitlesFor = null;
 // The server answered 401: polling waits until a key is entered.
 let keyNeeded = false;
+// Stats and workers answer 403 to keys that are not admin keys: they are then not polled
+// until another key is entered.
+let adminViews = true;
 
 const $ = (id) => document.getElementById(id);
 
@@ -35,6 +38,7 @@ const KEY_REQUIRED = "This server requires an API key (401). Enter one to contin
 const KEY_REJECTED = "The saved API key was rejected (401). Enter a valid key. 已保存的 API 密钥被拒绝（401），请输入有效的密钥。";
 
 class KeyRequiredError extends Error {}
+class ForbiddenError extends Error {}
 
 function storedKey() {
   try {
@@ -113,6 +117,7 @@ function setupKeyDialog() {
     }
     storeKey(key);
     keyNeeded = false;
+    resetAdminViews();
     dialog.close();
     $("refreshed").className = "muted";
     $("refreshed").textContent = "Checking the key… 正在验证密钥…";
@@ -125,6 +130,7 @@ function setupKeyDialog() {
     $("key-message").className = "muted";
     $("key-message").textContent = "The key was removed from this browser. 已从本浏览器移除密钥。";
     keyNeeded = false;
+    resetAdminViews();
     refreshAll();
   });
   $("key-cancel").addEventListener("click", () => dialog.close());
@@ -133,6 +139,7 @@ function setupKeyDialog() {
 
 async function getJson(path) {
   const response = await apiFetch(path, { headers: { Accept: "application/json" } });
+  if (response.status === 403) throw new ForbiddenError("Needs an admin key 需要管理员密钥 (403)");
   if (!response.ok) {
     let detail = response.statusText;
     try {
@@ -166,8 +173,37 @@ function emptyRow(body, columns, message) {
   td.colSpan = columns;
 }
 
+// Shown instead of the stats and workers when the key is not an admin key.
+function showAdminOnly() {
+  adminViews = false;
+  for (const id of ["q-high", "q-normal", "q-low", "c-processing", "t-completed", "t-failed", "t-audio", "t-rtf"]) {
+    text(id, null);
+  }
+  $("admin-note").hidden = false;
+  emptyRow($("workers-body"), 5, "Needs an admin key 需要管理员密钥");
+}
+
+function resetAdminViews() {
+  adminViews = true;
+  $("admin-note").hidden = true;
+}
+
+async function adminJson(path) {
+  try {
+    return await getJson(path);
+  } catch (error) {
+    if (error instanceof ForbiddenError) {
+      showAdminOnly();
+      return null;
+    }
+    throw error;
+  }
+}
+
 async function refreshStats() {
-  const stats = await getJson(`${API}/stats`);
+  if (!adminViews) return;
+  const stats = await adminJson(`${API}/stats`);
+  if (stats === null) return;
   text("q-high", stats.queue_depth.high);
   text("q-normal", stats.queue_depth.normal);
   text("q-low", stats.queue_depth.low);
@@ -180,7 +216,9 @@ async function refreshStats() {
 }
 
 async function refreshWorkers() {
-  const workers = await getJson(`${API}/workers`);
+  if (!adminViews) return;
+  const workers = await adminJson(`${API}/workers`);
+  if (workers === null) return;
   const body = $("workers-body");
   if (!workers.length) return emptyRow(body, 5, "No live workers 无存活工作进程");
   body.replaceChildren();
