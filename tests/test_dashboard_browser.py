@@ -140,6 +140,12 @@ def test_dashboard_asks_for_the_key_then_uploads_and_shows_the_transcript(
         transcript = page.get_by_test_id("transcript")
         expect(transcript).not_to_have_text("…")
         assert "ask not what your country can do for you" in normalize_en(transcript.inner_text())
+        # With keys on, the player cannot send the key itself: the page fetched the media with it.
+        page.wait_for_function(
+            "() => { const p = document.getElementById('tv-player'); return p.readyState >= 1 && p.duration > 0; }",
+            timeout=15_000,
+        )
+        assert (page.get_by_test_id("player").get_attribute("src") or "").startswith("blob:")
         subtitles = page.get_by_test_id("subtitles")
         expect(subtitles).to_contain_text("00:00:00,000 --> ")  # SRT
         page.click("button.tab[data-format=vtt]")
@@ -174,6 +180,7 @@ def test_dashboard_asks_for_the_key_then_uploads_and_shows_the_transcript(
             ("GET", "/api/v1/tasks?limit=15"),
             ("POST", "/api/v1/tasks"),
             ("GET", "/api/v1/tasks/{id}"),
+            ("GET", "/api/v1/tasks/{id}/media"),
             ("GET", "/api/v1/tasks/{id}/subtitles?format=srt"),
             ("GET", "/api/v1/tasks/{id}/subtitles?format=vtt"),
         } <= used, used
@@ -182,7 +189,8 @@ def test_dashboard_asks_for_the_key_then_uploads_and_shows_the_transcript(
         assert httpx.get(f"{base}/api/v1/tasks", timeout=10).status_code == 401
         tasks = httpx.get(f"{base}/api/v1/tasks", headers={"X-API-Key": key}, timeout=10).json()
         assert [(t["file_name"], t["status"]) for t in tasks["items"]] == [("jfk.flac", "completed")]
-        assert requested and all(url.startswith(base) for url in requested), requested
+        # (``blob:`` URLs are the page's own: the media it fetched with the key.)
+        assert requested and all(url.startswith((base, f"blob:{base}/")) for url in requested), requested
         # Only the expected 401s were logged (Chromium reports each failed resource load).
         unexpected = [m for m in console_errors if "status of 401 (Unauthorized)" not in m]
         assert unexpected == [], console_errors
@@ -207,3 +215,94 @@ def test_dashboard_asks_for_the_key_then_uploads_and_shows_the_transcript(
         expect(page.locator("#t-completed")).to_have_text("–")
         expect(page.locator("#recent-body")).to_contain_text("No tasks yet", timeout=15_000)
         expect(page.get_by_test_id("refreshed")).to_contain_text("Updated")
+
+
+def test_task_view_plays_the_media_follows_it_in_the_transcript_and_downloads(
+    tmp_path: Path, model_dir: Path, clips: dict[str, Clip]
+) -> None:
+    """Without keys the player streams the media route itself: the cue under the playhead is
+    highlighted, clicking a cue seeks there, and SRT/VTT/TXT download from the task view."""
+    _require_chromium()
+    import srt
+    import webvtt
+    from playwright.sync_api import expect, sync_playwright
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = server_env(
+        tmp_path,
+        model_dir,
+        WHISPER__DEFAULT_MODEL="tiny.en",
+        WHISPER__WARMUP="false",
+        PROCESSOR__POLL_INTERVAL_SECONDS="0.2",
+    )
+    audio = clips["jfk.flac"].path
+    with ExitStack() as stack:
+        starting = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(
+            start_server, env, port, tmp_path / "server.log"
+        )
+        stack.callback(_stop, starting)
+        playwright = stack.enter_context(sync_playwright())
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        stack.callback(browser.close)
+        starting.result()
+        with audio.open("rb") as handle:
+            created = httpx.post(f"{base}/api/v1/tasks", files={"file": (audio.name, handle)}, timeout=30)
+        assert created.status_code == 201, created.text
+        task_id = created.json()["id"]
+        task = httpx.get(f"{base}/api/v1/tasks/{task_id}", params={"wait": 120}, timeout=130).json()
+        assert task["status"] == "completed", task
+        segments = task["result"]["segments"]
+        assert len(segments) >= 2, segments
+
+        page = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+        page.goto(f"{base}/dashboard")
+        page.locator(f"#recent-body tr[data-task-id='{task_id}']").click()
+        expect(page.get_by_test_id("task-status")).to_have_text("completed", timeout=15_000)
+        cue_items = page.get_by_test_id("transcript").locator("li")
+        expect(cue_items).to_have_count(len(segments))
+        assert "ask not what your country can do for you" in normalize_en(
+            page.get_by_test_id("transcript").inner_text()
+        )
+
+        # The player has the media (its real duration), streamed from the media route.
+        player = page.get_by_test_id("player")
+        page.wait_for_function(
+            "() => { const p = document.getElementById('tv-player'); return p.readyState >= 1 && p.duration > 0; }",
+            timeout=15_000,
+        )
+        assert player.get_attribute("src") == f"/api/v1/tasks/{task_id}/media"
+        duration = page.evaluate("document.getElementById('tv-player').duration")
+        assert abs(duration - clips["jfk.flac"].duration) < 0.5, duration
+
+        # The cue under the playhead is the highlighted one, and only that one.
+        second = segments[1]
+        middle = (second["start"] + second["end"]) / 2
+        page.evaluate(f"document.getElementById('tv-player').currentTime = {middle}")
+        expect(page.locator("#tv-transcript li.current")).to_have_count(1)
+        expect(cue_items.nth(1)).to_have_class(re.compile(r"\bcurrent\b"))
+        # Clicking the first cue moves the playhead to its start.
+        cue_items.nth(0).click()
+        expect(cue_items.nth(0)).to_have_class(re.compile(r"\bcurrent\b"))
+        position = page.evaluate("document.getElementById('tv-player').currentTime")
+        assert segments[0]["start"] <= position < segments[0]["end"], position
+
+        # Downloads: each format, named after the file, with the transcript in it.
+        texts = {}
+        for fmt in ("srt", "vtt", "txt"):
+            with page.expect_download() as download_info:
+                page.locator(f"button[data-download={fmt}]").click()
+            download = download_info.value
+            assert download.suggested_filename == f"jfk.{fmt}"
+            target = tmp_path / download.suggested_filename
+            download.save_as(target)
+            texts[fmt] = target.read_text(encoding="utf-8")
+        cues = list(srt.parse(texts["srt"]))
+        assert len(cues) >= 2 and "ask not what your country" in normalize_en(
+            " ".join(c.content for c in cues)
+        )
+        vtt = tmp_path / "jfk.vtt"
+        assert "ask not what your country" in normalize_en(" ".join(c.text for c in webvtt.read(str(vtt))))
+        assert "ask not what your country" in normalize_en(texts["txt"])
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-player.png"), full_page=True)

@@ -8,6 +8,14 @@ let currentTask = null;
 let currentStatus = null;
 let subtitleFormat = "srt";
 let subtitlesFor = null;
+// The task view's player: which task's media it holds, and the object URL to release.
+let mediaFor = null;
+let mediaUrl = null;
+let resultFor = null;
+let downloadName = "transcript";
+// The transcript's cues, in time order: {start, end, element}.
+let cues = [];
+let currentCue = null;
 // The server answered 401: polling waits until a key is entered.
 let keyNeeded = false;
 // Stats and workers answer 403 to keys that are not admin keys: they are then not polled
@@ -25,6 +33,14 @@ function seconds(value) {
   if (value < 60) return `${value.toFixed(1)} s`;
   if (value < 3600) return `${(value / 60).toFixed(1)} min`;
   return `${(value / 3600).toFixed(2)} h`;
+}
+
+function clock(value) {
+  const total = Math.max(0, Math.floor(value));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
 }
 
 function time(iso) {
@@ -281,11 +297,161 @@ async function showTask(id) {
   currentTask = id;
   currentStatus = null;
   subtitlesFor = null;
+  resultFor = null;
   $("task-view").hidden = false;
   text("tv-id", id);
-  $("tv-transcript").textContent = "";
+  renderPending("");
   $("tv-subtitles").textContent = "";
+  releaseMedia();
   await refreshTask();
+}
+
+// --- Media player, with the transcript's current cue highlighted --------------------------------
+
+function releaseMedia() {
+  const player = $("tv-player");
+  player.pause();
+  player.removeAttribute("src");
+  player.load();
+  if (mediaUrl) URL.revokeObjectURL(mediaUrl);
+  mediaUrl = null;
+  mediaFor = null;
+  $("tv-media").hidden = true;
+  mediaNote("");
+}
+
+function mediaNote(message) {
+  const note = $("tv-media-note");
+  note.hidden = !message;
+  note.textContent = message;
+}
+
+async function loadMedia(id) {
+  mediaFor = id;
+  $("tv-media").hidden = false;
+  const player = $("tv-player");
+  const url = `${API}/tasks/${encodeURIComponent(id)}/media`;
+  if (!storedKey()) {
+    player.src = url; // streamed with range requests
+    return;
+  }
+  // A media element cannot send the key: fetch the file with it, then play it from memory.
+  const response = await apiFetch(url);
+  if (id !== currentTask) return;
+  if (!response.ok) {
+    mediaNote(`Media unavailable 媒体不可用 (${response.status})`);
+    return;
+  }
+  mediaUrl = URL.createObjectURL(await response.blob());
+  if (id === currentTask) player.src = mediaUrl;
+}
+
+function setupPlayer() {
+  const player = $("tv-player");
+  player.addEventListener("timeupdate", highlightCue);
+  player.addEventListener("seeked", highlightCue);
+  player.addEventListener("error", () => {
+    if (player.getAttribute("src")) mediaNote("Media unavailable (no longer kept?) 媒体不可用（可能已过保留期）");
+  });
+}
+
+function highlightCue() {
+  const now = $("tv-player").currentTime;
+  const cue = cues.find((c) => c.start <= now && now < c.end) || null;
+  if (cue === currentCue) return;
+  if (currentCue) currentCue.element.classList.remove("current");
+  currentCue = cue;
+  if (cue) {
+    cue.element.classList.add("current");
+    cue.element.scrollIntoView({ block: "nearest" });
+  }
+}
+
+function seek(start) {
+  const player = $("tv-player");
+  if (!player.getAttribute("src")) return;
+  player.currentTime = start;
+  player.play().catch(() => { /* autoplay refused: the position is still set */ });
+}
+
+function speakerChip(label) {
+  const chip = document.createElement("span");
+  chip.className = "speaker";
+  chip.textContent = label;
+  let hash = 0;
+  for (const char of label) hash = (hash * 31 + char.codePointAt(0)) % 360;
+  chip.style.setProperty("--hue", String(hash));
+  return chip;
+}
+
+function renderPending(message) {
+  cues = [];
+  currentCue = null;
+  const item = document.createElement("li");
+  item.className = "pending";
+  item.textContent = message;
+  $("tv-transcript").replaceChildren(item);
+  $("tv-speakers").hidden = true;
+}
+
+function renderTranscript(result) {
+  const list = $("tv-transcript");
+  list.replaceChildren();
+  cues = [];
+  currentCue = null;
+  const speakers = [];
+  for (const segment of result.segments || []) {
+    const item = document.createElement("li");
+    item.dataset.start = String(segment.start);
+    item.dataset.end = String(segment.end);
+    const at = document.createElement("span");
+    at.className = "at";
+    at.textContent = clock(segment.start);
+    item.append(at);
+    if (segment.speaker) {
+      item.append(speakerChip(segment.speaker));
+      if (!speakers.includes(segment.speaker)) speakers.push(segment.speaker);
+    }
+    const words = document.createElement("span");
+    words.textContent = segment.text.trim();
+    item.append(words);
+    item.title = "Play from here 从此处播放";
+    item.addEventListener("click", () => seek(segment.start));
+    list.append(item);
+    cues.push({ start: segment.start, end: segment.end, element: item });
+  }
+  if (!cues.length) renderPending(result.text || "");
+  const chips = $("tv-speakers");
+  chips.replaceChildren(...speakers.map(speakerChip));
+  chips.hidden = speakers.length === 0;
+  highlightCue();
+}
+
+async function download(format) {
+  const id = currentTask;
+  if (!id) return;
+  const response = await apiFetch(`${API}/tasks/${encodeURIComponent(id)}/subtitles?format=${format}`);
+  if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = `${downloadName}.${format}`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+function setupDownloads() {
+  for (const button of document.querySelectorAll("button[data-download]")) {
+    button.addEventListener("click", () => {
+      download(button.dataset.download).catch((error) => {
+        const refreshed = $("refreshed");
+        refreshed.className = "error";
+        refreshed.textContent = `Download failed 下载失败: ${error.message}`;
+      });
+    });
+  }
 }
 
 async function refreshTask() {
@@ -311,11 +477,21 @@ async function refreshTask() {
   const error = $("tv-error");
   error.hidden = !task.error;
   error.textContent = task.error || "";
-  if (task.status === "completed" && task.result) {
-    $("tv-transcript").textContent = task.result.text;
+  const name = task.file_name || (task.file_url || "").split("/").pop() || id;
+  downloadName = name.replace(/\.[^.]*$/, "") || id;
+  const completed = task.status === "completed" && task.result;
+  for (const button of document.querySelectorAll("button[data-download]")) button.disabled = !completed;
+  if (mediaFor !== id) await loadMedia(id).catch((error) => mediaNote(error.message));
+  if (completed) {
+    if (resultFor !== id) {
+      renderTranscript(task.result);
+      resultFor = id;
+    }
     if (subtitlesFor !== `${id}.${subtitleFormat}`) await loadSubtitles(id);
   } else if (task.status !== "failed") {
-    $("tv-transcript").textContent = "…";
+    renderPending("…");
+  } else {
+    renderPending("");
   }
 }
 
@@ -368,6 +544,8 @@ function setupUpload() {
 setupKeyDialog();
 setupTabs();
 setupUpload();
+setupPlayer();
+setupDownloads();
 loadModels();
 refreshAll();
 setInterval(refreshAll, REFRESH_MS);
