@@ -28,7 +28,8 @@ ENGLISH_INTRO = """\
 
 Every setting is an environment variable, read also from a `.env` file in the working directory
 (environment variables win). Nested groups use `__`: `WHISPER__COMPUTE_TYPE=int8`. Lists are
-comma-separated (`WHISPER__ALLOWED_MODELS=base,tiny.en`). The same list, with defaults, is
+comma-separated (`WHISPER__ALLOWED_MODELS=base,tiny.en`). Each group below can be linked as
+`configuration.md#<group>` (`#whisper`, `#callbacks`, …). The same list, with defaults, is
 `.env.example` at the root of the repository: copy it to `.env` and uncomment what you change.
 """
 
@@ -82,7 +83,8 @@ def render_configuration(language: str = "en") -> str:
     lines = [ENGLISH_INTRO if language == "en" else CHINESE_INTRO]
     for group, about, rows in _groups(Settings):
         title = TOP_LEVEL[language] if group is None else (_markdown(about).rstrip(".") or f"`{group}__*`")
-        lines.append(f"## {title}\n")
+        anchor = "general" if group is None else group.lower()
+        lines.append(f"## {title} {{ #{anchor} }}\n")
         lines.append(f"| {header} | {default} | {description} |")
         lines.append("|---|---|---|")
         for row in rows:

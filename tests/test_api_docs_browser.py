@@ -7,16 +7,28 @@ Skips when Chromium is missing, unless ``TINGXIE_REQUIRE_BROWSER=1`` (set by ``.
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.server_process import free_port, server_env, start_server
-from tests.test_dashboard_browser import CHROMIUM, _require_chromium
+import pytest
 
+from tests.server_process import free_port, server_env, start_server
+
+CHROMIUM = os.environ.get("TINGXIE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 LOOPBACK = {"127.0.0.1"}
+
+
+def _require_chromium() -> None:
+    if not Path(CHROMIUM).is_file():
+        message = f"Chromium not found at {CHROMIUM}"
+        if os.environ.get("TINGXIE_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def _stop(server: subprocess.Popen[bytes]) -> None:
@@ -63,14 +75,12 @@ def test_swagger_ui_and_redoc_render_offline(tmp_path: Path) -> None:
         page = context.new_page()
 
         page.goto(f"{base}/")
-        expect(page).to_have_title("Tingxie 听写 · API")
         create = page.locator(".opblock-post", has_text="/api/v1/tasks").first
         expect(create).to_be_visible(timeout=30_000)
         expect(create).to_contain_text("Create a task / 创建任务")
         assert page.locator(".opblock").count() > 50
 
         page.goto(f"{base}/redoc")
-        expect(page).to_have_title("Tingxie 听写 · ReDoc")
         heading = page.get_by_role("heading", name="Create a task / 创建任务")
         expect(heading).to_be_visible(timeout=60_000)
         expect(page.locator("body")).to_contain_text("/api/v1/tasks")
