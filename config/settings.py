@@ -240,7 +240,7 @@ class CallbacksSettings(BaseModel):
     """Longest delay between two attempts."""
 
     timeout_seconds: float = Field(default=10.0, gt=0)
-    """Network timeout of one delivery attempt."""
+    """Overall time limit of one delivery attempt: connecting, sending and reading the reply together (a receiver that trickles its reply is cut off here). Each delivery holds one of the ``CONCURRENCY`` slots for at most this long."""
 
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     """How often a node looks for due deliveries (callbacks of tasks it finishes start at once)."""
