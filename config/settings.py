@@ -420,7 +420,10 @@ class WorkflowsSettings(BaseModel):
     """Most steps one workflow may have."""
 
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
-    """Timeout of one ``webhook`` step request. Webhooks are signed with ``CALLBACKS__SECRET``."""
+    """Overall time limit of one ``webhook`` step request: connecting, sending and reading the reply together (a reply that trickles in is cut off here and the attempt fails). Webhooks are signed with ``CALLBACKS__SECRET``."""
+
+    webhook_max_response_bytes: int = Field(default=65536, ge=0, le=16 * 1024 * 1024)
+    """Most bytes of a ``webhook`` step's reply body that are read; the rest is not downloaded (the step's output notes ``truncated``)."""
 
     components: Annotated[list[str], NoDecode] = []
     """Custom step components, as ``module.path:callable`` or ``name=module.path:callable`` (comma-separated or a JSON list); each is imported and checked at start-up."""

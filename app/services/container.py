@@ -173,6 +173,7 @@ class Services:
             components=components,
             secret=settings.callbacks.secret.get_secret_value() if settings.callbacks.secret else None,
             webhook_timeout_seconds=settings.workflows.webhook_timeout_seconds,
+            webhook_max_response_bytes=settings.workflows.webhook_max_response_bytes,
         )
         workflows = WorkflowService(
             settings=settings.workflows,
