@@ -78,7 +78,9 @@ class TaskProcessor:
         self._slots = asyncio.Semaphore(max(settings.max_concurrent_tasks, pool.task_capacity))
         self._wake = asyncio.Event()
         self._resumed = asyncio.Event()
-        self._running: dict[str, _Running] = {}
+        # Keyed by claim, not task id: a task cancelled and queued again can be claimed anew
+        # while its first run is still winding down here, and each run ends its own entry.
+        self._running: dict[Claim, _Running] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._registry = registry
@@ -94,7 +96,7 @@ class TaskProcessor:
 
     @property
     def running_task_ids(self) -> list[str]:
-        return list(self._running)
+        return list(dict.fromkeys(claim.task_id for claim in self._running))
 
     @property
     def paused(self) -> bool:
@@ -128,11 +130,11 @@ class TaskProcessor:
 
     async def _heartbeat(self) -> None:
         """Renew leases (dropping tasks whose lease was lost), reap expired ones, refresh the registry."""
-        claims = [running.claim for running in self._running.values()]
+        claims = list(self._running)
         owned = await self._repository.renew_leases(self._worker_id, claims, self._settings.lease_seconds)
         for claim in claims:
-            running = self._running.get(claim.task_id)
-            if claim.task_id not in owned and running is not None:
+            running = self._running.get(claim)
+            if claim not in owned and running is not None and not running.cancelled:
                 logger.warning("lost the lease of task %s; dropping it", claim.task_id)
                 running.cancelled = True
         requeued, failed = await self._repository.reap_expired(self._settings.max_attempts)
@@ -144,7 +146,7 @@ class TaskProcessor:
             self._worker_id,
             role=self._role,
             devices=self._devices,
-            running=list(self._running),
+            running=self.running_task_ids,
             started_at=self._started_at,
         )
 
@@ -173,11 +175,10 @@ class TaskProcessor:
 
     def cancel(self, task_id: str) -> bool:
         """Ask a running task to stop and drop its result. True when it runs here."""
-        running = self._running.get(task_id)
-        if running is None:
-            return False
-        running.cancelled = True
-        return True
+        runs = [running for claim, running in self._running.items() if claim.task_id == task_id]
+        for running in runs:
+            running.cancelled = True
+        return bool(runs)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming; wait for running tasks, then give unfinished ones back to the queue."""
@@ -217,15 +218,15 @@ class TaskProcessor:
                         await self._wake.wait()
                 continue
             running = _Running(claim)
-            self._running[claim.task_id] = running
+            self._running[claim] = running
             self._events.changed(claim.task_id)
             running.job = asyncio.create_task(self._run(running), name=f"task-{claim.task_id}")
-            running.job.add_done_callback(functools.partial(self._finished, claim.task_id))
+            running.job.add_done_callback(functools.partial(self._finished, claim))
 
-    def _finished(self, task_id: str, _job: asyncio.Task[None]) -> None:
-        self._running.pop(task_id, None)
+    def _finished(self, claim: Claim, _job: asyncio.Task[None]) -> None:
+        self._running.pop(claim, None)
         self._slots.release()
-        self._events.finished(task_id)
+        self._events.finished(claim.task_id)
         self.wake()
 
     async def _run(self, running: _Running) -> None:
