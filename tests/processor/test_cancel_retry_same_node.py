@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,9 +37,10 @@ class MediaPeer:
     release: threading.Event = field(default_factory=threading.Event)
 
     async def wait_for(self, count: int, timeout: float = 60) -> None:
-        async with asyncio.timeout(timeout):
-            while len(self.requests) < count:
-                await asyncio.sleep(0.02)
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count:
+            assert time.monotonic() < deadline, f"only {len(self.requests)} of {count} requests arrived"
+            await asyncio.sleep(0.02)
 
 
 @contextmanager
