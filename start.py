@@ -13,21 +13,28 @@ import argparse
 import asyncio
 import signal
 
-import uvicorn
-
 from app.logging_setup import configure_logging
 from app.main import create_app
+from app.server import serve
 from app.services.container import Services
 from config.settings import Settings
 
 
 async def run_worker(settings: Settings) -> None:
-    """A processor without HTTP; SIGTERM/SIGINT finish or hand back running tasks, then exit."""
+    """A processor without HTTP; SIGTERM/SIGINT let running tasks finish (within the shutdown
+    timeout) or hand them back, then exit; a second signal hands them back at once."""
     configure_logging(settings.logging)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    services: Services | None = None
+
+    def on_signal() -> None:
+        if stop.is_set() and services is not None:
+            services.begin_shutdown(forced=True)
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
     services = await Services.start(settings, role="worker")
     try:
         await stop.wait()
@@ -50,7 +57,7 @@ def main() -> None:
     if args.role == "worker":
         asyncio.run(run_worker(settings))
         return
-    uvicorn.run(create_app(settings, role=args.role), host=args.host, port=args.port, log_config=None)
+    serve(create_app(settings, role=args.role), settings, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

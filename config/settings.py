@@ -30,6 +30,9 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8000, ge=1, le=65535)
     """TCP port the HTTP server listens on (``--port`` overrides it)."""
 
+    graceful_shutdown_seconds: float = Field(default=10.0, ge=0)
+    """On SIGTERM, how long open HTTP requests (uploads, downloads) may take to finish before they are cut (uvicorn's ``timeout_graceful_shutdown``). Live-event streams and long polls end at once; running tasks then get ``PROCESSOR__SHUTDOWN_TIMEOUT_SECONDS``."""
+
     public_url: str | None = None
     """Base URL at which other nodes reach this one (e.g. ``http://10.0.0.5:8000``). Set it, with ``STORAGE__PEER_SECRET``, when workers on other nodes cannot see this node's media directory."""
 
@@ -209,7 +212,7 @@ class ProcessorSettings(BaseModel):
     """How often a worker renews its leases and its entry in the workers registry."""
 
     shutdown_timeout_seconds: float = Field(default=30.0, ge=0)
-    """On SIGTERM, how long running tasks may take to finish before they go back to the queue."""
+    """On SIGTERM, how long running tasks may take to finish before they go back to the queue (the server stops claiming at the first signal). A second SIGTERM or SIGINT hands them back at once."""
 
     max_attempts: int = Field(default=3, ge=1)
     """Claims a task gets; a task whose last lease expires fails with the reason."""

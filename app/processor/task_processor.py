@@ -180,6 +180,14 @@ class TaskProcessor:
             running.cancelled = True
         return bool(runs)
 
+    def hand_back(self) -> None:
+        """Stop claiming and give every running task back to the queue now, without waiting for
+        it to finish (a second shutdown signal). Each run re-queues its task as it stops."""
+        self.pause()
+        for running in list(self._running.values()):
+            if running.job is not None and not running.job.done():
+                running.job.cancel()
+
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming; wait for running tasks, then give unfinished ones back to the queue."""
         self.pause()
