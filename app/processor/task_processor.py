@@ -260,20 +260,12 @@ class TaskProcessor:
                     duration=task.duration,
                 )
                 elapsed = time.perf_counter() - started
-                stored = await self._durably(
-                    self._repository.finish_owned,
-                    claim,
-                    status=TaskStatus.completed.value,
-                    result=result.model_dump(mode="json"),
-                    progress=100.0,
-                    language=result.language,
-                    language_probability=result.language_probability,
-                    duration=result.duration,
-                    processing_time=round(elapsed, 3),
-                    completed_at=utcnow(),
-                    error=None,
-                )
-                if stored:
+                stored = await self._store_result(claim, result, elapsed)
+                if stored is None:
+                    # The transcript is done but the database stayed away: never record that as a
+                    # failure. The lease lapses (no longer renewed) and the task is queued again.
+                    running.cancelled = True  # keep the media for the next run
+                elif stored:
                     if self._metrics is not None:
                         self._metrics.task_completed(elapsed, result.duration)
                     logger.info(
@@ -319,6 +311,38 @@ class TaskProcessor:
                 self._storage.remove(media_name)
                 with suppress(Exception):
                     await self._durably(self._repository.forget_media, claim.task_id)
+
+    async def _store_result(self, claim: Claim, result: TranscriptionResult, elapsed: float) -> bool | None:
+        """Write the finished transcript: True when stored, False when the claim no longer owns
+        the task, ``None`` when the database stayed unreachable through the outage budget.
+
+        Lost connections are retried with bounded backoff (``PROCESSOR__OUTAGE_RETRY_SECONDS``);
+        meanwhile the heartbeat keeps renewing the lease as soon as the database answers, and the
+        write is fenced by the claim, so a late retry can never overwrite a newer owner."""
+        try:
+            return await self._durably(
+                self._repository.finish_owned,
+                claim,
+                status=TaskStatus.completed.value,
+                result=result.model_dump(mode="json"),
+                progress=100.0,
+                language=result.language,
+                language_probability=result.language_probability,
+                duration=result.duration,
+                processing_time=round(elapsed, 3),
+                completed_at=utcnow(),
+                error=None,
+            )
+        except Exception as exc:
+            if not is_disconnect(exc):
+                raise
+            logger.error(
+                "the result could not be stored: the database stayed unreachable for %.0f s (%s); "
+                "the task goes back to the queue when its lease expires",
+                self._settings.outage_retry_seconds,
+                type(exc).__name__,
+            )
+            return None
 
     def _durably(
         self, function: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs
