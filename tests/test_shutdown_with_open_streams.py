@@ -7,19 +7,22 @@ SSE client kept the server, and its running task, up for as long as it stayed.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
+from config.settings import Settings
 from tests.api.test_tasks import _concat_wav
-from tests.conftest import Clip
+from tests.conftest import Clip, running_app, upload
 from tests.server_process import free_port, server_env, start_server
 
 
@@ -131,3 +134,47 @@ def test_sigterm_with_open_sse_and_long_poll_exits_and_requeues(
     # The running task went back to the queue, ready for the next start (or another node).
     assert _task_row(tmp_path / "tingxie.db", task_id) == ("queued", 1)
     assert "returning the task to the queue" in (tmp_path / "logs" / "tingxie.log").read_text()
+
+
+async def test_shutdown_answers_waiting_requests_in_process(
+    make_settings: Callable[..., Settings], clips: dict[str, Clip]
+) -> None:
+    """The first shutdown signal, in process: a long poll answers with the queued task, a
+    synchronous OpenAI-style transcription gets 503 with ``Retry-After`` (its task is deleted,
+    as when its client leaves), and a live-event stream ends with a ``shutdown`` event."""
+    async with running_app(make_settings(), paused=True) as running:
+        client = running.client
+        created = await upload(client, clips["jfk.wav"].path)
+        task_id = created.json()["id"]
+        with clips["goforward.wav"].path.open("rb") as handle:
+            transcription = asyncio.create_task(
+                client.post("/v1/audio/transcriptions", files={"file": handle}, data={"model": "tiny.en"})
+            )
+            poll = asyncio.create_task(client.get(f"/api/v1/tasks/{task_id}", params={"wait": 600}))
+
+            async def stream() -> list[str]:
+                async with client.stream("GET", f"/api/v1/tasks/{task_id}/events") as response:
+                    return [
+                        line.removeprefix("event: ")
+                        async for line in response.aiter_lines()
+                        if line.startswith("event: ")
+                    ]
+
+            events = asyncio.create_task(stream())
+            deadline = time.monotonic() + 30
+            while (await client.get("/api/v1/tasks")).json()["total"] < 2:  # the transcription's task
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            assert not poll.done() and not transcription.done() and not events.done()
+
+            running.services.begin_shutdown()
+            async with asyncio.timeout(10):
+                answered, refused, streamed = await asyncio.gather(poll, transcription, events)
+        assert answered.status_code == 200 and answered.json()["status"] == "queued"
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert int(refused.headers["retry-after"]) > 0
+        assert streamed == ["status", "shutdown"]
+        listing = (await client.get("/api/v1/tasks")).json()
+        assert [task["id"] for task in listing["items"]] == [task_id]
