@@ -70,9 +70,14 @@ def _task_row(database: Path, task_id: str) -> tuple[str, int]:
     return str(row[0]), int(row[1])
 
 
-@pytest.mark.parametrize("signals", [1, 2], ids=["sigterm", "sigterm-twice"])
+@pytest.mark.parametrize(
+    ("signals", "signum"),
+    [(1, signal.SIGTERM), (2, signal.SIGTERM), (2, signal.SIGINT)],
+    # Two SIGINTs are uvicorn's forced exit, which skips the app's own shutdown.
+    ids=["sigterm", "sigterm-twice", "sigint-twice"],
+)
 def test_sigterm_with_open_sse_and_long_poll_exits_and_requeues(
-    tmp_path: Path, model_dir: Path, clips: dict[str, Clip], signals: int
+    tmp_path: Path, model_dir: Path, clips: dict[str, Clip], signals: int, signum: signal.Signals
 ) -> None:
     long_audio = tmp_path / "two-minutes.wav"
     _concat_wav([clips["jfk.wav"].path] * 11, long_audio)
@@ -112,10 +117,10 @@ def test_sigterm_with_open_sse_and_long_poll_exits_and_requeues(
         assert not poll.ended.is_set()
 
         stopped_at = time.monotonic()
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         if signals == 2:
             time.sleep(1)
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(signum)
         try:
             process.wait(15 - (time.monotonic() - stopped_at))
         except subprocess.TimeoutExpired:
