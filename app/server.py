@@ -69,6 +69,6 @@ def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
         host=host,
         port=port,
         log_config=None,
-        timeout_graceful_shutdown=int(settings.server.graceful_shutdown_seconds),
+        timeout_graceful_shutdown=settings.server.graceful_shutdown_seconds,
     )
     GracefulServer(config, app).run()

@@ -30,7 +30,7 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8000, ge=1, le=65535)
     """TCP port the HTTP server listens on (``--port`` overrides it)."""
 
-    graceful_shutdown_seconds: float = Field(default=10.0, ge=0)
+    graceful_shutdown_seconds: int = Field(default=10, ge=0)
     """On SIGTERM, how long open HTTP requests (uploads, downloads) may take to finish before they are cut (uvicorn's ``timeout_graceful_shutdown``). Live-event streams and long polls end at once; running tasks then get ``PROCESSOR__SHUTDOWN_TIMEOUT_SECONDS``."""
 
     public_url: str | None = None
