@@ -89,7 +89,7 @@ async def test_cancel_and_retry_while_the_first_run_is_still_going(
         processor={
             "max_concurrent_tasks": 2,
             # A lease that lapses well before the second run ends, unless it is renewed.
-            "lease_seconds": 3,
+            "lease_seconds": 5,
             "heartbeat_interval_seconds": 0.5,
             "progress_interval_seconds": 0.2,
             "max_attempts": 5,
