@@ -30,6 +30,9 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8000, ge=1, le=65535)
     """TCP port the HTTP server listens on (``--port`` overrides it)."""
 
+    graceful_shutdown_seconds: int = Field(default=10, ge=0)
+    """On SIGTERM, how long open HTTP requests (uploads, downloads) may take to finish before they are cut (uvicorn's ``timeout_graceful_shutdown``). Live-event streams and long polls end at once; running tasks then get ``PROCESSOR__SHUTDOWN_TIMEOUT_SECONDS``."""
+
     public_url: str | None = None
     """Base URL at which other nodes reach this one (e.g. ``http://10.0.0.5:8000``). Set it, with ``STORAGE__PEER_SECRET``, when workers on other nodes cannot see this node's media directory."""
 
@@ -249,7 +252,7 @@ class ProcessorSettings(BaseModel):
     """How often a worker renews its leases and its entry in the workers registry."""
 
     shutdown_timeout_seconds: float = Field(default=30.0, ge=0)
-    """On SIGTERM, how long running tasks may take to finish before they go back to the queue."""
+    """On SIGTERM, how long running tasks may take to finish before they go back to the queue (the server stops claiming at the first signal). A second SIGTERM or SIGINT hands them back at once."""
 
     max_attempts: int = Field(default=3, ge=1)
     """Claims a task gets; a task whose last lease expires fails with the reason."""
@@ -280,7 +283,7 @@ class CallbacksSettings(BaseModel):
     """Longest delay between two attempts."""
 
     timeout_seconds: float = Field(default=10.0, gt=0)
-    """Network timeout of one delivery attempt."""
+    """Overall time limit of one delivery attempt: connecting, sending and reading the reply together (a receiver that trickles its reply is cut off here). Each delivery holds one of the ``CONCURRENCY`` slots for at most this long."""
 
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     """How often a node looks for due deliveries (callbacks of tasks it finishes start at once)."""
@@ -494,7 +497,10 @@ class WorkflowsSettings(BaseModel):
     """Most steps one workflow may have."""
 
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
-    """Timeout of one ``webhook`` step request. Webhooks are signed with ``CALLBACKS__SECRET``."""
+    """Overall time limit of one ``webhook`` step request: connecting, sending and reading the reply together (a reply that trickles in is cut off here and the attempt fails). Webhooks are signed with ``CALLBACKS__SECRET``."""
+
+    webhook_max_response_bytes: int = Field(default=65536, ge=0, le=16 * 1024 * 1024)
+    """Most bytes of a ``webhook`` step's reply body that are read; the rest is not downloaded (the step's output notes ``truncated``)."""
 
     components: Annotated[list[str], NoDecode] = []
     """Custom step components, as ``module.path:callable`` or ``name=module.path:callable`` (comma-separated or a JSON list); each is imported and checked at start-up."""

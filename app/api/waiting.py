@@ -7,6 +7,7 @@ import logging
 import anyio
 from fastapi import Request
 
+from app.errors import ProblemError
 from app.logging_setup import task_log_context
 from app.schemas.task import TaskOut
 from app.services.task_service import TaskService
@@ -15,6 +16,9 @@ logger = logging.getLogger(__name__)
 
 DISCONNECT_CHECK_SECONDS = 0.5
 """How often a waiting request checks whether its client is still connected."""
+
+SHUTDOWN_RETRY_AFTER_SECONDS = 5
+"""``Retry-After`` of the 503 a waiting request gets when the server shuts down under it."""
 
 
 class ClientGoneError(Exception):
@@ -25,7 +29,8 @@ async def wait_or_abandon(service: TaskService, request: Request, task_id: str) 
     """Long-poll ``task_id`` until it finishes.
 
     If the client disconnects first (or the request is cancelled), the task is deleted —
-    cancelled if running, its media removed — and ``ClientGoneError`` is raised.
+    cancelled if running, its media removed — and ``ClientGoneError`` is raised. When the server
+    shuts down first, the task is deleted likewise and the client gets 503 with ``Retry-After``.
     """
     finished = False
     try:
@@ -36,6 +41,12 @@ async def wait_or_abandon(service: TaskService, request: Request, task_id: str) 
                 return task
             if await request.is_disconnected():
                 raise ClientGoneError(task_id)
+            if service.shutting_down:
+                raise ProblemError(
+                    503,
+                    "the server is shutting down; send the request again",
+                    headers={"Retry-After": str(SHUTDOWN_RETRY_AFTER_SECONDS)},
+                )
     finally:
         if not finished:
             with anyio.CancelScope(shield=True), task_log_context(task_id):

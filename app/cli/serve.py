@@ -39,29 +39,36 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, roles: tuple[str, .
 
 
 def serve(settings: Settings, *, host: str | None, port: int | None, role: str) -> None:
-    """Serve ``create_app(settings)`` with uvicorn until SIGTERM/SIGINT."""
-    import uvicorn
-
+    """Serve ``create_app(settings)`` until SIGTERM/SIGINT (see :mod:`app.server` for the shutdown)."""
     from app.main import create_app
+    from app.server import serve as serve_app
 
-    uvicorn.run(
+    serve_app(
         create_app(settings, role=role),
+        settings,
         host=host or settings.server.host,
         port=port or settings.server.port,
-        log_config=None,
     )
 
 
 async def run_worker(settings: Settings) -> None:
-    """A processor without HTTP; SIGTERM/SIGINT finish or hand back running tasks, then exit."""
+    """A processor without HTTP; SIGTERM/SIGINT let running tasks finish (within the shutdown
+    timeout) or hand them back, then exit; a second signal hands them back at once."""
     from app.logging_setup import configure_logging
     from app.services.container import Services
 
     configure_logging(settings.logging)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    services: Services | None = None
+
+    def on_signal() -> None:
+        if stop.is_set() and services is not None:
+            services.begin_shutdown(forced=True)
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
     services = await Services.start(settings, role="worker")
     try:
         await stop.wait()

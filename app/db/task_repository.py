@@ -201,12 +201,13 @@ class TaskRepository:
             await enqueue_endings(session, Task.id == claim.task_id, now=now)
             return True
 
-    async def renew_leases(self, worker_id: str, claims: list[Claim], lease_seconds: float) -> set[str]:
-        """Extend the leases of ``claims``; returns the task ids whose claim is still owned."""
+    async def renew_leases(self, worker_id: str, claims: list[Claim], lease_seconds: float) -> set[Claim]:
+        """Extend the leases of ``claims``; returns the claims that still own their task (a stale
+        claim of a task that was cancelled and queued again owns nothing)."""
         if not claims:
             return set()
         now = utcnow()
-        owned: set[str] = set()
+        owned: set[Claim] = set()
         async with self._sessions() as session, session.begin():
             for claim in claims:
                 result = await session.execute(
@@ -216,7 +217,7 @@ class TaskRepository:
                     .execution_options(synchronize_session=False)
                 )
                 if result.rowcount:  # type: ignore[attr-defined]
-                    owned.add(claim.task_id)
+                    owned.add(claim)
         return owned
 
     async def reap_expired(self, max_attempts: int) -> tuple[int, int]:

@@ -18,6 +18,20 @@ class TaskEvents:
     def __init__(self) -> None:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._finish_listeners: list[Callable[[str], None]] = []
+        self._closing = False
+
+    @property
+    def closing(self) -> bool:
+        """The server is shutting down: waiters stop waiting and answer with what they have."""
+        return self._closing
+
+    def close(self) -> None:
+        """Wake every waiter and subscriber for good (shutdown): long polls answer at once and
+        live-event streams end, so that open connections do not hold the server up."""
+        self._closing = True
+        for waiters in self._waiters.values():
+            for event in waiters:
+                event.set()
 
     def on_finished(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(task_id)`` whenever a task on this node finishes (e.g. to send its callback)."""
@@ -50,6 +64,8 @@ class TaskEvents:
 
     async def wait(self, task_id: str, timeout: float) -> None:
         """Return when ``task_id`` changes here or ``timeout`` seconds pass."""
+        if self._closing:
+            return
         with self.subscribe(task_id) as event, suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await event.wait()

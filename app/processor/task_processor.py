@@ -79,7 +79,9 @@ class TaskProcessor:
         self._slots = asyncio.Semaphore(max(settings.max_concurrent_tasks, pool.task_capacity))
         self._wake = asyncio.Event()
         self._resumed = asyncio.Event()
-        self._running: dict[str, _Running] = {}
+        # Keyed by claim, not task id: a task cancelled and queued again can be claimed anew
+        # while its first run is still winding down here, and each run ends its own entry.
+        self._running: dict[Claim, _Running] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._registry = registry
@@ -95,7 +97,7 @@ class TaskProcessor:
 
     @property
     def running_task_ids(self) -> list[str]:
-        return list(self._running)
+        return list(dict.fromkeys(claim.task_id for claim in self._running))
 
     @property
     def paused(self) -> bool:
@@ -129,11 +131,11 @@ class TaskProcessor:
 
     async def _heartbeat(self) -> None:
         """Renew leases (dropping tasks whose lease was lost), reap expired ones, refresh the registry."""
-        claims = [running.claim for running in self._running.values()]
+        claims = list(self._running)
         owned = await self._repository.renew_leases(self._worker_id, claims, self._settings.lease_seconds)
         for claim in claims:
-            running = self._running.get(claim.task_id)
-            if claim.task_id not in owned and running is not None:
+            running = self._running.get(claim)
+            if claim not in owned and running is not None and not running.cancelled:
                 logger.warning("lost the lease of task %s; dropping it", claim.task_id)
                 running.cancelled = True
         requeued, failed = await self._repository.reap_expired(self._settings.max_attempts)
@@ -145,7 +147,7 @@ class TaskProcessor:
             self._worker_id,
             role=self._role,
             devices=self._devices,
-            running=list(self._running),
+            running=self.running_task_ids,
             started_at=self._started_at,
         )
 
@@ -174,11 +176,18 @@ class TaskProcessor:
 
     def cancel(self, task_id: str) -> bool:
         """Ask a running task to stop and drop its result. True when it runs here."""
-        running = self._running.get(task_id)
-        if running is None:
-            return False
-        running.cancelled = True
-        return True
+        runs = [running for claim, running in self._running.items() if claim.task_id == task_id]
+        for running in runs:
+            running.cancelled = True
+        return bool(runs)
+
+    def hand_back(self) -> None:
+        """Stop claiming and give every running task back to the queue now, without waiting for
+        it to finish (a second shutdown signal). Each run re-queues its task as it stops."""
+        self.pause()
+        for running in list(self._running.values()):
+            if running.job is not None and not running.job.done():
+                running.job.cancel()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming; wait for running tasks, then give unfinished ones back to the queue."""
@@ -218,15 +227,15 @@ class TaskProcessor:
                         await self._wake.wait()
                 continue
             running = _Running(claim)
-            self._running[claim.task_id] = running
+            self._running[claim] = running
             self._events.changed(claim.task_id)
             running.job = asyncio.create_task(self._run(running), name=f"task-{claim.task_id}")
-            running.job.add_done_callback(functools.partial(self._finished, claim.task_id))
+            running.job.add_done_callback(functools.partial(self._finished, claim))
 
-    def _finished(self, task_id: str, _job: asyncio.Task[None]) -> None:
-        self._running.pop(task_id, None)
+    def _finished(self, claim: Claim, _job: asyncio.Task[None]) -> None:
+        self._running.pop(claim, None)
         self._slots.release()
-        self._events.finished(task_id)
+        self._events.finished(claim.task_id)
         self.wake()
 
     async def _run(self, running: _Running) -> None:
@@ -252,20 +261,12 @@ class TaskProcessor:
                     duration=task.duration,
                 )
                 elapsed = time.perf_counter() - started
-                stored = await self._durably(
-                    self._repository.finish_owned,
-                    claim,
-                    status=TaskStatus.completed.value,
-                    result=result.model_dump(mode="json"),
-                    progress=100.0,
-                    language=result.language,
-                    language_probability=result.language_probability,
-                    duration=result.duration,
-                    processing_time=round(elapsed, 3),
-                    completed_at=utcnow(),
-                    error=None,
-                )
-                if stored:
+                stored = await self._store_result(claim, result, elapsed)
+                if stored is None:
+                    # The transcript is done but the database stayed away: never record that as a
+                    # failure. The lease lapses (no longer renewed) and the task is queued again.
+                    running.cancelled = True  # keep the media for the next run
+                elif stored:
                     if self._metrics is not None:
                         self._metrics.task_completed(elapsed, result.duration)
                     logger.info(
@@ -311,6 +312,38 @@ class TaskProcessor:
                 self._storage.remove(media_name)
                 with suppress(Exception):
                     await self._durably(self._repository.forget_media, claim.task_id)
+
+    async def _store_result(self, claim: Claim, result: TranscriptionResult, elapsed: float) -> bool | None:
+        """Write the finished transcript: True when stored, False when the claim no longer owns
+        the task, ``None`` when the database stayed unreachable through the outage budget.
+
+        Lost connections are retried with bounded backoff (``PROCESSOR__OUTAGE_RETRY_SECONDS``);
+        meanwhile the heartbeat keeps renewing the lease as soon as the database answers, and the
+        write is fenced by the claim, so a late retry can never overwrite a newer owner."""
+        try:
+            return await self._durably(
+                self._repository.finish_owned,
+                claim,
+                status=TaskStatus.completed.value,
+                result=result.model_dump(mode="json"),
+                progress=100.0,
+                language=result.language,
+                language_probability=result.language_probability,
+                duration=result.duration,
+                processing_time=round(elapsed, 3),
+                completed_at=utcnow(),
+                error=None,
+            )
+        except Exception as exc:
+            if not is_disconnect(exc):
+                raise
+            logger.error(
+                "the result could not be stored: the database stayed unreachable for %.0f s (%s); "
+                "the task goes back to the queue when its lease expires",
+                self._settings.outage_retry_seconds,
+                type(exc).__name__,
+            )
+            return None
 
     def _durably(
         self, function: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs

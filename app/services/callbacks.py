@@ -1,4 +1,9 @@
-"""Webhook delivery: sends queued callbacks, signs them, retries with durable backoff."""
+"""Webhook delivery: sends queued callbacks, signs them, retries with durable backoff.
+
+Each delivery runs on its own (at most ``CALLBACKS__CONCURRENCY`` at once, under a semaphore) and
+each attempt has one overall deadline, so a slow or trickling receiver costs one slot for at most
+``CALLBACKS__TIMEOUT_SECONDS`` and never holds up another task's callback.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,9 @@ TIMESTAMP_HEADER = "X-Tingxie-Timestamp"
 EVENT_HEADER = "X-Tingxie-Event"
 DELIVERY_HEADER = "X-Tingxie-Delivery"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+LEASE_MARGIN_SECONDS = 10.0
+"""Time kept between the end of an attempt's deadline and the end of its claim's lease."""
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -77,11 +85,20 @@ class CallbackDispatcher:
         )
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._sending: set[asyncio.Task[None]] = set()
 
     @property
     def lease_seconds(self) -> float:
-        """A claim outlives the longest attempt by a wide margin."""
+        """A claim outlives the longest attempt (its deadline) by a wide margin."""
         return self._settings.timeout_seconds * 2 + 30.0
+
+    def attempt_deadline(self, claimed_at: float) -> float:
+        """Seconds the attempt of a delivery claimed at ``claimed_at`` (``time.monotonic()``) may
+        take: the attempt timeout, and never past the claim's lease (less a margin for recording
+        the attempt), so no other node can take the delivery over while it is being sent."""
+        lease_left = claimed_at + self.lease_seconds - LEASE_MARGIN_SECONDS - time.monotonic()
+        return max(0.0, min(self._settings.timeout_seconds, lease_left))
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based): exponential with jitter."""
@@ -108,35 +125,56 @@ class CallbackDispatcher:
             self._loop_task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._loop_task
+        # Deliveries in flight hand their claims back (see ``_deliver_claimed``).
+        for sending in list(self._sending):
+            sending.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
         await self._http.aclose()
 
     async def _loop(self) -> None:
+        """Claim one due delivery per free slot and send each on its own: a delivery that takes
+        its whole deadline holds one slot, never the others."""
         while True:
+            await self._slots.acquire()
             self._wake.clear()
+            claimed: list[ClaimedDelivery] = []
+            claimed_at = time.monotonic()
             try:
-                sent = await self.run_once()
+                claimed = await self._repository.claim_due(
+                    self._node_id, lease_seconds=self.lease_seconds, limit=1
+                )
             except Exception:
-                logger.exception("callback delivery round failed; retrying")
-                sent = 0
-            if sent >= self._settings.concurrency:
-                continue  # maybe more are due
-            with suppress(TimeoutError):
-                async with asyncio.timeout(self._settings.poll_interval_seconds):
-                    await self._wake.wait()
+                logger.exception("claiming a callback delivery failed; retrying")
+            if not claimed:
+                self._slots.release()
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(self._settings.poll_interval_seconds):
+                        await self._wake.wait()
+                continue
+            sending = asyncio.create_task(
+                self._deliver_claimed(claimed[0], claimed_at), name=f"callback-{claimed[0].id}"
+            )
+            self._sending.add(sending)
+            sending.add_done_callback(self._sent)
+
+    def _sent(self, sending: asyncio.Task[None]) -> None:
+        self._sending.discard(sending)
+        self._slots.release()
 
     async def run_once(self) -> int:
-        """Claim and send one batch of due deliveries; returns how many were claimed."""
+        """Claim and send one batch of due deliveries, side by side; returns how many were claimed."""
+        claimed_at = time.monotonic()
         claimed = await self._repository.claim_due(
             self._node_id, lease_seconds=self.lease_seconds, limit=self._settings.concurrency
         )
         if claimed:
-            await asyncio.gather(*(self._deliver_claimed(delivery) for delivery in claimed))
+            await asyncio.gather(*(self._deliver_claimed(delivery, claimed_at) for delivery in claimed))
         return len(claimed)
 
-    async def _deliver_claimed(self, claimed: ClaimedDelivery) -> None:
+    async def _deliver_claimed(self, claimed: ClaimedDelivery, claimed_at: float) -> None:
         with task_log_context(claimed.task_id):
             try:
-                await self._deliver(claimed)
+                await self._deliver(claimed, claimed_at)
             except asyncio.CancelledError:
                 # Shutdown: hand the claim back so another node (or the next start) sends it.
                 with suppress(Exception):
@@ -147,7 +185,7 @@ class CallbackDispatcher:
                 with suppress(Exception):
                     await self._repository.release(claimed)
 
-    async def _deliver(self, claimed: ClaimedDelivery) -> None:
+    async def _deliver(self, claimed: ClaimedDelivery, claimed_at: float) -> None:
         number = claimed.attempts + 1
         attempted_at = utcnow()
         task = await self._tasks.get(claimed.task_id)
@@ -169,6 +207,7 @@ class CallbackDispatcher:
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
+            "Accept-Encoding": "identity",  # the snippet's byte cap counts what is downloaded
             EVENT_HEADER: claimed.event,
             DELIVERY_HEADER: claimed.id,
             IDEMPOTENCY_HEADER: claimed.id,
@@ -179,11 +218,24 @@ class CallbackDispatcher:
         status_code: int | None = None
         snippet: str | None = None
         error: str | None = None
+        deadline = self.attempt_deadline(claimed_at)
+        if deadline <= 0:
+            # The claim is about to lapse (the database was slow): give it back untouched.
+            await self._repository.release(claimed)
+            return
         started = time.perf_counter()
         try:
-            async with self._http.stream("POST", claimed.url, content=body, headers=headers) as response:
+            # One deadline for the whole exchange: httpx's timeouts are per operation, and a
+            # receiver that trickles its reply a byte at a time never trips them.
+            async with (
+                asyncio.timeout(deadline),
+                self._http.stream("POST", claimed.url, content=body, headers=headers) as response,
+            ):
                 status_code = response.status_code
                 snippet = await self._snippet(response)
+        except TimeoutError:
+            status_code, snippet = None, None
+            error = f"TimeoutError: no complete reply within {deadline:g} s"
         except (httpx.HTTPError, BlockedUrlError) as exc:  # blocked: the address changed since the check
             error = f"{type(exc).__name__}: {exc}".rstrip(": ")[:1000]
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -219,7 +271,7 @@ class CallbackDispatcher:
         if limit == 0:
             return ""
         data = b""
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.aiter_raw():
             data += chunk
             if len(data) >= limit * 4:  # enough bytes for `limit` characters of UTF-8
                 break

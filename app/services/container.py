@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -72,6 +72,7 @@ class Services:
     metrics: Metrics
     workflows: WorkflowService
     workflow_steps: InlineSteps
+    _stopping: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     async def start(
@@ -195,6 +196,7 @@ class Services:
             components=components,
             secret=settings.callbacks.secret.get_secret_value() if settings.callbacks.secret else None,
             webhook_timeout_seconds=settings.workflows.webhook_timeout_seconds,
+            webhook_max_response_bytes=settings.workflows.webhook_max_response_bytes,
         )
         auth = AuthService(settings.auth, ApiKeyRepository(sessions))
         workflows = WorkflowService(
@@ -261,7 +263,28 @@ class Services:
         await workflows.start(identity=processor.worker_id if processor is not None else None)
         return services
 
+    def begin_shutdown(self, *, forced: bool = False) -> None:
+        """The first shutdown signal: stop claiming tasks, answer long polls and end live-event
+        streams at once, so that open connections do not hold the shutdown up. ``forced`` (a
+        second signal): give the running tasks back to the queue now instead of letting them
+        finish within ``PROCESSOR__SHUTDOWN_TIMEOUT_SECONDS``."""
+        if self.processor is not None:
+            if forced:
+                logger.warning("second shutdown signal: handing running tasks back to the queue now")
+                self.processor.hand_back()
+            else:
+                self.processor.pause()
+        self.events.close()
+
     async def stop(self) -> None:
+        """Stop everything; running tasks finish or go back to the queue. Safe to call again
+        (and concurrently): later calls wait for the first one."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
+        self.begin_shutdown()
         await self.workflows.stop()
         await self.workflow_steps.aclose()
         if self.processor is not None:

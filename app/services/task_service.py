@@ -439,7 +439,8 @@ class TaskService:
         while True:
             task = await self.get_task(task_id, principal)
             remaining = deadline - time.monotonic()
-            if TaskStatus(task.status).finished or remaining <= 0:
+            if TaskStatus(task.status).finished or remaining <= 0 or self._events.closing:
+                # At shutdown a long poll answers with the task as it is; the client polls again.
                 return to_out(task, callback=await self._latest_callback(task))
             await self._events.wait(task_id, min(remaining, self._poll_interval))
 
@@ -532,6 +533,11 @@ class TaskService:
             return True  # held by another node, which serves it to the worker
         return self._storage.path_of(task.media_path).is_file()
 
+    @property
+    def shutting_down(self) -> bool:
+        """The server is shutting down: long polls and live-event streams end early."""
+        return self._events.closing
+
     async def watch(
         self, task_id: str, *, poll_interval: float, keepalive: float, principal: Principal | None = None
     ) -> AsyncIterator[TaskOut | None]:
@@ -539,7 +545,8 @@ class TaskService:
 
         Local changes wake the watcher at once; changes on other nodes are seen by re-reading
         the database every ``poll_interval`` seconds. ``None`` is yielded after ``keepalive``
-        quiet seconds. Ends (without raising) when the task is deleted.
+        quiet seconds. Ends (without raising) when the task is deleted, or unfinished when the
+        server shuts down (``shutting_down``).
         """
         last: tuple[str, float] | None = None
         quiet_since = time.monotonic()
@@ -560,6 +567,8 @@ class TaskService:
                 elif time.monotonic() - quiet_since >= keepalive:
                     quiet_since = time.monotonic()
                     yield None
+                if self._events.closing:
+                    return  # the server is shutting down (see ``shutting_down``)
                 with suppress(TimeoutError):
                     async with asyncio.timeout(poll_interval):
                         await changed.wait()

@@ -83,6 +83,7 @@ class InlineSteps:
         components: ComponentRegistry,
         secret: str | None,
         webhook_timeout_seconds: float,
+        webhook_max_response_bytes: int = 65536,
         user_agent: str = "Tingxie/1.0",
     ) -> None:
         self._storage = storage
@@ -90,6 +91,8 @@ class InlineSteps:
         self._guard = guard
         self._components = components
         self._secret = secret
+        self._webhook_deadline = webhook_timeout_seconds
+        self._webhook_max_bytes = webhook_max_response_bytes
         self._http = guarded_client(  # connects only to the addresses the guard checked
             guard,
             timeout=httpx.Timeout(webhook_timeout_seconds),
@@ -211,6 +214,7 @@ class InlineSteps:
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
+            "Accept-Encoding": "identity",  # the byte cap counts what is downloaded
             EVENT_HEADER: WEBHOOK_EVENT,
             DELIVERY_HEADER: key,
             IDEMPOTENCY_HEADER: key,
@@ -219,12 +223,39 @@ class InlineSteps:
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
         try:
-            response = await self._http.post(url, content=body, headers=headers)
+            # One deadline for the whole exchange (httpx's timeouts are per read, and a trickling
+            # reply never trips them) and a cap on the bytes read (an endless reply is cut off).
+            async with (
+                asyncio.timeout(self._webhook_deadline),
+                self._http.stream("POST", url, content=body, headers=headers) as response,
+            ):
+                status_code = response.status_code
+                data, truncated = await self._read_capped(response)
+                text = data.decode(response.encoding or "utf-8", errors="replace")
+        except TimeoutError as exc:
+            raise StepFailedError(
+                f"the webhook did not answer completely within {self._webhook_deadline:g} s"
+            ) from exc
         except httpx.HTTPError as exc:
             raise StepFailedError(f"{type(exc).__name__}: {exc}".rstrip(": ")[:1000]) from exc
-        snippet = response.text[:RESPONSE_SNIPPET_CHARS]
-        if not 200 <= response.status_code < 300:
-            raise StepFailedError(f"the webhook answered HTTP {response.status_code}: {snippet[:200]}")
+        snippet = text[:RESPONSE_SNIPPET_CHARS]
+        if not 200 <= status_code < 300:
+            raise StepFailedError(f"the webhook answered HTTP {status_code}: {snippet[:200]}")
         return StepResult(
-            output={"status_code": response.status_code, "response": snippet, "idempotency_key": key}
+            output={
+                "status_code": status_code,
+                "response": snippet,
+                "idempotency_key": key,
+                "truncated": truncated,
+            }
         )
+
+    async def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
+        """The reply body up to ``webhook_max_response_bytes``; True when there was more."""
+        limit = self._webhook_max_bytes
+        data = bytearray()
+        async for chunk in response.aiter_raw():
+            data += chunk
+            if len(data) > limit:
+                return bytes(data[:limit]), True
+        return bytes(data), False

@@ -143,7 +143,7 @@ async def test_reaper_requeues_expired_leases_and_fails_after_max_attempts(datab
         second = await repository.claim_next("w2", lease_seconds=0.2)
         assert second is not None and second.attempt == 2
         assert not await repository.update_owned(first, status="completed")
-        assert await repository.renew_leases("w2", [second], 0.2) == {task.id}
+        assert await repository.renew_leases("w2", [second], 0.2) == {second}
         assert await repository.renew_leases("dead-worker", [first], 60) == set()
         await asyncio.sleep(0.4)
         assert await repository.reap_expired(max_attempts=2) == (0, 1)

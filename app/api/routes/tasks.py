@@ -277,8 +277,10 @@ def _sse(event: str, data: Any, event_id: int) -> str:
         "attempts, worker_id) at each status change, `progress` (data: id, progress) as the audio "
         "advances, and a final `end` event carrying the task (without result), then the stream "
         "closes. `: keep-alive` comments are sent while nothing changes. Tasks on other nodes are "
-        "followed by re-reading the database. A caller (API key) holds at most "
-        "`LIMITS__MAX_STREAMS_PER_KEY` event streams and long polls at once (429 beyond).\n\n"
+        "followed by re-reading the database. When the server shuts down, an unfinished task's "
+        "stream ends with a `shutdown` event (data: id, status): reconnect to follow it on. A caller "
+        "(API key) holds at most `LIMITS__MAX_STREAMS_PER_KEY` event streams and long polls at once "
+        "(429 beyond).\n\n"
         "以 Server-Sent Events 推送任务事件直到任务结束：状态变化时发送 `status`（id、status、progress、error、"
         "attempts、worker_id），处理进度推进时发送 `progress`（id、progress），最后发送携带任务（不含结果）的 "
         "`end` 事件并关闭连接。无变化时发送 `: keep-alive` 注释。其他节点上的任务通过轮询数据库跟踪。"
@@ -340,6 +342,11 @@ async def task_events(
                 event_id += 1
                 yield _sse(name, data, event_id)
             last = task
+        if (last is None or not last.status.finished) and service.shutting_down:
+            # The task goes on (here after a restart, or on another node): the client reconnects.
+            status = last.status.value if last is not None else None
+            yield _sse("shutdown", {"id": task_id, "status": status}, event_id + 1)
+            return
         final: dict[str, Any] = (
             last.model_dump(mode="json", exclude={"result"})
             if last is not None and last.status.finished
