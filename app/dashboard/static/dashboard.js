@@ -391,7 +391,7 @@ function renderPending(message) {
   item.className = "pending";
   item.textContent = message;
   $("tv-transcript").replaceChildren(item);
-  $("tv-speakers").hidden = true;
+  $("tv-speaker-chips").hidden = true;
 }
 
 function renderTranscript(result) {
@@ -421,7 +421,7 @@ function renderTranscript(result) {
     cues.push({ start: segment.start, end: segment.end, element: item });
   }
   if (!cues.length) renderPending(result.text || "");
-  const chips = $("tv-speakers");
+  const chips = $("tv-speaker-chips");
   chips.replaceChildren(...speakers.map(speakerChip));
   chips.hidden = speakers.length === 0;
   highlightCue();
