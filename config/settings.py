@@ -387,7 +387,7 @@ class LimitsSettings(BaseModel):
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest request body, in bytes, of every route that does not take a multipart upload (JSON and anything else); 413 beyond it, before the body is read. Upload routes keep ``STORAGE__MAX_UPLOAD_MB``."""
 
-    max_streams_per_key: int = Field(default=8, ge=0)
+    max_streams_per_key: int = Field(default=32, ge=0)
     """Open live-event streams (SSE) and long polls (``?wait=N``) one API key may hold at once (per client address when auth is off); 429 with ``Retry-After`` beyond it. 0 means no limit."""
 
 

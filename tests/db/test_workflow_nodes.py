@@ -90,7 +90,6 @@ PODCASTS: dict[str, object] = {
     "steps": [{"id": "transcribe", "uses": "transcribe"}],
     "triggers": [{"type": "event", "on": "task.completed", "match": {"platform": "podcast"}}],
 }
-KEY_A = Principal(key_id="a" * 32, name="key a", is_admin=False)
 
 
 async def finish_elsewhere(services: Services, *, api_key_id: str | None, **fields: Any) -> str:
@@ -126,20 +125,23 @@ async def test_completed_task_whose_event_was_lost_fires_once_by_the_catch_up(
     nodes = [await Services.start(settings), await Services.start(settings)]
     try:
         a, b = (node.workflows for node in nodes)
-        before = await finish_elsewhere(nodes[0], api_key_id=KEY_A.key_id, platform="podcast")
-        workflow = await a.create(WorkflowDocument.model_validate(PODCASTS), KEY_A)
+        # Only the workflows of keys that exist and are not revoked fire.
+        created = await nodes[0].auth.create("key a", is_admin=False)
+        key_a = Principal(key_id=created.key.id, name="key a", is_admin=False)
+        before = await finish_elsewhere(nodes[0], api_key_id=key_a.key_id, platform="podcast")
+        workflow = await a.create(WorkflowDocument.model_validate(PODCASTS), key_a)
 
         async def fired_for() -> list[str]:
-            page = await a.search_runs(workflow.id, limit=50, offset=0, principal=KEY_A)
+            page = await a.search_runs(workflow.id, limit=50, offset=0, principal=key_a)
             assert all(item.trigger == "task.completed" for item in page.items)
             return sorted(item.input["task_id"] for item in page.items)
 
-        lost = await finish_elsewhere(nodes[1], api_key_id=KEY_A.key_id, platform="podcast")
+        lost = await finish_elsewhere(nodes[1], api_key_id=key_a.key_id, platform="podcast")
         # None of these may fire: another key's task, no match, a workflow's own task.
         await finish_elsewhere(nodes[1], api_key_id="b" * 32, platform="podcast")
-        await finish_elsewhere(nodes[1], api_key_id=KEY_A.key_id, platform="radio")
+        await finish_elsewhere(nodes[1], api_key_id=key_a.key_id, platform="radio")
         await finish_elsewhere(
-            nodes[1], api_key_id=KEY_A.key_id, platform="podcast", workflow_run_id="r" * 32
+            nodes[1], api_key_id=key_a.key_id, platform="podcast", workflow_run_id="r" * 32
         )
         # Past the look-back window nothing is caught up.
         assert await a.catch_up_events(utcnow() + timedelta(seconds=601)) == 0
@@ -151,7 +153,7 @@ async def test_completed_task_whose_event_was_lost_fires_once_by_the_catch_up(
         assert await b.catch_up_events() == 0
 
         # The live event on the finishing node and a sweep on another node race: still one run.
-        live = await finish_elsewhere(nodes[0], api_key_id=KEY_A.key_id, platform="podcast")
+        live = await finish_elsewhere(nodes[0], api_key_id=key_a.key_id, platform="podcast")
         nodes[0].events.finished(live)
         swept = await b.catch_up_events()
         await a.idle()
