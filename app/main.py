@@ -23,6 +23,7 @@ from app.api.routes import (
     metrics,
     models,
     openai_audio,
+    speakers,
     stats,
     summaries,
     tasks,
@@ -102,5 +103,6 @@ def create_app(
     app.include_router(workflows.router)
     app.include_router(workflow_runs.router)
     app.include_router(workflow_components.router)
+    app.include_router(speakers.router)
     mount_dashboard(app)
     return app

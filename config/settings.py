@@ -330,6 +330,21 @@ class LimitsSettings(BaseModel):
     """``Retry-After`` value, in seconds, sent with a 503 refusal."""
 
 
+class DiarizationSettings(BaseModel):
+    """Speaker diarization (tasks with ``diarize=true``) and enrolled voices."""
+
+    model_config = _GROUP_CONFIG
+
+    cluster_threshold: float = Field(default=0.5, gt=0, lt=2)
+    """Cosine distance above which two groups of speech are different speakers when the number of speakers is estimated; lower finds more speakers."""
+
+    match_threshold: float = Field(default=0.75, gt=0, le=1)
+    """Least cosine similarity between a speaker's voice in a task and an enrolled (or referenced) voice for the speaker to take that voice's name."""
+
+    threads: int = Field(default=0, ge=0)
+    """torch threads of the speaker encoder; 0 uses torch's default (one per core)."""
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -482,6 +497,9 @@ class Settings(BaseSettings):
 
     workflows: WorkflowsSettings = WorkflowsSettings()
     """Workflows (``WORKFLOWS__*``)."""
+
+    diarization: DiarizationSettings = DiarizationSettings()
+    """Speaker diarization (``DIARIZATION__*``)."""
 
     @field_validator("database_url")
     @classmethod

@@ -7,6 +7,7 @@ The reference turns are where each piece was placed.
 
 from __future__ import annotations
 
+import itertools
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,7 @@ def trimmed(samples: Floats) -> Floats:
 def split_at_pause(samples: Floats) -> list[Floats]:
     """Two pieces, cut in the middle of the longest pause (else in the middle)."""
     regions = speech_regions(samples, options=TIGHT)
-    pauses = [(b[0] - a[1], (a[1] + b[0]) / 2) for a, b in zip(regions[:-1], regions[1:], strict=True)]
+    pauses = [(b[0] - a[1], (a[1] + b[0]) / 2) for a, b in itertools.pairwise(regions)]
     cut = round((max(pauses)[1] if pauses else len(samples) / SAMPLE_RATE / 2) * SAMPLE_RATE)
     return [trimmed(samples[:cut]), trimmed(samples[cut:])]
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from app.db.models import utcnow
 from app.db.outages import is_disconnect, through_outage
@@ -24,7 +24,10 @@ from app.observability.metrics import Metrics
 from app.processor.task_events import TaskEvents
 from app.schemas.result import Segment, TranscriptionResult
 from app.schemas.task import DecodeOptions, TaskStatus, TaskType
-from config.settings import ProcessorSettings
+from config.settings import DiarizationSettings, ProcessorSettings
+
+if TYPE_CHECKING:
+    from app.db.speaker_repository import SpeakerRepository
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +69,12 @@ class TaskProcessor:
         role: str = "all",
         peer_secret: str | None = None,
         metrics: Metrics | None = None,
+        speakers: SpeakerRepository | None = None,
+        diarization: DiarizationSettings | None = None,
     ) -> None:
         self._settings = settings
+        self._speakers = speakers
+        self._diarization = diarization or DiarizationSettings()
         self._repository = repository
         self._pool = pool
         self._storage = storage
@@ -239,6 +246,7 @@ class TaskProcessor:
                     return
                 media_name = task.media_path
                 logger.info("processing %s with %s (attempt %d)", task.task_type, task.model, claim.attempt)
+                options = DecodeOptions.model_validate(task.options)
                 result = await self._transcribe(
                     running,
                     engine=task.engine,
@@ -246,9 +254,10 @@ class TaskProcessor:
                     media_name=task.media_path,
                     media_node=task.media_node,
                     task_type=TaskType(task.task_type),
-                    options=DecodeOptions.model_validate(task.options),
+                    options=options,
                     priority=task.priority,
                     duration=task.duration,
+                    api_key_id=task.api_key_id,
                 )
                 elapsed = time.perf_counter() - started
                 stored = await self._durably(
@@ -339,6 +348,7 @@ class TaskProcessor:
         options: DecodeOptions,
         priority: int,
         duration: float | None = None,
+        api_key_id: str | None = None,
     ) -> TranscriptionResult:
         if not media_name:
             raise FileNotFoundError("the task's media is no longer available")
@@ -351,12 +361,36 @@ class TaskProcessor:
         if not audio.is_file():
             raise FileNotFoundError("the task's media is no longer available")
         try:
-            return await self._decode(
+            result = await self._decode(
                 running, audio, engine, model_name, task_type, options, priority, media_seconds=duration
             )
+            if options.diarize:
+                result = await self._label_speakers(running, audio, result, options, api_key_id)
+            return result
         finally:
             if fetched:  # a cached copy of another node's file
                 audio.unlink(missing_ok=True)
+
+    async def _label_speakers(
+        self,
+        running: _Running,
+        audio: Path,
+        result: TranscriptionResult,
+        options: DecodeOptions,
+        api_key_id: str | None,
+    ) -> TranscriptionResult:
+        """Diarize after decoding, in a worker thread (torch loads on the first diarized task)."""
+        from app.speakers.pipeline import diarize_file, known_voices
+
+        enrolled = (
+            await self._durably(self._speakers.of_key, api_key_id) if self._speakers is not None else []
+        )
+        voices = known_voices(options, [(speaker.name, speaker.embedding) for speaker in enrolled])
+        labelled = await asyncio.to_thread(diarize_file, audio, result, options, voices, self._diarization)
+        if running.cancelled:
+            raise TaskCancelledError
+        logger.info("diarized: %d speaker(s)", len(labelled.speakers or []))
+        return labelled
 
     async def _report_progress(
         self, running: _Running, stop: asyncio.Event, decoded: Callable[[], float] | None = None

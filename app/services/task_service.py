@@ -252,8 +252,10 @@ class TaskService:
         upload: AsyncReader | None,
         upload_name: str | None,
         principal: Principal | None = None,
+        options: DecodeOptions | None = None,
     ) -> TaskOut:
-        """:meth:`create` for the options of a ``POST /api/v1/tasks`` form (or its legacy twin)."""
+        """:meth:`create` for the options of a ``POST /api/v1/tasks`` form (or its legacy twin);
+        ``options`` replaces the form's (when known speaker references were embedded)."""
         return await self.create(
             upload=upload,
             upload_name=upload_name,
@@ -262,7 +264,7 @@ class TaskService:
             priority=form.priority,
             model=form.model,
             engine=form.engine,
-            options=form.decode_options(),
+            options=options or form.decode_options(),
             callback_url=form.callback_url,
             platform=form.platform,
             principal=principal,
@@ -340,6 +342,7 @@ class TaskService:
                 engine=engine,
                 model=model,
                 options=options.model_dump(mode="json"),
+                diarize=options.diarize,
                 source=source.value,
                 file_name=file_name,
                 file_url=file_url,

@@ -14,18 +14,18 @@
 
 from __future__ import annotations
 
+import itertools
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from faster_whisper.vad import VadOptions
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import linear_sum_assignment
 
 from app.engines.base import SAMPLE_RATE
-from faster_whisper.vad import VadOptions
-
 from app.engines.vad import Region, speech_regions
 
 WINDOW_SECONDS = 1.5
@@ -136,11 +136,13 @@ def window_labels(
         same_region = [
             other
             for other in (index - 1, index + 1)
-            if 0 <= other < len(windows) and windows[other][0] == windows[index][0]
+            if 0 <= other < len(windows) and windows[int(other)][0] == windows[int(index)][0]
         ]
         if any(clear[other] and best[other] == best[index] for other in same_region):
             updated[index] = best[index]
     return updated
+
+
 def frame_turns(
     regions: Sequence[Region], windows: Sequence[tuple[int, float, float]], labels: npt.NDArray[np.int64]
 ) -> list[tuple[float, float, int]]:
@@ -164,7 +166,7 @@ def frame_turns(
             frame_labels = sorted_labels[nearest]
         changes = np.flatnonzero(np.diff(frame_labels)) + 1
         bounds = [0, *changes.tolist(), len(times)]
-        for first, last in zip(bounds[:-1], bounds[1:], strict=True):
+        for first, last in itertools.pairwise(bounds):
             turn_start = start if first == 0 else float(times[first] - FRAME_SECONDS / 2)
             turn_end = end if last == len(times) else float(times[last] - FRAME_SECONDS / 2)
             turns.append((turn_start, turn_end, int(frame_labels[first])))

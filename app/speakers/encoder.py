@@ -48,8 +48,9 @@ class SpeakerEncoderNet(nn.Module):
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         _, (hidden, _) = self.lstm(mels)
-        raw = torch.relu(self.linear(hidden[-1]))
-        return raw / torch.linalg.vector_norm(raw, dim=1, keepdim=True).clamp_min(1e-8)
+        raw: torch.Tensor = torch.relu(self.linear(hidden[-1]))
+        unit: torch.Tensor = raw / torch.linalg.vector_norm(raw, dim=1, keepdim=True).clamp_min(1e-8)
+        return unit
 
 
 class SpeakerEncoder:
@@ -59,7 +60,11 @@ class SpeakerEncoder:
         checkpoint = torch.load(path or weights_path(), map_location="cpu", weights_only=True)
         self._net = SpeakerEncoderNet()
         # The checkpoint also holds training-only similarity parameters; only the network is kept.
-        state = {key: value for key, value in checkpoint["model_state"].items() if key.split(".")[0] in ("lstm", "linear")}
+        state = {
+            key: value
+            for key, value in checkpoint["model_state"].items()
+            if key.split(".")[0] in ("lstm", "linear")
+        }
         self._net.load_state_dict(state)
         self._net.eval()
         self._threads = threads
@@ -97,24 +102,27 @@ class SpeakerEncoder:
                     torch.set_num_threads(previous)
         return out
 
-    def embed_voice(self, samples: npt.NDArray[np.float32], window: int = 160 * 160, step: int = 160 * 80) -> npt.NDArray[np.float32]:
+    def embed_voice(
+        self, samples: npt.NDArray[np.float32], window: int = 160 * 160, step: int = 160 * 80
+    ) -> npt.NDArray[np.float32]:
         """One embedding for a whole (single-speaker) sample: the normalised mean of its windows."""
         length = len(samples)
         starts = list(range(0, max(1, length - window + 1), step)) if length > window else [0]
         partials = self.embed_windows(samples, [(start, min(length, start + window)) for start in starts])
         mean = partials.mean(axis=0)
         norm = float(np.linalg.norm(mean))
-        return (mean / norm if norm > 0 else mean).astype(np.float32)
+        unit: npt.NDArray[np.float32] = (mean / norm if norm > 0 else mean).astype(np.float32)
+        return unit
 
 
 _shared: SpeakerEncoder | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_encoder() -> SpeakerEncoder:
-    """The process's encoder, loaded on first use (17 MB of weights)."""
+def shared_encoder(threads: int = 0) -> SpeakerEncoder:
+    """The process's encoder, loaded on first use (17 MB of weights); ``threads`` applies when it loads."""
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = SpeakerEncoder()
+            _shared = SpeakerEncoder(threads=threads)
         return _shared

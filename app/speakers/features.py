@@ -49,7 +49,9 @@ def mel_filterbank() -> Floats:
     """(``MEL_CHANNELS``, ``WINDOW_SAMPLES // 2 + 1``) triangular filters with Slaney area normalisation."""
     fft_hz = np.linspace(0.0, SAMPLE_RATE / 2, WINDOW_SAMPLES // 2 + 1)
     edges_hz = _mel_to_hz(
-        np.linspace(_hz_to_mel(np.array([0.0]))[0], _hz_to_mel(np.array([SAMPLE_RATE / 2]))[0], MEL_CHANNELS + 2)
+        np.linspace(
+            _hz_to_mel(np.array([0.0]))[0], _hz_to_mel(np.array([SAMPLE_RATE / 2]))[0], MEL_CHANNELS + 2
+        )
     )
     widths = np.diff(edges_hz)
     distances = edges_hz[:, None] - fft_hz[None, :]
