@@ -28,6 +28,7 @@ from config.settings import DiarizationSettings, ProcessorSettings
 
 if TYPE_CHECKING:
     from app.db.speaker_repository import SpeakerRepository
+    from app.speakers.diarizer import Turn
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,18 @@ class _Running:
     progress: float = 0.0
     """Latest progress in percent; ``_report_progress`` writes it."""
     job: asyncio.Task[None] | None = field(default=None, repr=False)
+    segments: list[Segment] = field(default_factory=list, repr=False)
+    """Segments decoded so far (the list the decoder appends to), for streaming clients."""
+    turns: list[Turn] | None = field(default=None, repr=False)
+    """Speaker turns once diarization is done (diarized tasks only)."""
+
+
+@dataclass(frozen=True)
+class LiveTranscript:
+    """What a task running on this node has produced so far."""
+
+    segments: list[Segment]
+    turns: list[Turn] | None
 
 
 class TaskProcessor:
@@ -177,6 +190,13 @@ class TaskProcessor:
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
         self._wake.set()
+
+    def live(self, task_id: str) -> LiveTranscript | None:
+        """The segments (and speaker turns) of a task running here so far; None when it is not."""
+        running = self._running.get(task_id)
+        if running is None:
+            return None
+        return LiveTranscript(list(running.segments), running.turns)
 
     def cancel(self, task_id: str) -> bool:
         """Ask a running task to stop and drop its result. True when it runs here."""
@@ -360,37 +380,45 @@ class TaskProcessor:
             fetched = True
         if not audio.is_file():
             raise FileNotFoundError("the task's media is no longer available")
+        # Diarization needs only the audio: it runs beside the decoding, and labels the segments
+        # once the engine has returned them.
+        turns = (
+            asyncio.ensure_future(self._speaker_turns(running, audio, options, api_key_id))
+            if options.diarize
+            else None
+        )
         try:
             result = await self._decode(
                 running, audio, engine, model_name, task_type, options, priority, media_seconds=duration
             )
-            if options.diarize:
-                result = await self._label_speakers(running, audio, result, options, api_key_id)
+            if turns is not None:
+                from app.speakers.assign import label_speakers
+
+                result = label_speakers(result, await turns)
+                logger.info("diarized: %d speaker(s)", len(result.speakers or []))
             return result
         finally:
+            if turns is not None and not turns.done():
+                turns.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await turns
             if fetched:  # a cached copy of another node's file
                 audio.unlink(missing_ok=True)
 
-    async def _label_speakers(
-        self,
-        running: _Running,
-        audio: Path,
-        result: TranscriptionResult,
-        options: DecodeOptions,
-        api_key_id: str | None,
-    ) -> TranscriptionResult:
-        """Diarize after decoding, in a worker thread (torch loads on the first diarized task)."""
-        from app.speakers.pipeline import diarize_file, known_voices
+    async def _speaker_turns(
+        self, running: _Running, audio: Path, options: DecodeOptions, api_key_id: str | None
+    ) -> list[Turn]:
+        """Who spoke when, in a worker thread (torch loads on the first diarized task); the
+        voices the task's key enrolled name their speakers."""
+        from app.speakers.pipeline import file_turns, known_voices
 
         enrolled = (
             await self._durably(self._speakers.of_key, api_key_id) if self._speakers is not None else []
         )
         voices = known_voices(options, [(speaker.name, speaker.embedding) for speaker in enrolled])
-        labelled = await asyncio.to_thread(diarize_file, audio, result, options, voices, self._diarization)
-        if running.cancelled:
-            raise TaskCancelledError
-        logger.info("diarized: %d speaker(s)", len(labelled.speakers or []))
-        return labelled
+        turns = await asyncio.to_thread(file_turns, audio, options, voices, self._diarization)
+        running.turns = turns
+        return turns
 
     async def _report_progress(
         self, running: _Running, stop: asyncio.Event, decoded: Callable[[], float] | None = None
@@ -428,7 +456,7 @@ class TaskProcessor:
     ) -> TranscriptionResult:
         """``media_seconds``: the probed length, which lets a short file skip the queue for
         preparation behind a long one (see ``Lease.prepare``)."""
-        segments: list[Segment] = []
+        segments: list[Segment] = running.segments
         try:
             async with self._pool.lease(model_name, engine) as lease:
                 batcher = lease.batcher

@@ -33,7 +33,7 @@ from app.media.storage import (
 )
 from app.net.url_guard import UrlGuard
 from app.processor.task_events import TaskEvents
-from app.processor.task_processor import TaskProcessor
+from app.processor.task_processor import LiveTranscript, TaskProcessor
 from app.schemas.batch import BatchOut, batch_out
 from app.schemas.callback import (
     CallbackAttemptOut,
@@ -430,6 +430,10 @@ class TaskService:
             offset=offset,
             next_offset=next_offset,
         )
+
+    def live(self, task_id: str) -> LiveTranscript | None:
+        """Segments decoded so far by a task running on this node (None elsewhere or when idle)."""
+        return self._processor.live(task_id) if self._processor is not None else None
 
     async def delete(self, task_id: str, principal: Principal | None = None) -> None:
         """Delete the row and its media; a running task is cancelled and its result dropped."""

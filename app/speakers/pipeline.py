@@ -54,6 +54,18 @@ def speaker_turns(
     )
 
 
+def file_turns(
+    audio: Path | npt.NDArray[np.float32],
+    options: DecodeOptions,
+    voices: Sequence[KnownVoice],
+    settings: DiarizationSettings,
+) -> list[Turn]:
+    """Speaker turns of the media file (decoded to 16 kHz with PyAV) or of its 16 kHz samples.
+    Blocks: run it in a worker thread."""
+    samples = audio if isinstance(audio, np.ndarray) else decode_audio(str(audio), sampling_rate=SAMPLE_RATE)
+    return speaker_turns(samples, options, voices, settings)
+
+
 def diarize_file(
     audio: Path | npt.NDArray[np.float32],
     result: TranscriptionResult,
@@ -61,8 +73,5 @@ def diarize_file(
     voices: Sequence[KnownVoice],
     settings: DiarizationSettings,
 ) -> TranscriptionResult:
-    """``result`` with speakers; ``audio`` is the media file (decoded again with PyAV) or its
-    16 kHz samples. Blocks: run it in a worker thread."""
-    samples = audio if isinstance(audio, np.ndarray) else decode_audio(str(audio), sampling_rate=SAMPLE_RATE)
-    turns = speaker_turns(samples, options, voices, settings)
-    return label_speakers(result, turns)
+    """``result`` with speakers (see :func:`file_turns`). Blocks: run it in a worker thread."""
+    return label_speakers(result, file_turns(audio, options, voices, settings))
