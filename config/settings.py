@@ -335,7 +335,7 @@ class DiarizationSettings(BaseModel):
 
     model_config = _GROUP_CONFIG
 
-    cluster_threshold: float = Field(default=0.5, gt=0, lt=2)
+    cluster_threshold: float = Field(default=0.4, gt=0, lt=2)
     """Cosine distance above which two groups of speech are different speakers when the number of speakers is estimated; lower finds more speakers."""
 
     match_threshold: float = Field(default=0.75, gt=0, le=1)

@@ -35,16 +35,28 @@ SPEAKER_CLIPS: dict[str, list[str]] = {
         "sense_and_sensibility_01_austen_64kb-0930.wav",
     ],
     "ljspeech": ["LJ002-0020.wav", "LJ002-0035.wav"],
-    "cards": ["pocketsphinx_cards_002.wav", "pocketsphinx_cards_003.wav", "pocketsphinx_cards_004.wav"],
+    "cards": [
+        "pocketsphinx_cards_001.wav",
+        "pocketsphinx_cards_002.wav",
+        "pocketsphinx_cards_003.wav",
+        "pocketsphinx_cards_004.wav",
+    ],
 }
 """Clips by speaker: each key is a different person (different datasets or speaker ids)."""
 
 CONVERSATIONS: dict[int, list[str]] = {
     2: ["jfk", "librispeech_1221"],
-    3: ["jfk", "ljspeech", "librispeech_1221"],
-    4: ["jfk", "ljspeech", "librispeech_1221", "cards"],
+    3: ["jfk", "librispeech_1089", "ljspeech"],
+    4: ["jfk", "ljspeech", "librispeech_1221", "librispeech_1089"],
 }
 GAPS = (0.5, 0.8, 0.3, 1.0, 0.6, 0.4, 0.9, 0.7)
+"""Silence between turns, in seconds, used in turn."""
+ENROLMENT_CLIPS: dict[str, list[str]] = {
+    "jfk": ["jfk.flac"],  # the 44.1 kHz stereo FLAC; the conversations use jfk.wav
+    "librispeech_1089": ["1089-134686-0001.wav"],
+    "cards": SPEAKER_CLIPS["cards"],
+}
+"""Voice samples (5-30 s) to enrol; ``cards`` is not in the 3-speaker conversation (a decoy)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,15 @@ class Conversation:
             out.setframerate(SAMPLE_RATE)
             out.writeframes(pcm.tobytes())
         return path
+
+
+def enrolment_wav(speaker: str, path: Path) -> Path:
+    """A WAV of ``speaker``'s enrolment clips, 0.3 s of silence between them."""
+    gap = np.zeros(round(0.3 * SAMPLE_RATE), dtype=np.float32)
+    parts: list[Floats] = []
+    for name in ENROLMENT_CLIPS[speaker]:
+        parts.extend([decode_audio(str(AUDIO_DIR / name), sampling_rate=SAMPLE_RATE), gap])
+    return Conversation(np.concatenate(parts[:-1]), []).write_wav(path)
 
 
 def speech_of(name: str) -> Floats:

@@ -32,6 +32,9 @@ WINDOW_SECONDS = 1.5
 STEP_SECONDS = 0.5
 MIN_WINDOW_SECONDS = 0.4
 """Speech regions shorter than this are not embedded; they take the speaker of the nearest window."""
+CLUSTER_MIN_SECONDS = 1.0
+"""Only stretches of speech at least this long are clustered (shorter ones give noisy
+embeddings that would pass for extra speakers); shorter ones join the nearest cluster."""
 BRIDGE_SECONDS = 1.5
 """A pause up to this long between two stretches of one speaker stays inside the turn."""
 FRAME_SECONDS = 0.01
@@ -211,7 +214,7 @@ def diarize(
     *,
     count: SpeakerCount = SpeakerCount(),
     known: Sequence[KnownVoice] = (),
-    distance_threshold: float = 0.5,
+    distance_threshold: float = 0.4,
     change_margin: float = 0.1,
     match_threshold: float = 0.75,
     regions: Sequence[Region] | None = None,
@@ -231,9 +234,15 @@ def diarize(
     region_embeddings = np.stack(
         [_unit(embeddings[[w[0] == region for w in windows]].mean(axis=0)) for region in region_ids]
     )
-    region_clusters = cluster(region_embeddings, count, distance_threshold)
+    lengths = np.array([regions[region][1] - regions[region][0] for region in region_ids])
+    steady = lengths >= CLUSTER_MIN_SECONDS
+    if not steady.any():
+        steady[:] = True
+    steady_clusters = cluster(region_embeddings[steady], count, distance_threshold)
+    centroids = _centroids(region_embeddings[steady], steady_clusters)
+    region_clusters = np.argmax(region_embeddings @ centroids.T, axis=1)
+    region_clusters[steady] = steady_clusters
     by_region = dict(zip(region_ids, region_clusters.tolist(), strict=True))
-    centroids = _centroids(region_embeddings, region_clusters)
     labels = window_labels(windows, embeddings, by_region, centroids, change_margin)
     raw = frame_turns(regions, windows, labels)
     names = name_clusters(centroids, raw, known, match_threshold)
