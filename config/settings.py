@@ -341,8 +341,8 @@ class DiarizationSettings(BaseModel):
     match_threshold: float = Field(default=0.75, gt=0, le=1)
     """Least cosine similarity between a speaker's voice in a task and an enrolled (or referenced) voice for the speaker to take that voice's name."""
 
-    threads: int = Field(default=0, ge=0)
-    """torch threads of the speaker encoder; 0 uses torch's default (one per core)."""
+    threads: int = Field(default=1, ge=0)
+    """torch threads of the speaker encoder; 0 uses torch's default (one per core). One is the default: beside a transcription that already uses the cores, more threads spin and wait (ten times slower on a busy 2-core machine)."""
 
 
 class LoggingSettings(BaseModel):

@@ -29,7 +29,7 @@ from app.engines.base import SAMPLE_RATE
 from app.engines.vad import Region, speech_regions
 
 WINDOW_SECONDS = 1.5
-STEP_SECONDS = 0.5
+STEP_SECONDS = 0.75
 MIN_WINDOW_SECONDS = 0.4
 """Speech regions shorter than this are not embedded; they take the speaker of the nearest window."""
 CLUSTER_MIN_SECONDS = 1.0
