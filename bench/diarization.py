@@ -19,10 +19,12 @@ loaded) against the peak after transcription. The last line is ``ratio diarizati
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +62,32 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class RssSampler:
+    """The highest resident set size seen every 20 ms while the block runs."""
+
+    def __enter__(self) -> RssSampler:
+        self.before = rss_mb()
+        self.highest = self.before
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.highest = max(self.highest, rss_mb())
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.highest = max(self.highest, rss_mb())
+
+
 def transcribe(model: WhisperModel, path: Path) -> tuple[float, TranscriptionResult]:
     started = time.perf_counter()
     segments, info = model.transcribe(str(path), beam_size=5, language="en")
@@ -85,10 +113,13 @@ def transcribe(model: WhisperModel, path: Path) -> tuple[float, TranscriptionRes
     return elapsed, TranscriptionResult(text=text, language="en", duration=info.duration, segments=decoded)
 
 
-def diarize(path: Path, result: TranscriptionResult) -> tuple[float, int]:
-    started = time.perf_counter()
-    labelled = diarize_file(path, result, DecodeOptions(diarize=True), [], DiarizationSettings())
-    return time.perf_counter() - started, len(labelled.speakers or [])
+def diarize(path: Path, result: TranscriptionResult) -> tuple[float, int, float, float]:
+    """Seconds, speakers found, RSS before and highest RSS during."""
+    with RssSampler() as memory:
+        started = time.perf_counter()
+        labelled = diarize_file(path, result, DecodeOptions(diarize=True), [], DiarizationSettings())
+        elapsed = time.perf_counter() - started
+    return elapsed, len(labelled.speakers or []), memory.before, memory.highest
 
 
 def main() -> None:
@@ -114,6 +145,7 @@ def main() -> None:
         diarization: list[float] = []
         result: TranscriptionResult | None = None
         rss_after_transcription = 0.0
+        growth: list[float] = []
         for round_index in range(args.rounds):
             order = ("T", "D") if round_index % 2 == 0 else ("D", "T")
             for step in order:
@@ -124,9 +156,13 @@ def main() -> None:
                     print(f"transcription: {elapsed:.1f} s", flush=True)
                     if step == "T":
                         continue
-                elapsed, speakers = diarize(path, result)
+                elapsed, speakers, before, highest = diarize(path, result)
                 diarization.append(elapsed)
-                print(f"diarization: {elapsed:.1f} s, {speakers} speakers", flush=True)
+                growth.append(highest - before)
+                print(
+                    f"diarization: {elapsed:.1f} s, {speakers} speakers, RSS {before:.0f} -> {highest:.0f} MiB",
+                    flush=True,
+                )
         audio_seconds = args.minutes * 60
         t, d = statistics.median(transcription), statistics.median(diarization)
         print(f"audio {audio_seconds:.0f} s, model {args.model}, {args.threads} threads")

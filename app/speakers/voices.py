@@ -36,7 +36,8 @@ def decode_sample(data: bytes, *, min_seconds: float, max_seconds: float) -> npt
         raise VoiceSampleError(f"the voice sample is larger than {MAX_SAMPLE_BYTES // (1024 * 1024)} MiB")
     try:
         samples: npt.NDArray[np.float32] = decode_audio(io.BytesIO(data), sampling_rate=SAMPLE_RATE)
-    except (av.error.FFmpegError, ValueError, IndexError, StopIteration) as exc:
+    except (av.error.FFmpegError, OSError, ValueError, IndexError, StopIteration, RuntimeError) as exc:
+        # Untrusted bytes: whatever PyAV makes of them, the answer is "not audio".
         raise VoiceSampleError("the voice sample is not a readable audio file") from exc
     seconds = len(samples) / SAMPLE_RATE
     if seconds < min_seconds or seconds > max_seconds:
