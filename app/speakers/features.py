@@ -71,7 +71,7 @@ def _hann() -> Floats:
 
 def raise_volume(samples: Floats) -> Floats:
     """Scale quiet audio up to ``TARGET_DBFS`` RMS; louder audio is left as it is."""
-    rms = float(np.sqrt(np.mean(np.square(samples.astype(np.float64) * _INT16_MAX)))) if len(samples) else 0.0
+    rms = float(np.linalg.norm(samples)) / np.sqrt(len(samples)) * _INT16_MAX if len(samples) else 0.0
     if rms <= 0.0:
         return samples
     change_db = TARGET_DBFS - 20.0 * np.log10(rms / _INT16_MAX)
@@ -80,8 +80,9 @@ def raise_volume(samples: Floats) -> Floats:
     return (samples * np.float32(10 ** (change_db / 20.0))).astype(np.float32)
 
 
-def mel_frames(samples: Floats) -> Floats:
-    """(frames, ``MEL_CHANNELS``) power mel spectrogram, one frame per 10 ms (centred frames)."""
+def mel_frames(samples: Floats, block: int = 2000) -> Floats:
+    """(frames, ``MEL_CHANNELS``) power mel spectrogram, one frame per 10 ms (centred frames).
+    Computed ``block`` frames at a time, so a long file never holds its whole spectrum."""
     pad = WINDOW_SAMPLES // 2
     padded = np.pad(samples.astype(np.float32), (pad, pad))
     count = 1 + (len(padded) - WINDOW_SAMPLES) // HOP_SAMPLES
@@ -91,6 +92,10 @@ def mel_frames(samples: Floats) -> Floats:
         strides=(padded.strides[0] * HOP_SAMPLES, padded.strides[0]),
         writeable=False,
     )
-    power = np.square(np.abs(np.fft.rfft(frames * _hann(), axis=1))).astype(np.float32)
-    mel: Floats = power @ mel_filterbank().T
+    mel: Floats = np.empty((count, MEL_CHANNELS), dtype=np.float32)
+    filters = mel_filterbank().T
+    for first in range(0, count, block):
+        spectrum = np.fft.rfft(frames[first : first + block] * _hann(), axis=1)
+        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+        mel[first : first + block] = power @ filters
     return mel
