@@ -24,6 +24,7 @@ from app.api.routes import (
     metrics,
     models,
     openai_audio,
+    speakers,
     stats,
     summaries,
     tasks,
@@ -117,5 +118,6 @@ def create_app(
     app.include_router(workflow_runs.router)
     app.include_router(workflow_components.router)
     mount_api_docs(app)
+    app.include_router(speakers.router)
     mount_dashboard(app)
     return app

@@ -391,6 +391,21 @@ class LimitsSettings(BaseModel):
     """Open live-event streams (SSE) and long polls (``?wait=N``) one API key may hold at once (per client address when auth is off); 429 with ``Retry-After`` beyond it. 0 means no limit."""
 
 
+class DiarizationSettings(BaseModel):
+    """Speaker diarization (tasks with ``diarize=true``) and enrolled voices."""
+
+    model_config = _GROUP_CONFIG
+
+    cluster_threshold: float = Field(default=0.4, gt=0, lt=2)
+    """Cosine distance above which two groups of speech are different speakers when the number of speakers is estimated; lower finds more speakers."""
+
+    match_threshold: float = Field(default=0.75, gt=0, le=1)
+    """Least cosine similarity between a speaker's voice in a task and an enrolled (or referenced) voice for the speaker to take that voice's name."""
+
+    threads: int = Field(default=1, ge=0)
+    """torch threads of the speaker encoder; 0 uses torch's default (one per core). One is the default: beside a transcription that already uses the cores, more threads spin and wait (ten times slower on a busy 2-core machine)."""
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -568,6 +583,9 @@ class Settings(BaseSettings):
 
     workflows: WorkflowsSettings = WorkflowsSettings()
     """Workflows (``WORKFLOWS__*``)."""
+
+    diarization: DiarizationSettings = DiarizationSettings()
+    """Speaker diarization (``DIARIZATION__*``)."""
 
     @field_validator("database_url")
     @classmethod

@@ -11,6 +11,7 @@ from app.media.storage import MediaStorage
 from app.services.auth import ANONYMOUS, Principal
 from app.services.container import Services
 from app.services.link_service import LinkService
+from app.services.speaker_service import SpeakerService
 from app.services.summary_service import SummaryService
 from app.services.task_service import TaskService
 from app.services.workflow_service import WorkflowService
@@ -28,6 +29,10 @@ def get_task_service(request: Request) -> TaskService:
 
 def get_summary_service(request: Request) -> SummaryService:
     return get_services(request).summaries
+
+
+def get_speaker_service(request: Request) -> SpeakerService:
+    return get_services(request).speakers
 
 
 def get_link_service(request: Request) -> LinkService:
@@ -75,6 +80,7 @@ TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SummaryServiceDep = Annotated[SummaryService, Depends(get_summary_service)]
 LinkServiceDep = Annotated[LinkService, Depends(get_link_service)]
+SpeakerServiceDep = Annotated[SpeakerService, Depends(get_speaker_service)]
 WorkflowServiceDep = Annotated[WorkflowService, Depends(get_workflow_service)]
 StorageDep = Annotated[MediaStorage, Depends(get_storage)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

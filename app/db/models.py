@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
@@ -83,6 +84,8 @@ class Task(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
     chinese_script: Mapped[str | None] = mapped_column(String(16), default=None)
     """Script Chinese output is converted to (``original`` leaves it as decoded); also in ``options``."""
+    diarize: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Whether the task labels speakers (also in ``options``; a column for filtering and display)."""
 
     source: Mapped[str] = mapped_column(String(16))
     file_name: Mapped[str | None] = mapped_column(String(255), default=None)
@@ -244,6 +247,21 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class Speaker(Base):
+    """An enrolled voice: a name and the embedding of a short sample, visible to the key that created it."""
+
+    __tablename__ = "speakers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    name: Mapped[str] = mapped_column(String(64))
+    embedding: Mapped[list[float]] = mapped_column(JSON)
+    """The 256-d voice embedding of the sample (the sample itself is not kept)."""
+    sample_seconds: Mapped[float] = mapped_column(Float)
+    api_key_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    """The API key that enrolled the voice (None: auth off or the bootstrap admin key)."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Workflow(Base):

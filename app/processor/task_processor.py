@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from app.db.models import utcnow
 from app.db.outages import is_disconnect, through_outage
@@ -25,7 +25,11 @@ from app.processor.task_events import TaskEvents
 from app.schemas.result import Segment, TranscriptionResult
 from app.schemas.task import DecodeOptions, TaskStatus, TaskType
 from app.services.chinese_script import convert_result
-from config.settings import ProcessorSettings
+from config.settings import DiarizationSettings, ProcessorSettings
+
+if TYPE_CHECKING:
+    from app.db.speaker_repository import SpeakerRepository
+    from app.speakers.diarizer import Turn
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,18 @@ class _Running:
     progress: float = 0.0
     """Latest progress in percent; ``_report_progress`` writes it."""
     job: asyncio.Task[None] | None = field(default=None, repr=False)
+    segments: list[Segment] = field(default_factory=list, repr=False)
+    """Segments decoded so far (the list the decoder appends to), for streaming clients."""
+    turns: list[Turn] | None = field(default=None, repr=False)
+    """Speaker turns once diarization is done (diarized tasks only)."""
+
+
+@dataclass(frozen=True)
+class LiveTranscript:
+    """What a task running on this node has produced so far."""
+
+    segments: list[Segment]
+    turns: list[Turn] | None
 
 
 class TaskProcessor:
@@ -67,8 +83,14 @@ class TaskProcessor:
         role: str = "all",
         peer_secret: str | None = None,
         metrics: Metrics | None = None,
+        speakers: SpeakerRepository | None = None,
+        diarization: DiarizationSettings | None = None,
+        max_media_seconds: float | None = None,
     ) -> None:
         self._settings = settings
+        self._speakers = speakers
+        self._diarization = diarization or DiarizationSettings()
+        self._max_media_seconds = max_media_seconds
         self._repository = repository
         self._pool = pool
         self._storage = storage
@@ -174,6 +196,14 @@ class TaskProcessor:
         """Look for work now instead of at the next poll."""
         self._wake.set()
 
+    def live(self, task_id: str) -> LiveTranscript | None:
+        """The segments (and speaker turns) of a task running here so far; None when it is not."""
+        # The newest run that goes on (an earlier, cancelled run of the task may still be ending).
+        runs = [r for claim, r in self._running.items() if claim.task_id == task_id and not r.cancelled]
+        if not runs:
+            return None
+        return LiveTranscript(list(runs[-1].segments), runs[-1].turns)
+
     def cancel(self, task_id: str) -> bool:
         """Ask a running task to stop and drop its result. True when it runs here."""
         runs = [running for claim, running in self._running.items() if claim.task_id == task_id]
@@ -249,6 +279,7 @@ class TaskProcessor:
                     return
                 media_name = task.media_path
                 logger.info("processing %s with %s (attempt %d)", task.task_type, task.model, claim.attempt)
+                options = DecodeOptions.model_validate(task.options)
                 result = await self._transcribe(
                     running,
                     engine=task.engine,
@@ -256,9 +287,10 @@ class TaskProcessor:
                     media_name=task.media_path,
                     media_node=task.media_node,
                     task_type=TaskType(task.task_type),
-                    options=DecodeOptions.model_validate(task.options),
+                    options=options,
                     priority=task.priority,
                     duration=task.duration,
+                    api_key_id=task.api_key_id,
                 )
                 elapsed = time.perf_counter() - started
                 stored = await self._store_result(claim, result, elapsed)
@@ -373,6 +405,7 @@ class TaskProcessor:
         options: DecodeOptions,
         priority: int,
         duration: float | None = None,
+        api_key_id: str | None = None,
     ) -> TranscriptionResult:
         if not media_name:
             raise FileNotFoundError("the task's media is no longer available")
@@ -384,13 +417,47 @@ class TaskProcessor:
             fetched = True
         if not audio.is_file():
             raise FileNotFoundError("the task's media is no longer available")
+        # Diarization needs only the audio: it runs beside the decoding, and labels the segments
+        # once the engine has returned them.
+        turns = (
+            asyncio.ensure_future(self._speaker_turns(running, audio, options, api_key_id))
+            if options.diarize
+            else None
+        )
         try:
-            return await self._decode(
+            result = await self._decode(
                 running, audio, engine, model_name, task_type, options, priority, media_seconds=duration
             )
+            if turns is not None:
+                from app.speakers.assign import label_speakers
+
+                result = label_speakers(result, await turns)
+                logger.info("diarized: %d speaker(s)", len(result.speakers or []))
+            return result
         finally:
+            if turns is not None and not turns.done():
+                turns.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await turns
             if fetched:  # a cached copy of another node's file
                 audio.unlink(missing_ok=True)
+
+    async def _speaker_turns(
+        self, running: _Running, audio: Path, options: DecodeOptions, api_key_id: str | None
+    ) -> list[Turn]:
+        """Who spoke when, in a worker thread (torch loads on the first diarized task); the
+        voices the task's key enrolled name their speakers."""
+        from app.speakers.pipeline import file_turns, known_voices
+
+        enrolled = (
+            await self._durably(self._speakers.of_key, api_key_id) if self._speakers is not None else []
+        )
+        voices = known_voices(options, [(speaker.name, speaker.embedding) for speaker in enrolled])
+        turns = await asyncio.to_thread(
+            file_turns, audio, options, voices, self._diarization, max_seconds=self._max_media_seconds
+        )
+        running.turns = turns
+        return turns
 
     async def _report_progress(
         self, running: _Running, stop: asyncio.Event, decoded: Callable[[], float] | None = None
@@ -428,7 +495,7 @@ class TaskProcessor:
     ) -> TranscriptionResult:
         """``media_seconds``: the probed length, which lets a short file skip the queue for
         preparation behind a long one (see ``Lease.prepare``)."""
-        segments: list[Segment] = []
+        segments: list[Segment] = running.segments
         try:
             async with self._pool.lease(model_name, engine) as lease:
                 batcher = lease.batcher

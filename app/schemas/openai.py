@@ -16,6 +16,7 @@ class OpenAIResponseFormat(StrEnum):
     srt = "srt"
     vtt = "vtt"
     verbose_json = "verbose_json"
+    diarized_json = "diarized_json"
 
 
 class TimestampGranularity(StrEnum):
@@ -52,6 +53,9 @@ class OpenAISegment(BaseModel):
     avg_logprob: float = Field(description="Average log probability. / 平均对数概率。")
     compression_ratio: float = Field(description="Gzip compression ratio. / 压缩比。")
     no_speech_prob: float = Field(description="Probability of silence. / 无语音概率。")
+    speaker: str | None = Field(
+        default=None, description="Speaker label when diarized. / 说话人标签（开启说话人分离时）。"
+    )
 
 
 class OpenAIVerboseTranscription(BaseModel):
@@ -67,6 +71,38 @@ class OpenAIVerboseTranscription(BaseModel):
     words: list[OpenAIWord] | None = Field(
         default=None, description="Words (word granularity). / 词（词粒度）。"
     )
+
+
+class OpenAIDiarizedSegment(BaseModel):
+    """One segment of ``diarized_json``. / diarized_json 的一个片段。"""
+
+    type: Literal["transcript.text.segment"] = Field(
+        default="transcript.text.segment", description="Always `transcript.text.segment`. / 固定值。"
+    )
+    id: str = Field(description="Segment id, e.g. `seg_0`. / 片段 ID。")
+    start: float = Field(description="Start in seconds. / 开始时间（秒）。")
+    end: float = Field(description="End in seconds. / 结束时间（秒）。")
+    text: str = Field(description="Segment text. / 片段文本。")
+    speaker: str = Field(
+        description="`A`, `B`, … or a known speaker's name. / 说话人：A、B…或已知说话人的名字。"
+    )
+
+
+class OpenAIDurationUsage(BaseModel):
+    """Usage billed by audio length. / 按音频时长计的用量。"""
+
+    type: Literal["duration"] = Field(default="duration", description="Always `duration`. / 固定值。")
+    seconds: float = Field(description="Audio seconds. / 音频时长（秒）。")
+
+
+class OpenAIDiarizedTranscription(BaseModel):
+    """``diarized_json`` format (OpenAI's `TranscriptionDiarized`). / diarized_json 格式。"""
+
+    task: Literal["transcribe"] = Field(default="transcribe", description="Always `transcribe`. / 固定值。")
+    duration: float = Field(description="Audio seconds. / 音频时长（秒）。")
+    text: str = Field(description="Full text. / 全文。")
+    segments: list[OpenAIDiarizedSegment] = Field(description="Segments with speakers. / 带说话人的片段。")
+    usage: OpenAIDurationUsage = Field(description="Usage. / 用量。")
 
 
 class OpenAIModel(BaseModel):

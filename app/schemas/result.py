@@ -12,6 +12,10 @@ class Word(BaseModel):
     end: float = Field(description="End time in seconds. / 结束时间（秒）。")
     word: str = Field(description="The word, with its leading space if any. / 词文本（可能带前导空格）。")
     probability: float = Field(description="Word probability. / 词的概率。")
+    speaker: str | None = Field(
+        default=None,
+        description="Speaker label (`A`, `B`, … or an enrolled name) when diarized. / 说话人标签（开启说话人分离时）。",
+    )
 
 
 class Segment(BaseModel):
@@ -41,6 +45,10 @@ class Segment(BaseModel):
         default=None,
         description="SenseVoice: the audio event tag (`Speech`, `BGM`, `Laughter`, ...). / SenseVoice：音频事件标签。",
     )
+    speaker: str | None = Field(
+        default=None,
+        description="Speaker label (`A`, `B`, … or an enrolled name) when diarized. / 说话人标签（开启说话人分离时）。",
+    )
 
 
 class TranscriptionResult(BaseModel):
@@ -53,3 +61,7 @@ class TranscriptionResult(BaseModel):
     )
     duration: float = Field(description="Audio duration in seconds. / 音频时长（秒）。")
     segments: list[Segment] = Field(description="Decoded segments. / 片段列表。")
+    speakers: list[str] | None = Field(
+        default=None,
+        description="Speaker labels in order of first appearance, when diarized. / 说话人标签（按首次出现顺序，开启说话人分离时）。",
+    )

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.engines.registry import ENGINE_NAMES, check_engine_name
 from app.schemas.callback import CallbackStatus
@@ -88,6 +88,19 @@ def _parse_float_list(value: Any) -> Any:
     return value
 
 
+MAX_SPEAKERS = 32
+MAX_KNOWN_SPEAKERS = 8
+
+
+class KnownSpeaker(BaseModel):
+    """A voice a diarized task names: a name and its voice embedding. / 任务中已知说话人的名字与声纹向量。"""
+
+    name: str = Field(min_length=1, max_length=64, description="Name to label. / 标注用的名字。")
+    embedding: list[float] = Field(
+        min_length=256, max_length=256, description="256-d voice embedding. / 256 维声纹向量。"
+    )
+
+
 class DecodeOptions(BaseModel):
     """Whisper decoding options; defaults are Whisper's own. / Whisper 解码参数，默认值与 Whisper 相同。"""
 
@@ -156,6 +169,27 @@ class DecodeOptions(BaseModel):
         description="Skip silences longer than this around hallucinations (needs word timestamps). / 幻觉静音阈值。",
     )
     vad_filter: bool = Field(default=False, description="Drop silence with Silero VAD. / 使用 VAD 过滤静音。")
+    diarize: bool = Field(
+        default=False,
+        description="Label who spoke when (`speaker` on segments and words). / 说话人分离（片段与词带 speaker）。",
+    )
+    num_speakers: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SPEAKERS,
+        description="Exact number of speakers; empty estimates it. / 说话人数量；留空自动估计。",
+    )
+    min_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, description="Fewest speakers to find. / 最少说话人数。"
+    )
+    max_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, description="Most speakers to find. / 最多说话人数。"
+    )
+    known_speakers: list[KnownSpeaker] | None = Field(
+        default=None,
+        max_length=MAX_KNOWN_SPEAKERS,
+        description="Voices from `known_speaker_references`, embedded when the task was created. / 由 known_speaker_references 计算出的声纹。",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -173,6 +207,23 @@ class DecodeOptions(BaseModel):
     @classmethod
     def _temperature(cls, value: Any) -> Any:
         return _parse_float_list(value)
+
+    @field_validator("num_speakers", "min_speakers", "max_speakers", mode="before")
+    @classmethod
+    def _blank_count(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _speaker_bounds(self) -> DecodeOptions:
+        if (
+            self.min_speakers is not None
+            and self.max_speakers is not None
+            and self.min_speakers > self.max_speakers
+        ):
+            raise ValueError("min_speakers must not exceed max_speakers")
+        return self
 
     @field_validator("temperature")
     @classmethod
@@ -327,10 +378,32 @@ class TaskRequest(DecodeOptions):
         description="URL that receives the task when it ends. / 任务结束时接收回调的地址。",
     )
 
+    known_speaker_names: list[str] | None = Field(
+        default=None,
+        max_length=MAX_KNOWN_SPEAKERS,
+        validation_alias=AliasChoices("known_speaker_names", "known_speaker_names[]"),
+        description="Names of the voices in `known_speaker_references`, in the same order (diarized tasks). / 已知说话人名字，与参考音频一一对应。",
+    )
+    known_speaker_references: list[str] | None = Field(
+        default=None,
+        max_length=MAX_KNOWN_SPEAKERS,
+        validation_alias=AliasChoices("known_speaker_references", "known_speaker_references[]"),
+        description="2-30 s voice samples as data URLs (`data:audio/wav;base64,...`), as in OpenAI's API. / 已知说话人的参考音频（data URL，2-30 秒）。",
+    )
+
     @field_validator("callback_url")
     @classmethod
     def _callback_url(cls, value: str | None) -> str | None:
         return _http_url(value)
+
+    @model_validator(mode="after")
+    def _known_pairs(self) -> TaskRequest:
+        names, references = self.known_speaker_names or [], self.known_speaker_references or []
+        if len(names) != len(references):
+            raise ValueError("known_speaker_names and known_speaker_references must pair up")
+        if names and not self.diarize:
+            raise ValueError("known speakers need diarize=true")
+        return self
 
     @field_validator("model", "engine", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from app.db.api_key_repository import ApiKeyRepository
 from app.db.callback_repository import CallbackRepository
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_session_factory
+from app.db.speaker_repository import SpeakerRepository
 from app.db.stats_repository import StatsRepository
 from app.db.summary_repository import SummaryRepository
 from app.db.task_repository import TaskRepository
@@ -33,6 +34,7 @@ from app.services.admission import AdmissionControl
 from app.services.auth import AuthService
 from app.services.callbacks import CallbackDispatcher
 from app.services.link_service import LinkService
+from app.services.speaker_service import SpeakerService
 from app.services.summary_service import SummaryService
 from app.services.task_service import TaskService
 from app.services.workflow_service import WorkflowService
@@ -65,6 +67,7 @@ class Services:
     dispatcher: CallbackDispatcher | None
     llm: ChatClient
     summaries: SummaryService
+    speakers: SpeakerService
     links: LinkService
     auth: AuthService
     admission: AdmissionControl
@@ -122,6 +125,7 @@ class Services:
         events = TaskEvents()
         stats = StatsRepository(sessions)
         metrics = Metrics(stats=stats, pool=pool)
+        speaker_repository = SpeakerRepository(sessions)
         processor = None
         if settings.processor.enabled:
             processor = TaskProcessor(
@@ -137,6 +141,9 @@ class Services:
                 ),
                 delete_media_after_processing=settings.storage.delete_media_after_processing,
                 metrics=metrics,
+                speakers=speaker_repository,
+                diarization=settings.diarization,
+                max_media_seconds=max_media_seconds,
             )
         janitor = MediaJanitor(settings.storage, storage, repository)
         admission = AdmissionControl(settings.limits, settings.storage.temp_dir, repository)
@@ -243,6 +250,7 @@ class Services:
             dispatcher=dispatcher,
             llm=llm,
             summaries=summaries,
+            speakers=SpeakerService(speaker_repository, settings.diarization),
             links=links,
             auth=auth,
             admission=admission,

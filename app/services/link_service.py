@@ -84,7 +84,9 @@ class LinkService:
         """Stop running resolutions at their next request and free the resolver's threads."""
         self._resolver.close()
 
-    async def create_from_request(self, request: LinkTaskCreate) -> TaskOut:
+    async def create_from_request(
+        self, request: LinkTaskCreate, *, options: DecodeOptions | None = None
+    ) -> TaskOut:
         """:meth:`create` for a validated ``POST /api/v1/tasks/from-link`` body (or its legacy twins)."""
         return await self.create(
             request.url,
@@ -92,7 +94,7 @@ class LinkService:
             priority=request.priority,
             model=request.model,
             engine=request.engine,
-            options=request.decode_options(),
+            options=options or request.decode_options(),
             callback_url=request.callback_url,
         )
 

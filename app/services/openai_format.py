@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import assert_never
 
 from app.schemas.openai import (
+    OpenAIDiarizedSegment,
+    OpenAIDiarizedTranscription,
+    OpenAIDurationUsage,
     OpenAIResponseFormat,
     OpenAISegment,
     OpenAITranscription,
@@ -46,6 +49,7 @@ def verbose_json(
                 avg_logprob=segment.avg_logprob,
                 compression_ratio=segment.compression_ratio,
                 no_speech_prob=segment.no_speech_prob,
+                speaker=segment.speaker,
             )
             for segment in result.segments
         ]
@@ -66,6 +70,25 @@ def verbose_json(
     )
 
 
+def diarized_json(result: TranscriptionResult) -> OpenAIDiarizedTranscription:
+    """OpenAI's ``diarized_json``: the text, and segments with their speakers."""
+    return OpenAIDiarizedTranscription(
+        duration=result.duration,
+        text=result.text.strip(),
+        segments=[
+            OpenAIDiarizedSegment(
+                id=f"seg_{index}",
+                start=segment.start,
+                end=segment.end,
+                text=segment.text.strip(),
+                speaker=segment.speaker or "A",
+            )
+            for index, segment in enumerate(result.segments)
+        ],
+        usage=OpenAIDurationUsage(seconds=result.duration),
+    )
+
+
 def render_openai(
     result: TranscriptionResult,
     fmt: OpenAIResponseFormat,
@@ -78,6 +101,8 @@ def render_openai(
     if fmt is OpenAIResponseFormat.verbose_json:
         body = verbose_json(result, task_type, granularities).model_dump_json(exclude_none=True)
         return body, "application/json"
+    if fmt is OpenAIResponseFormat.diarized_json:
+        return diarized_json(result).model_dump_json(), "application/json"
     if fmt is OpenAIResponseFormat.text:
         return result.text.strip() + "\n", "text/plain; charset=utf-8"
     if fmt is OpenAIResponseFormat.srt:

@@ -15,7 +15,9 @@ segments:
 * cue breaks prefer sentence ends, then clause ends (commas) in a cue that is
   already more than half full, and the pieces of a segment are kept balanced;
 * the two lines of a cue are balanced too;
-* cues are in order, never overlap and last at least one millisecond.
+* cues are in order, never overlap and last at least one millisecond;
+* a cue never holds two speakers: segments of different speakers never join, and
+  a diarized cue names its speaker (``<v A>`` in WebVTT, ``A: `` in SubRip).
 
 Times are converted to whole milliseconds once, rounding halves up on the
 decimal value of the float, and every timestamp is formatted from that integer.
@@ -63,6 +65,7 @@ class Cue:
     start: float
     end: float
     lines: tuple[str, ...]
+    speaker: str | None = None
 
     @property
     def text(self) -> str:
@@ -161,6 +164,7 @@ class _Draft(NamedTuple):
     start: float
     end: float
     text: str
+    speaker: str | None = None
 
 
 def _is_cjk(char: str) -> bool:
@@ -470,13 +474,13 @@ def _segment_drafts(segment: Segment, limits: CueLimits) -> list[_Draft]:
             continue
         start = span[0].start
         end = min(max(token.end for token in span), start + limits.max_duration)
-        drafts.append(_Draft(start, end, text))
+        drafts.append(_Draft(start, end, text, segment.speaker))
     return drafts
 
 
 def _try_join(previous: _Draft, draft: _Draft, limits: CueLimits) -> _Draft | None:
     """The two drafts as one cue when that cue fits the limits, else None."""
-    if draft.start - previous.end > _MAX_JOIN_GAP:
+    if draft.start - previous.end > _MAX_JOIN_GAP or draft.speaker != previous.speaker:
         return None
     end = max(previous.end, draft.end)
     if end - previous.start > limits.max_duration + _TIME_EPSILON:
@@ -484,7 +488,7 @@ def _try_join(previous: _Draft, draft: _Draft, limits: CueLimits) -> _Draft | No
     text = _join_text(previous.text, draft.text)
     if not _fits_text(text, limits):
         return None
-    return _Draft(previous.start, end, text)
+    return _Draft(previous.start, end, text, previous.speaker)
 
 
 def _finalize(drafts: Sequence[_Draft], limits: CueLimits) -> list[Cue]:
@@ -501,7 +505,7 @@ def _finalize(drafts: Sequence[_Draft], limits: CueLimits) -> list[Cue]:
             end_ms = min(end_ms, times[index + 1][0])
         end_ms = max(end_ms, start_ms + 1)
         previous_end = end_ms
-        cues.append(Cue(start_ms / 1000, end_ms / 1000, wrap_lines(draft.text, limits)))
+        cues.append(Cue(start_ms / 1000, end_ms / 1000, wrap_lines(draft.text, limits), draft.speaker))
     return cues
 
 
@@ -582,30 +586,53 @@ def _one_line(text: str) -> str:
     return " ".join(text.splitlines()).replace("\t", " ").strip()
 
 
+def _speaker_label(speaker: str) -> str:
+    """A speaker name fit for a cue prefix or a voice tag: one line, no markup characters."""
+    return " ".join(speaker.replace(">", " ").replace("<", " ").replace("&", " ").split()) or "?"
+
+
 def _render_srt(cues: Sequence[Cue]) -> str:
-    """SubRip: numbered cues separated by blank lines."""
-    blocks = [
-        f"{number}\n{format_timestamp(cue.start, ',')} --> {format_timestamp(cue.end, ',')}\n"
-        + "".join(line + "\n" for line in cue.lines)
-        for number, cue in enumerate(cues, start=1)
-    ]
+    """SubRip: numbered cues separated by blank lines; a diarized cue starts with ``A: ``."""
+    blocks = []
+    for number, cue in enumerate(cues, start=1):
+        lines = list(cue.lines)
+        if cue.speaker is not None and lines:
+            lines[0] = f"{_speaker_label(cue.speaker)}: {lines[0]}"
+        blocks.append(
+            f"{number}\n{format_timestamp(cue.start, ',')} --> {format_timestamp(cue.end, ',')}\n"
+            + "".join(line + "\n" for line in lines)
+        )
     return "\n".join(blocks)
 
 
 def _render_vtt(cues: Sequence[Cue]) -> str:
-    """WebVTT: the header, then cues separated by blank lines."""
-    blocks = [
-        f"{format_timestamp(cue.start)} --> {format_timestamp(cue.end)}\n"
-        + "".join(_escape_vtt(line) + "\n" for line in cue.lines)
-        for cue in cues
-    ]
+    """WebVTT: the header, then cues separated by blank lines; a diarized cue opens with ``<v A>``."""
+    blocks = []
+    for cue in cues:
+        lines = [_escape_vtt(line) for line in cue.lines]
+        if cue.speaker is not None and lines:
+            lines[0] = f"<v {_speaker_label(cue.speaker)}>{lines[0]}"
+        blocks.append(
+            f"{format_timestamp(cue.start)} --> {format_timestamp(cue.end)}\n"
+            + "".join(line + "\n" for line in lines)
+        )
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 
 def _render_txt(segments: Sequence[Segment]) -> str:
-    """Plain transcript: one segment per line, blank segments left out."""
-    lines = (_one_line(segment.text) for segment in segments)
-    return "".join(line + "\n" for line in lines if line)
+    """Plain transcript: one segment per line, blank segments left out; with speakers, each
+    speaker's turn starts with the speaker's name (``A: ...``)."""
+    out: list[str] = []
+    current: str | None = None
+    for segment in segments:
+        line = _one_line(segment.text)
+        if not line:
+            continue
+        if segment.speaker is not None and segment.speaker != current:
+            current = segment.speaker
+            line = f"{_one_line(segment.speaker)}: {line}"
+        out.append(line + "\n")
+    return "".join(out)
 
 
 def _render_tsv(segments: Sequence[Segment]) -> str:

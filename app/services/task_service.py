@@ -34,7 +34,7 @@ from app.media.storage import (
 )
 from app.net.url_guard import UrlGuard
 from app.processor.task_events import TaskEvents
-from app.processor.task_processor import TaskProcessor
+from app.processor.task_processor import LiveTranscript, TaskProcessor
 from app.schemas.batch import BatchOut, batch_out
 from app.schemas.callback import (
     CallbackAttemptOut,
@@ -273,8 +273,10 @@ class TaskService:
         upload: AsyncReader | None,
         upload_name: str | None,
         principal: Principal | None = None,
+        options: DecodeOptions | None = None,
     ) -> TaskOut:
-        """:meth:`create` for the options of a ``POST /api/v1/tasks`` form (or its legacy twin)."""
+        """:meth:`create` for the options of a ``POST /api/v1/tasks`` form (or its legacy twin);
+        ``options`` replaces the form's (when known speaker references were embedded)."""
         return await self.create(
             upload=upload,
             upload_name=upload_name,
@@ -283,7 +285,7 @@ class TaskService:
             priority=form.priority,
             model=form.model,
             engine=form.engine,
-            options=form.decode_options(),
+            options=options or form.decode_options(),
             callback_url=form.callback_url,
             platform=form.platform,
             principal=principal,
@@ -376,6 +378,7 @@ class TaskService:
                 model=model,
                 options=options.model_dump(mode="json"),
                 chinese_script=_script_column(options),
+                diarize=options.diarize,
                 source=source.value,
                 file_name=file_name,
                 file_url=file_url,
@@ -464,6 +467,10 @@ class TaskService:
             offset=offset,
             next_offset=next_offset,
         )
+
+    def live(self, task_id: str) -> LiveTranscript | None:
+        """Segments decoded so far by a task running on this node (None elsewhere or when idle)."""
+        return self._processor.live(task_id) if self._processor is not None else None
 
     async def delete(self, task_id: str, principal: Principal | None = None) -> None:
         """Delete the row and its media; a running task is cancelled and its result dropped."""

@@ -30,7 +30,20 @@ UNIVERSAL_OUTPUTS = frozenset({"status"})
 
 _TRANSCRIPT_OUTPUTS = frozenset({"text", "language", "language_probability", "duration", "result", "task_id"})
 _TASK_INPUTS = frozenset(
-    {"media", "task", "model", "language", "chinese_script", "priority", "word_timestamps", "initial_prompt"}
+    {
+        "media",
+        "task",
+        "model",
+        "language",
+        "chinese_script",
+        "priority",
+        "word_timestamps",
+        "initial_prompt",
+        "diarize",
+        "num_speakers",
+        "min_speakers",
+        "max_speakers",
+    }
 )
 
 BUILTINS: dict[str, StepType] = {

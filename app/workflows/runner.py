@@ -541,6 +541,10 @@ class WorkflowRunner:
                 chinese_script=inputs.get("chinese_script") or None,
                 word_timestamps=bool(inputs.get("word_timestamps") or False),
                 initial_prompt=inputs.get("initial_prompt"),
+                diarize=bool(inputs.get("diarize") or False),
+                num_speakers=inputs.get("num_speakers"),
+                min_speakers=inputs.get("min_speakers"),
+                max_speakers=inputs.get("max_speakers"),
             )
             priority = TaskPriority(inputs.get("priority") or TaskPriority.normal.value)
             model, engine = await self._tasks.check_request(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, UploadFile, status
 
-from app.api.deps import TaskServiceDep
+from app.api.deps import SpeakerServiceDep, TaskServiceDep
 from app.api.problems import problem_responses
 from app.schemas.batch import BatchCreateForm, BatchOut
 
@@ -29,6 +29,7 @@ router = APIRouter(tags=["batches"])
 )
 async def create_batch(
     service: TaskServiceDep,
+    speakers: SpeakerServiceDep,
     form: Annotated[BatchCreateForm, Form()],
     files: Annotated[
         list[UploadFile],
@@ -41,7 +42,7 @@ async def create_batch(
         priority=form.priority,
         model=form.model,
         engine=form.engine,
-        options=form.decode_options(),
+        options=await speakers.with_references(form, form.decode_options()),
         callback_url=form.callback_url,
         platform=form.platform,
     )

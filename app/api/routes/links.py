@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.api.deps import LinkServiceDep
+from app.api.deps import LinkServiceDep, SpeakerServiceDep
 from app.api.problems import problem_responses
 from app.schemas.link import LinkTaskCreate
 from app.schemas.task import TaskOut
@@ -32,5 +32,9 @@ router = APIRouter(prefix="/api/v1/tasks", tags=["links"])
     ),
     responses=problem_responses(400, 413, 415, 422, 429),
 )
-async def create_task_from_link(service: LinkServiceDep, body: LinkTaskCreate) -> TaskOut:
-    return await service.create_from_request(body)
+async def create_task_from_link(
+    service: LinkServiceDep, speakers: SpeakerServiceDep, body: LinkTaskCreate
+) -> TaskOut:
+    return await service.create_from_request(
+        body, options=await speakers.with_references(body, body.decode_options())
+    )

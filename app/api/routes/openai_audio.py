@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Request, Response, UploadFile
+from fastapi.responses import StreamingResponse
 
-from app.api.deps import SettingsDep, TaskServiceDep
+from app.api.deps import SettingsDep, SpeakerServiceDep, TaskServiceDep
 from app.api.problems import PROBLEM_SCHEMA, ProblemRenderingRoute, problem_response
 from app.api.waiting import ClientGoneError, wait_or_abandon
 from app.engines.registry import engine_for_model
@@ -24,8 +25,18 @@ from app.schemas.openai import (
     TimestampGranularity,
 )
 from app.schemas.result import TranscriptionResult
-from app.schemas.task import WHISPER_TEMPERATURES, DecodeOptions, TaskPriority, TaskStatus, TaskType
+from app.schemas.task import (
+    MAX_KNOWN_SPEAKERS,
+    MAX_SPEAKERS,
+    WHISPER_TEMPERATURES,
+    DecodeOptions,
+    KnownSpeaker,
+    TaskPriority,
+    TaskStatus,
+    TaskType,
+)
 from app.services.openai_format import render_openai
+from app.services.transcript_stream import stream_transcript
 from config.settings import Settings
 
 OPENAI_MODEL_ALIASES = frozenset({"whisper-1"})
@@ -113,7 +124,12 @@ def resolve_model(requested: str, settings: Settings) -> str:
 
 
 def _options(
-    *, language: str | None, prompt: str | None, temperature: float | None, words: bool
+    *,
+    language: str | None,
+    prompt: str | None,
+    temperature: float | None,
+    words: bool,
+    speakers: dict[str, Any] | None = None,
 ) -> DecodeOptions:
     # As with OpenAI, temperature 0 (the default) falls back to higher temperatures when decoding fails.
     fallback = temperature is None or temperature == 0
@@ -123,9 +139,11 @@ def _options(
             initial_prompt=prompt,
             temperature=list(WHISPER_TEMPERATURES) if fallback else temperature,
             word_timestamps=words,
+            **(speakers or {}),
         )
     except ValueError as exc:
-        raise ProblemError(400, f"invalid option: {exc}", param="language") from exc
+        param = "min_speakers" if "speakers" in str(exc) else "language"
+        raise ProblemError(400, f"invalid option: {exc}", param=param) from exc
 
 
 async def _transcribe(
@@ -139,6 +157,7 @@ async def _transcribe(
     options: DecodeOptions,
     response_format: OpenAIResponseFormat,
     granularities: frozenset[TimestampGranularity],
+    stream: bool = False,
 ) -> Response:
     created = await service.create(
         upload=file,
@@ -152,6 +171,20 @@ async def _transcribe(
         platform=PLATFORM,
     )
     headers = {"X-Tingxie-Task-Id": created.id}
+    if stream:
+        return StreamingResponse(
+            stream_transcript(
+                service,
+                created.id,
+                diarized=options.diarize,
+                failed=lambda message: {
+                    "type": "error",
+                    "error": _openai_error(500, f"the transcription failed: {message}", {}),
+                },
+            ),
+            media_type="text/event-stream",
+            headers={**headers, "Cache-Control": "no-cache"},
+        )
     try:
         task = await wait_or_abandon(service, request, created.id)
     except ClientGoneError:
@@ -197,7 +230,17 @@ TemperatureField = Annotated[
 ]
 FormatField = Annotated[
     OpenAIResponseFormat,
-    Form(description="json | text | srt | vtt | verbose_json. / 返回格式。"),
+    Form(
+        description="json | text | srt | vtt | verbose_json | diarized_json (speakers on segments). / 返回格式（diarized_json 含说话人）。"
+    ),
+]
+SpeakerCountField = Annotated[
+    int | None,
+    Form(
+        ge=1,
+        le=MAX_SPEAKERS,
+        description="Tingxie extension: speaker count hints for diarization. / 扩展：说话人数提示。",
+    ),
 ]
 
 
@@ -216,6 +259,7 @@ FormatField = Annotated[
 async def create_transcription(
     request: Request,
     service: TaskServiceDep,
+    speakers: SpeakerServiceDep,
     settings: SettingsDep,
     file: FileField,
     model: ModelField,
@@ -236,13 +280,63 @@ async def create_transcription(
             description="`word` and/or `segment` timings in `verbose_json` (word timings cost extra time). / verbose_json 中的时间戳粒度：word 和/或 segment（词级更耗时）。",
         ),
     ] = None,
+    stream: Annotated[
+        bool,
+        Form(
+            description="Server-sent events as segments are decoded: `transcript.text.delta`, `transcript.text.segment` (diarized_json) and `transcript.text.done`. / 以 SSE 流式返回。"
+        ),
+    ] = False,
+    known_speaker_names: Annotated[
+        list[str] | None,
+        Form(
+            alias="known_speaker_names[]",
+            max_length=MAX_KNOWN_SPEAKERS,
+            description="Names of the voices in `known_speaker_references[]` (diarized_json). / 已知说话人名字。",
+        ),
+    ] = None,
+    known_speaker_references: Annotated[
+        list[str] | None,
+        Form(
+            alias="known_speaker_references[]",
+            max_length=MAX_KNOWN_SPEAKERS,
+            description="2-30 s samples of those voices as data URLs. / 已知说话人的参考音频（data URL）。",
+        ),
+    ] = None,
+    diarize: Annotated[
+        bool,
+        Form(
+            description="Tingxie extension: label speakers in any format (implied by diarized_json). / 扩展：说话人分离。"
+        ),
+    ] = False,
+    num_speakers: SpeakerCountField = None,
+    min_speakers: SpeakerCountField = None,
+    max_speakers: SpeakerCountField = None,
+    chunking_strategy: Annotated[
+        str | None, Form(description="Accepted for compatibility and ignored. / 兼容参数，忽略。")
+    ] = None,
 ) -> Response:
     granularities = frozenset(timestamp_granularities or ())
+    diarized = diarize or response_format is OpenAIResponseFormat.diarized_json
+    names, references = known_speaker_names or [], known_speaker_references or []
+    if len(names) != len(references):
+        raise ProblemError(
+            400,
+            "known_speaker_names[] and known_speaker_references[] must pair up",
+            param="known_speaker_names",
+        )
+    known: list[KnownSpeaker] = await speakers.reference_embeddings(names, references) if references else []
     options = _options(
         language=language,
         prompt=prompt,
         temperature=temperature,
-        words=TimestampGranularity.word in granularities,
+        words=TimestampGranularity.word in granularities or diarized,
+        speakers={
+            "diarize": diarized,
+            "num_speakers": num_speakers,
+            "min_speakers": min_speakers,
+            "max_speakers": max_speakers,
+            "known_speakers": known or None,
+        },
     )
     return await _transcribe(
         request,
@@ -254,6 +348,7 @@ async def create_transcription(
         options=options,
         response_format=response_format,
         granularities=granularities,
+        stream=stream,
     )
 
 
@@ -278,6 +373,8 @@ async def create_translation(
     temperature: TemperatureField = None,
     response_format: FormatField = OpenAIResponseFormat.json,
 ) -> Response:
+    if response_format is OpenAIResponseFormat.diarized_json:
+        raise ProblemError(400, "diarized_json is for transcriptions", param="response_format")
     options = _options(language=None, prompt=prompt, temperature=temperature, words=False)
     return await _transcribe(
         request,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile, status
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
-from app.api.deps import PrincipalDep, SettingsDep, TaskServiceDep
+from app.api.deps import PrincipalDep, SettingsDep, SpeakerServiceDep, TaskServiceDep
 from app.api.problems import problem_responses
 from app.api.stream_slots import SlotStreamingResponse, StreamSlotDep
 from app.db.task_repository import TaskFilters
@@ -46,6 +46,7 @@ TaskId = Annotated[str, Path(description="Task id. / 任务 ID。", max_length=6
 )
 async def create_task(
     service: TaskServiceDep,
+    speakers: SpeakerServiceDep,
     principal: PrincipalDep,
     form: Annotated[TaskCreateForm, Form()],
     file: Annotated[
@@ -58,6 +59,7 @@ async def create_task(
         upload=file,
         upload_name=file.filename if file is not None else None,
         principal=principal,
+        options=await speakers.with_references(form, form.decode_options()),
     )
 
 

@@ -471,6 +471,7 @@ async function refreshTask() {
   text("tv-file", task.file_name || task.file_url);
   text("tv-model", `${task.engine} / ${task.model}`);
   text("tv-language", task.language);
+  text("tv-speakers", speakersOf(task));
   text("tv-duration", seconds(task.duration));
   text("tv-processing", task.processing_time === null ? "–" : seconds(task.processing_time));
   $("tv-progress").style.width = `${task.status === "completed" ? 100 : task.progress}%`;
@@ -493,6 +494,18 @@ async function refreshTask() {
   } else {
     renderPending("");
   }
+}
+
+function speakersOf(task) {
+  // Diarization options as the task stored them, then the speakers found once completed.
+  const options = task.options || {};
+  if (!options.diarize) return "off 关闭";
+  const bounds = [];
+  if (options.num_speakers) bounds.push(`${options.num_speakers}`);
+  if (options.min_speakers) bounds.push(`≥${options.min_speakers}`);
+  if (options.max_speakers) bounds.push(`≤${options.max_speakers}`);
+  const found = task.result && task.result.speakers ? task.result.speakers.join(", ") : "";
+  return ["on 开启", bounds.length ? `(${bounds.join(" ")})` : "(auto 自动)", found].filter(Boolean).join(" ");
 }
 
 async function loadSubtitles(id) {
