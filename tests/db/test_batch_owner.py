@@ -1,4 +1,4 @@
-"""Migration 0011: each batch gets the key of its tasks, on SQLite, MariaDB and PostgreSQL."""
+"""Migration 0012: each batch gets the key of its tasks, on SQLite, MariaDB and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,25 +9,14 @@ from alembic import command
 from sqlalchemy import text
 
 from app.db.migrate import alembic_config, upgrade_to_head
-from app.db.models import Task
-from app.db.session import create_engine, create_session_factory
-from app.schemas.task import TaskStatus
+from app.db.session import create_engine
 
-
-def _task(batch_id: str, api_key_id: str | None) -> Task:
-    return Task(
-        status=TaskStatus.completed.value,
-        priority=1,
-        task_type="transcribe",
-        engine="faster_whisper",
-        model="tiny.en",
-        options={},
-        source="upload",
-        progress=100.0,
-        attempts=1,
-        batch_id=batch_id,
-        api_key_id=api_key_id,
-    )
+# Rows as the schema stood before the migration: raw SQL, since the ORM model follows the newest schema.
+INSERT_TASK = text(
+    "INSERT INTO tasks (id, status, priority, task_type, engine, model, options, source, progress,"
+    " attempts, batch_id, api_key_id, created_at, updated_at) VALUES (:id, 'completed', 1, 'transcribe',"
+    " 'faster_whisper', 'tiny.en', '{}', 'upload', 100.0, 1, :batch_id, :api_key_id, :at, :at)"
+)
 
 
 async def test_existing_batches_take_their_tasks_key(database_url: str) -> None:
@@ -40,9 +29,18 @@ async def test_existing_batches_take_their_tasks_key(database_url: str) -> None:
                     text("INSERT INTO batches (id, total, created_at) VALUES (:id, 2, :at)"),
                     {"id": batch_id, "at": datetime(2026, 12, 1, 12, 0, 0)},
                 )
-        async with create_session_factory(engine)() as session:
-            session.add_all([_task("owned", "key-a"), _task("owned", "key-a"), _task("admins", None)])
-            await session.commit()
+            for number, (batch_id, key) in enumerate(
+                [("owned", "key-a"), ("owned", "key-a"), ("admins", None)]
+            ):
+                await connection.execute(
+                    INSERT_TASK,
+                    {
+                        "id": f"task{number}",
+                        "batch_id": batch_id,
+                        "api_key_id": key,
+                        "at": datetime(2026, 12, 1),
+                    },
+                )
         await asyncio.to_thread(upgrade_to_head, database_url)
         async with engine.connect() as connection:
             rows = (await connection.execute(text("SELECT id, api_key_id FROM batches"))).all()
