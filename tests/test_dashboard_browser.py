@@ -306,3 +306,50 @@ def test_task_view_plays_the_media_follows_it_in_the_transcript_and_downloads(
         assert "ask not what your country" in normalize_en(texts["txt"])
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard-player.png"), full_page=True)
+
+
+def test_a_diarized_upload_shows_its_speakers_in_the_task_view(tmp_path: Path, model_dir: Path) -> None:
+    """The upload form's speaker option reaches the task: the task view says diarization is on,
+    shows one chip per speaker, and labels each cue with its speaker."""
+    _require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.speaker_samples import CONVERSATIONS, conversation
+
+    talk = conversation(CONVERSATIONS[2])
+    audio = talk.write_wav(tmp_path / "two-speakers.wav")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = server_env(
+        tmp_path,
+        model_dir,
+        WHISPER__DEFAULT_MODEL="tiny.en",
+        WHISPER__WARMUP="false",
+        PROCESSOR__POLL_INTERVAL_SECONDS="0.2",
+    )
+    with ExitStack() as stack:
+        starting = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(
+            start_server, env, port, tmp_path / "server.log"
+        )
+        stack.callback(_stop, starting)
+        playwright = stack.enter_context(sync_playwright())
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        stack.callback(browser.close)
+        starting.result()
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(f"{base}/dashboard")
+        page.set_input_files("#upload-file", str(audio))
+        page.check("#upload-diarize")
+        page.click("#upload-submit")
+        expect(page.get_by_test_id("upload-status")).to_contain_text("Queued", timeout=30_000)
+        expect(page.get_by_test_id("task-status")).to_have_text("completed", timeout=180_000)
+
+        expect(page.get_by_test_id("task-speakers")).to_contain_text("on")
+        chips = page.get_by_test_id("speaker-chips").locator(".speaker")
+        expect(chips).to_have_count(len(talk.speakers))
+        labels = sorted(chips.all_inner_texts())
+        cues = page.get_by_test_id("transcript").locator("li")
+        cue_labels = [item.locator(".speaker").inner_text() for item in cues.all()]
+        assert cue_labels and set(cue_labels) == set(labels), (cue_labels, labels)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-speakers.png"), full_page=True)

@@ -378,9 +378,10 @@ function speakerChip(label) {
   const chip = document.createElement("span");
   chip.className = "speaker";
   chip.textContent = label;
+  // Neighbouring labels (A, B, …) get hues far apart: steps of the golden angle.
   let hash = 0;
-  for (const char of label) hash = (hash * 31 + char.codePointAt(0)) % 360;
-  chip.style.setProperty("--hue", String(hash));
+  for (const char of label) hash = (hash * 31 + char.codePointAt(0)) % 9973;
+  chip.style.setProperty("--hue", String(Math.round((hash * 137.508) % 360)));
   return chip;
 }
 
