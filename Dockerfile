@@ -28,8 +28,8 @@ RUN apt-get update \
 
 WORKDIR /opt/tingxie
 # Dependencies first: a code change does not reinstall them.
-COPY requirements.txt ./
-RUN pip install -r requirements.txt
+COPY requirements.txt requirements-nodeps.txt ./
+RUN pip install -r requirements.txt && pip install --no-deps -r requirements-nodeps.txt
 COPY . .
 RUN pip install --no-deps . && rm -rf /opt/tingxie/build
 
