@@ -48,7 +48,6 @@ class ModelFactory:
                 num_workers=self._settings.workers_per_instance,
                 batch_size=self._settings.batch_size,
                 short_windows=self._settings.short_windows,
-                window_seconds=self._settings.window_seconds,
                 download_root=self._settings.model_dir / "hub",
             )
         if engine == "openai_whisper":

@@ -8,6 +8,7 @@ decoded as ``clip_timestamps`` instead: silence is skipped and timestamps stay e
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -75,3 +76,24 @@ def _speech_timestamps(
         for stretch in get_speech_timestamps(audio[offset : offset + piece], options):
             found.append({"start": stretch["start"] + offset, "end": stretch["end"] + offset})
     return found
+
+
+PAUSE_VAD = VadOptions(min_silence_duration_ms=1000, speech_pad_ms=0)
+"""Speech stretches that only a silence of 1 s or more separates (no padding: the gaps between
+them are the silences themselves)."""
+
+
+def pause_midpoints(
+    audio: npt.NDArray[np.float32],
+    min_pause: float = 1.0,
+    pause: Callable[[], None] | None = None,
+) -> list[float]:
+    """Seconds in the middle of every pause of at least ``min_pause`` seconds between speech
+    (Silero VAD): where a long file may be cut without cutting a word."""
+    stretches = _speech_timestamps(audio, PAUSE_VAD, pause)
+    midpoints = []
+    for before, after in itertools.pairwise(stretches):
+        gap_start, gap_end = before["end"] / SAMPLE_RATE, after["start"] / SAMPLE_RATE
+        if gap_end - gap_start >= min_pause:
+            midpoints.append((gap_start + gap_end) / 2)
+    return midpoints
