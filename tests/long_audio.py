@@ -111,15 +111,24 @@ def words(text: str) -> list[str]:
     return re.sub(r"\s+", " ", str(EnglishTextNormalizer()(text))).strip().split()
 
 
+def loose_words(text: str) -> list[str]:
+    """Each word normalised on its own (``one two three`` and ``1, 2, 3`` both give 1 2 3,
+    where the whole-text normaliser would join the first into 123)."""
+    from whisper.normalizers import EnglishTextNormalizer
+
+    normalize = EnglishTextNormalizer()
+    return [word for token in text.split() for word in str(normalize(token)).split()]
+
+
 def clip_recall(clip: PlacedClip, segments: Sequence[tuple[float, float, str]], margin: float = 1.0) -> float:
     """The share of ``clip``'s reference words found among the words of the segments (start,
     end, text) that overlap its time span (± ``margin`` seconds)."""
-    reference = Counter(words(clip.reference))
+    reference = Counter(loose_words(clip.reference))
     heard = Counter(
         word
         for start, end, text in segments
         if end >= clip.start - margin and start <= clip.end + margin
-        for word in words(text)
+        for word in loose_words(text)
     )
     total = sum(reference.values())
     return sum(min(count, heard[word]) for word, count in reference.items()) / total if total else 1.0

@@ -11,10 +11,12 @@ its own prompt. A row that needs the next temperature comes back in a later batc
 * **priority first**: the streams of the highest-priority tasks enter a batch before any other;
 * **round-robin** among tasks of the same priority, oldest task first, one stream per task per
   turn: a long file fills the batch only while nobody else waits, so it cannot starve short ones;
-* **splitting**: while a batch has free rows, a long task's stream is split in two at a pause of
-  at least ``SPLIT_PAUSE_SECONDS`` (Silero VAD) near the middle of what it has left, and the
-  second half becomes a stream of its own (decoded from a fresh prompt): a lone long file fills
-  the batch with as few streams as it takes. Text never crosses tasks, and a cut lies in silence;
+* **splitting**: while there are fewer streams than rows in the regular lanes' batches
+  (``batch_size`` × ``lanes``), a long task's stream is split in two at a pause of at least
+  ``SPLIT_PAUSE_SECONDS`` (Silero VAD) near the middle of what it has left, and the second half
+  becomes a stream of its own (decoded from a fresh prompt): a lone long file fills the batches
+  with as few streams as it takes. Text never crosses tasks, and a cut lies in silence, shortly
+  before the next speech;
 * **short wait**: a batch that is not full waits at most ``max_batch_wait`` seconds, from when its
   oldest stream became ready, for company; a lone task is never held back longer;
 * a cancelled task's streams are dropped before the next batch is formed;
@@ -413,9 +415,11 @@ class BatchScheduler:
         jobs = sorted(self._candidates(express), key=lambda job: (job.priority, job.sequence))
         if not jobs:
             return []
-        ready = sum(len(job.ready()) for job in jobs)
-        if ready < self.batch_size and not express:
-            self._split(jobs, self.batch_size - ready)
+        if not express:  # enough streams for every regular lane's batch
+            active = sum(
+                1 for job in jobs for stream in job.streams if stream in job.in_flight or not stream.done
+            )
+            self._split(jobs, self.batch_size * self.lanes - active)
         rows: list[tuple[_Job, Stream]] = []
         for _priority, group in itertools.groupby(jobs, key=lambda job: job.priority):
             members = [(job, job.ready()) for job in group]

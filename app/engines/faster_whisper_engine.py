@@ -25,7 +25,7 @@ from app.engines.base import SAMPLE_RATE, Audio, TranscriptionStream
 from app.engines.batch_scheduler import PreparedAudio
 from app.engines.batched import BatchedDecoder
 from app.engines.longform import Clip, Stream, decode_step, seconds_to_frames, streams_supported
-from app.engines.vad import format_clip_timestamps, parse_clip_timestamps, pause_midpoints, speech_regions
+from app.engines.vad import format_clip_timestamps, parse_clip_timestamps, pause_cuts, speech_regions
 from app.media.samples import decode_samples
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
@@ -175,7 +175,7 @@ class FasterWhisperModel:
         clips = task_clips(samples, options, pause)
         cuts: list[int] = []
         if duration > SPLITTABLE_SECONDS and self.batch_size > 1:
-            cuts = [seconds_to_frames(moment) for moment in pause_midpoints(samples, pause=pause)]
+            cuts = [seconds_to_frames(moment) for moment in pause_cuts(samples, pause=pause)]
         return PreparedAudio(samples, duration, clips, cuts)
 
     def _library_transcribe(

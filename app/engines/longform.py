@@ -54,6 +54,10 @@ PROMPT_RESET_ON_TEMPERATURE = 0.5
 MAX_INITIAL_TIMESTAMP_INDEX = 50
 """Whisper's ``max_initial_timestamp`` of 1 s, in timestamp positions."""
 
+CONTEXT_BUCKETS = (0, 16, 32, 64, 128, 224)
+"""Prompt lengths before ``<|startoftranscript|>`` that batched rows are cut to (224: the
+``<|startofprev|>`` token and the 223 previous-text tokens Whisper keeps at most)."""
+
 Clip = tuple[int, int]
 """A stretch to decode, in log-mel frames (10 ms) of the task's audio: start, end."""
 
@@ -108,6 +112,7 @@ class Stream:
     attempts: list[Attempt] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
     """Segments decoded so far, on the task's timeline, in order."""
+    initial_tokens_added: bool = False
     detected_at: int | None = None
     """The seek of the window the language was detected on: as in the library, that window is
     decoded (at every temperature) from the features of its audio padded with silence."""
@@ -199,16 +204,36 @@ class Stream:
                 task=self.task_type.value,
                 language=self.language,
             )
-            if self.options.initial_prompt and not self.all_tokens:
-                self.all_tokens = self.tokenizer.encode(" " + self.options.initial_prompt.strip())
         return self.tokenizer
 
-    def prompt(self, model: WhisperModel) -> list[int]:
-        tokenizer = self.ensure_tokenizer(model)
-        prompt: list[int] = model.get_prompt(
-            tokenizer, self.all_tokens[self.prompt_reset_since :], hotwords=self.options.hotwords
-        )
-        return prompt
+    def context(self, model: WhisperModel, *, bucketed: bool) -> list[int]:
+        """The prompt before ``<|startoftranscript|>``: ``<|startofprev|>``, the hotwords and the
+        text decoded since the last reset, as ``WhisperModel.get_prompt`` builds it.
+
+        CTranslate2 decodes a batch only when ``<|startoftranscript|>`` is at the same position
+        in every row, so with ``bucketed`` the previous text is cut (oldest tokens first) to the
+        longest of ``CONTEXT_BUCKETS`` it fills: rows of a batch then share a few lengths, and a
+        row's text never depends on which rows it was batched with."""
+        if not self.initial_tokens_added:
+            self.initial_tokens_added = True
+            if self.options.initial_prompt:
+                self.all_tokens = _encode(model, " " + self.options.initial_prompt.strip()) + self.all_tokens
+        limit = model.max_length // 2 - 1
+        previous = self.all_tokens[self.prompt_reset_since :][-limit:]
+        hotwords = _encode(model, " " + self.options.hotwords.strip()) if self.options.hotwords else []
+        if len(hotwords) >= model.max_length // 2:
+            hotwords = hotwords[:limit]
+        if bucketed and previous:
+            length = 1 + len(hotwords) + len(previous)
+            target = max((bucket for bucket in CONTEXT_BUCKETS if bucket <= length), default=0)
+            keep = max(0, target - 1 - len(hotwords))
+            previous = previous[len(previous) - keep :] if keep else []
+        if not previous and not hotwords:
+            return []
+        return [model.hf_tokenizer.token_to_id("<|startofprev|>"), *hotwords, *previous]
+
+    def prompt(self, model: WhisperModel, context: list[int]) -> list[int]:
+        return [*context, *self.ensure_tokenizer(model).sot_sequence]
 
     def accept(
         self,
@@ -385,6 +410,12 @@ def window_features(
     return np.ascontiguousarray(mel[:, : window.frames], dtype=np.float32)
 
 
+def _encode(model: WhisperModel, text: str) -> list[int]:
+    """Text tokens (the tokenizer's ``encode``, which does not depend on the language)."""
+    ids: list[int] = model.hf_tokenizer.encode(text, add_special_tokens=False).ids
+    return ids
+
+
 def decode_step(
     decoder: BatchedDecoder, streams: list[Stream], pause: Callable[[], None] | None = None
 ) -> None:
@@ -405,7 +436,8 @@ def decode_step(
         )
         for stream, window in zip(streams, windows_, strict=True)
     ]
-    keys = [stream.search_key() for stream in streams]
+    contexts = [stream.context(model, bucketed=decoder.batch_size > 1) for stream in streams]
+    keys = [(stream.search_key(), len(context)) for stream, context in zip(streams, contexts, strict=True)]
     encoded = decoder.encode(features, keys, pause=pause)
     unknown = [number for number, stream in enumerate(streams) if stream.language is None]
     if unknown:
@@ -414,7 +446,7 @@ def decode_step(
             language, probability = detected[number]
             streams[number].set_language(model, language, probability if multilingual else None)
             streams[number].detected_at = windows_[number].seek
-    prompts = [stream.prompt(model) for stream in streams]
+    prompts = [stream.prompt(model, context) for stream, context in zip(streams, contexts, strict=True)]
     if pause is not None:
         pause()
     results = decoder.generate(

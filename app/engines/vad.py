@@ -83,17 +83,23 @@ PAUSE_VAD = VadOptions(min_silence_duration_ms=1000, speech_pad_ms=0)
 them are the silences themselves)."""
 
 
-def pause_midpoints(
+CUT_LEAD_SECONDS = 0.5
+"""A cut lies this long before the speech after a pause (or in the pause's middle, if shorter)."""
+
+
+def pause_cuts(
     audio: npt.NDArray[np.float32],
     min_pause: float = 1.0,
     pause: Callable[[], None] | None = None,
 ) -> list[float]:
-    """Seconds in the middle of every pause of at least ``min_pause`` seconds between speech
-    (Silero VAD): where a long file may be cut without cutting a word."""
+    """Seconds where a long file may be cut without cutting a word: in every pause of at least
+    ``min_pause`` seconds between speech (Silero VAD), shortly before the speech that follows.
+    Not in the pause's middle: a window that starts with seconds of silence makes Whisper skip
+    speech more often (tiny.en jumped over three clips after 4.7 s of silence)."""
     stretches = _speech_timestamps(audio, PAUSE_VAD, pause)
-    midpoints = []
+    cuts = []
     for before, after in itertools.pairwise(stretches):
         gap_start, gap_end = before["end"] / SAMPLE_RATE, after["start"] / SAMPLE_RATE
         if gap_end - gap_start >= min_pause:
-            midpoints.append((gap_start + gap_end) / 2)
-    return midpoints
+            cuts.append(max((gap_start + gap_end) / 2, gap_end - CUT_LEAD_SECONDS))
+    return cuts
