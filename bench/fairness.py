@@ -194,7 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 concurrency=None,
                 extra=[
                     ("WHISPER__BATCH_SIZE", str(args.batch_size)),
-                    ("WHISPER__BATCHING", "tasks"),
                     *args.env,
                     *extra,
                 ],

@@ -203,7 +203,7 @@ def mode_env(mode: str, args: argparse.Namespace) -> list[tuple[str, str]]:
         ]
     if mode == "pool":
         return [*device, *args.env]
-    batching = [("WHISPER__BATCH_SIZE", str(args.batch_size)), ("WHISPER__BATCHING", "tasks")]
+    batching = [("WHISPER__BATCH_SIZE", str(args.batch_size))]
     return [*device, *batching, *args.env, *args.batched_env]
 
 

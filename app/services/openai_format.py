@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from functools import cache
 from typing import assert_never
-
-from whisper.tokenizer import LANGUAGES
 
 from app.schemas.openai import (
     OpenAIResponseFormat,
@@ -19,11 +19,28 @@ from app.schemas.task import TaskType
 from app.services.subtitles import SubtitleFormat, render_subtitles
 
 
+@cache
+def _language_names() -> dict[str, str]:
+    """openai-whisper's ``LANGUAGES`` table, read from its ``tokenizer`` module alone: importing
+    ``whisper.tokenizer`` runs the package's ``__init__``, which imports torch (seconds and
+    hundreds of MB that the default engine never needs)."""
+    spec = importlib.util.find_spec("whisper")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    location = f"{next(iter(spec.submodule_search_locations))}/tokenizer.py"
+    tokenizer_spec = importlib.util.spec_from_file_location("_whisper_tokenizer_alone", location)
+    if tokenizer_spec is None or tokenizer_spec.loader is None:
+        return {}
+    module = importlib.util.module_from_spec(tokenizer_spec)
+    tokenizer_spec.loader.exec_module(module)
+    return dict(module.LANGUAGES)
+
+
 def language_name(code: str | None) -> str:
     """OpenAI names languages in full (``english``); unknown codes are returned as they are."""
     if not code:
         return "unknown"
-    return str(LANGUAGES.get(code, code))
+    return _language_names().get(code, code)
 
 
 def verbose_json(
