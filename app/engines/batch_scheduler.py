@@ -150,6 +150,8 @@ class BatchRecord:
     """Run on the express lane (short tasks only)."""
     started: float = 0.0
     """``time.monotonic()`` when the batch started."""
+    calls: int = 0
+    """``generate`` calls the batch took (one per window length, search options and prompt length)."""
 
 
 class BatchScheduler:
@@ -493,8 +495,9 @@ class BatchScheduler:
         started = time.perf_counter()
         monotonic = time.monotonic()
         failure: BaseException | None = None
+        calls = 0
         try:
-            await self._run_step(self._decode, [stream for _job, stream in rows], express)
+            calls = await self._run_step(self._decode, [stream for _job, stream in rows], express)
         except asyncio.CancelledError:
             failure = RuntimeError("the batch scheduler stopped")
             raise
@@ -518,12 +521,14 @@ class BatchScheduler:
                 round(time.perf_counter() - started, 3),
                 express=express,
                 started=monotonic,
+                calls=calls,
             )
         )
         logger.debug(
-            "%s batch: %d row(s) of %d task(s), %.2f s",
+            "%s batch: %d row(s) in %d call(s), %d task(s), %.2f s",
             "express" if express else "regular",
             len(rows),
+            calls,
             len({id(job) for job, _stream in rows}),
             time.perf_counter() - started,
         )
@@ -534,8 +539,8 @@ class BatchScheduler:
         short tasks cannot stall a long file)."""
         self._short_idle.wait(timeout=SHORT_YIELD_SECONDS)
 
-    def _decode(self, streams: list[Stream], express: bool = False) -> None:
+    def _decode(self, streams: list[Stream], express: bool = False) -> int:
         """Blocking, in a worker thread: one step of every stream (``longform.decode_step``). A
         regular batch pauses before each encoder and decoder call while a short task is
         prepared or decoded."""
-        decode_step(self._decoder, streams, None if express else self.yield_to_short)
+        return decode_step(self._decoder, streams, None if express else self.yield_to_short)

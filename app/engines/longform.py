@@ -418,10 +418,11 @@ def _encode(model: WhisperModel, text: str) -> list[int]:
 
 def decode_step(
     decoder: BatchedDecoder, streams: list[Stream], pause: Callable[[], None] | None = None
-) -> None:
+) -> int:
     """Decode the next window of every stream (none may be done) in one batch: one encoder
     pass per window, one ``generate`` call per (window length, search options). ``pause`` is
-    called before each encoder and decoder call (a point where a long task yields)."""
+    called before each encoder and decoder call (a point where a long task yields). Returns the
+    number of ``generate`` calls it took."""
     model = decoder.model
     windows = [stream.window() for stream in streams]
     assert all(window is not None for window in windows)
@@ -454,6 +455,7 @@ def decode_step(
     )
     for number, (stream, window, result) in enumerate(zip(streams, windows_, results, strict=True)):
         stream.accept(model, window, result, lambda number=number: encoded.row(number))  # type: ignore[misc]
+    return len(encoded.groups)
 
 
 def decode_streams(decoder: BatchedDecoder, streams: list[Stream]) -> list[Stream]:
