@@ -13,7 +13,7 @@ its own prompt. A row that needs the next temperature comes back in a later batc
   turn: a long file fills the batch only while nobody else waits, so it cannot starve short ones;
 * **splitting**: while there are fewer streams than rows in the regular lanes' batches
   (``batch_size`` × ``lanes``), a long task's stream is split in two at a pause of at least
-  ``SPLIT_PAUSE_SECONDS`` (Silero VAD) near the middle of what it has left, and the second half
+  ``SPLIT_PAUSE_SECONDS`` (``vad.pause_cuts``) near the middle of what it has left, and the second half
   becomes a stream of its own (decoded from a fresh prompt): a lone long file fills the batches
   with as few streams as it takes. Text never crosses tasks, and a cut lies in silence, shortly
   before the next speech;

@@ -168,14 +168,15 @@ class FasterWhisperModel:
     def prepare(
         self, audio: Audio, options: DecodeOptions, pause: Callable[[], None] | None = None
     ) -> PreparedAudio:
-        """Decoded samples, what to decode, and the pauses a long task may be split at (Silero
-        VAD, searched in pieces with ``pause`` called between them; see ``vad.speech_regions``)."""
+        """Decoded samples, what to decode (``vad_filter``'s Silero VAD is searched in pieces with
+        ``pause`` called between them; see ``vad.speech_regions``), and the pauses a long task may
+        be split at (``vad.pause_cuts``)."""
         samples = decode_samples(str(audio)) if isinstance(audio, Path) else audio
         duration = len(samples) / SAMPLE_RATE
         clips = task_clips(samples, options, pause)
         cuts: list[int] = []
         if duration > SPLITTABLE_SECONDS and self.batch_size > 1:
-            cuts = [seconds_to_frames(moment) for moment in pause_cuts(samples, pause=pause)]
+            cuts = [seconds_to_frames(moment) for moment in pause_cuts(samples)]
         return PreparedAudio(samples, duration, clips, cuts)
 
     def _library_transcribe(
