@@ -80,16 +80,19 @@ def build_long_audio(
     pauses: tuple[float, float] = (3.0, 6.0),
     clips: dict[str, tuple[npt.NDArray[np.float32], str]] | None = None,
 ) -> LongAudio:
-    """About ``seconds`` of English speech: shuffled passes over the clips, a random gap in
+    """About ``seconds`` of English speech: passes over the clips in one shuffled order, a random gap in
     ``gaps`` after each and a pause in ``pauses`` after every ``pause_every``-th clip."""
     source = clips if clips is not None else english_clips()
     rng = random.Random(seed)
     pieces: list[npt.NDArray[np.float32]] = []
     placed: list[PlacedClip] = []
     cursor = 0
+    order = sorted(source)
+    rng.shuffle(order)
     while cursor < seconds * SAMPLE_RATE:
-        order = sorted(source)
-        rng.shuffle(order)
+        # The same order in every pass, so that a clip comes back only after all the others:
+        # Whisper, prompted with a sentence it has just written, tends to skip it when the audio
+        # says it again at once (a synthetic-audio artefact that real speech rarely has).
         for name in order:
             audio, reference = source[name]
             placed.append(
