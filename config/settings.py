@@ -125,7 +125,7 @@ class WhisperSettings(BaseModel):
     """Rows of one faster-whisper batch. Above 1, the tasks leasing an instance are decoded together: each batch takes the next 30 s window of up to this many streams (a task's audio, or a piece of a long task cut at a pause of 1 s or more) and decodes them in one call, each with Whisper's own long-form algorithm (previous-text prompt, temperature fallback, no-speech skip, word timestamps). 1 decodes each task alone, one window at a time (the plain sequential path). See docs/batching.md."""
 
     short_windows: bool = True
-    """A stream's last window, when it holds less than 30 s of audio (a whole short clip, or the end of a long one), is encoded in a window cut to its audio plus 1 s, in 10 s steps, instead of a full 30 s one (a 10 s window costs about a sixth of a 30 s one; see bench/RESULTS.md). ``false`` pads every window to 30 s."""
+    """A stream that holds less than 30 s of audio (a short clip) is encoded in a window cut to its audio plus 1 s, in 10 s steps, instead of a full 30 s one (a 10 s window costs about a sixth of a 30 s one; see bench/RESULTS.md). ``false`` pads every window to 30 s."""
 
     max_batch_wait_ms: float = Field(default=50.0, ge=0, le=10000)
     """Most milliseconds a batch that is not full waits, from when its oldest stream became ready, for streams of other tasks (``batch_size`` > 1)."""

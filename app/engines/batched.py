@@ -6,7 +6,7 @@ this module runs the rows: log-mel windows in, one encoder pass per window, one 
 
 **Short windows.** Whisper was trained on 30 s windows, but its encoder runs on fewer frames
 too, and its cost grows faster than the window: a 10 s window takes about a sixth of a 30 s
-one's time. So a stream's last window, when it holds less than 30 s of audio, is encoded in a
+one's time. So a stream that holds less than 30 s of audio (a short clip) is encoded in a
 window cut to its audio plus ``WINDOW_TAIL_SECONDS``, rounded up to ``WINDOW_STEP_SECONDS``
 (never shorter: with less context Whisper loops). On the shared clips this kept English WER
 equal (tiny.en) or better (base), and the error of the other languages equal or better, against

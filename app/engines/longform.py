@@ -17,8 +17,8 @@ What differs from the library is where the work happens: ``decode_step`` takes t
 of up to ``batch_size`` streams, encodes them, and decodes them in one CTranslate2 ``generate``
 call per (window length, search options) with a prompt per row. A row that needs the next
 temperature stays at its window and is decoded again in a later step. The log-mel input is
-computed per window (no whole-file features are held), and a stream's last window, when shorter
-than 30 s, is encoded in a window cut to its audio plus 1 s, in 10 s steps
+computed per window (no whole-file features are held), and a stream that holds less than 30 s
+of audio (a short clip) is encoded in a window cut to its audio plus 1 s, in 10 s steps
 (``batched.window_seconds``): the encoder's cost grows faster than the window.
 """
 
@@ -146,7 +146,9 @@ class Stream:
                 continue
             size = min(WINDOW_FRAMES, end - self.seek)
             frames = WINDOW_FRAMES
-            if size < WINDOW_FRAMES:
+            if size < WINDOW_FRAMES and self.frames <= WINDOW_FRAMES:
+                # Short windows for a stream that fits in one window only (a short clip): at the
+                # tail of a long stream, prompted with its text, tiny.en looped in them.
                 seconds = window_seconds(size / FRAMES_PER_SECOND, short=self.short_windows)
                 frames = round(seconds * FRAMES_PER_SECOND)
             return Window(self.seek, size, frames)
