@@ -130,8 +130,8 @@ class WhisperSettings(BaseModel):
     max_batch_wait_ms: float = Field(default=50.0, ge=0, le=10000)
     """Most milliseconds a batch that is not full waits, from when its oldest stream became ready, for streams of other tasks (``batch_size`` > 1)."""
 
-    batch_lanes: int = Field(default=2, ge=1, le=16)
-    """With ``batch_size`` > 1: batches one instance runs at once (CTranslate2 workers sharing the weights; on a 2-core CPU two overlap for about 15 % more throughput). Each running batch holds its own activations."""
+    batch_lanes: int = Field(default=1, ge=1, le=16)
+    """With ``batch_size`` > 1: batches one instance runs at once (CTranslate2 workers sharing the weights). 1 by default: with stream batching two lanes of one thread each were no faster on the mixed workload (2.69 × vs 2.73 × the raw loop, tiny.en, 2 cores) and slower on one dense 10-minute file (0.52 × vs 0.66 ×), which they also split into twice as many streams. Each running batch holds its own activations."""
 
     express_seconds: float = Field(default=30.0, ge=0)
     """With ``batch_size`` > 1: tasks with at most this many seconds of audio (by default what fits one window) are batched among themselves on one more lane, so a short clip never waits behind, nor shares a batch with, the windows of long files; 0 turns the express lane off."""
