@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -141,3 +142,13 @@ def wer(reference: str, hypothesis: str) -> float:
     import jiwer
 
     return float(jiwer.wer(" ".join(words(reference)), " ".join(words(hypothesis))))
+
+
+def assert_clips_heard(segments: Sequence[dict[str, Any]], offsets: Sequence[tuple[float, Any]]) -> None:
+    """Every placed clip (offset, ``tests.conftest.Clip``) has half its words or more heard over
+    its time span (tiny.en hears "four queen of clubs" as "for Queen of Clothes"). Whisper's
+    long-form segments need not start where a clip starts: one may run on from the clip before."""
+    spans = [(segment["start"], segment["end"], segment["text"]) for segment in segments]
+    for offset, clip in offsets:
+        placed = PlacedClip(clip.file, offset, offset + clip.duration, clip.reference)
+        assert clip_recall(placed, spans) >= 0.5, (clip.file, offset, spans)
