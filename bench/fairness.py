@@ -108,7 +108,8 @@ def configs(args: argparse.Namespace) -> dict[str, list[tuple[str, str]]]:
 def build_long_file(path: Path, seconds: float) -> None:
     clips = english_clips()
     audio = {clip.file: decode_audio(str(clip.path), sampling_rate=SAMPLE_RATE) for clip in clips}
-    _write_wav(path, _concatenate(audio, [clip.file for clip in clips], random.Random(7), seconds))
+    samples, _used = _concatenate(audio, [clip.file for clip in clips], random.Random(7), seconds)
+    _write_wav(path, samples)
 
 
 async def _submit(client: httpx.AsyncClient, path: Path, fields: dict[str, str]) -> str:
@@ -194,7 +195,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 concurrency=None,
                 extra=[
                     ("WHISPER__BATCH_SIZE", str(args.batch_size)),
-                    ("WHISPER__BATCHING", "tasks"),
                     *args.env,
                     *extra,
                 ],

@@ -121,41 +121,32 @@ class WhisperSettings(BaseModel):
     num_workers: int = Field(default=1, ge=1)
     """CTranslate2 ``num_workers`` of each faster-whisper instance."""
 
-    window_seconds: float = Field(default=240.0, ge=30.0)
-    """Long audio is decoded in windows of at most this many seconds, cut in silence, so memory stays bounded."""
-
     batch_size: int = Field(default=1, ge=1, le=256)
-    """faster-whisper batch size; above 1, VAD speech chunks (≤30 s) are decoded in batches: no previous-text prompt, no temperature fallback; word-timestamp tasks stay sequential."""
+    """Rows of one faster-whisper batch. 1 (the default) decodes each task alone, one window at a time, with Whisper's own long-form algorithm: the plain sequential path, which loses nothing on the long test files. Above 1, the tasks leasing an instance are decoded together: each batch takes the next 30 s window of up to this many streams (a task's audio, or a piece of a long task cut at a pause of 1 s or more) and decodes them in one call, each with the same algorithm (previous-text prompt, temperature fallback, no-speech skip, word timestamps). That is about 2.7 × faster on a mixed workload, but it still drops speech at some stream ends (tests/engines/test_longform.py), so it is not the default yet. See docs/batching.md."""
 
-    batching: Literal["tasks", "file"] = "tasks"
-    """With ``batch_size`` > 1: ``tasks`` packs chunks of every running task that shares an instance into one batch (priority first, round-robin across tasks); ``file`` batches each file on its own."""
-
-    batch_packing: bool = False
-    """With ``batching=tasks``: short chunks of tasks with the same language and prompt share one window (one encoder pass for several clips), their segments split back by time. Off by default: with short windows it gains little (tiny.en +5 %, base −5 % on the CPU) and clips packed together condition each other's text (tiny.en WER 7.50 % → 2.5–12.5 % by arrival order)."""
-
-    short_windows: bool = True
-    """With ``batch_size`` > 1: each chunk is encoded in a window cut to its speech plus 1 s, in 10 s steps, instead of a full 30 s one (a 10 s window costs about a sixth of a 30 s one; accuracy on the shared clips was equal or better). ``false`` pads every window to 30 s."""
+    short_windows: bool = False
+    """A stream that holds less than 30 s of audio (a short clip) is encoded in a window cut to its audio plus 1 s, in 10 s steps, instead of a full 30 s one: about 4 × faster on short clips, but the transcript then differs from the library's on 5 of 18 tiny.en clips and 12 of 30 base clips (see docs/batching.md). ``false`` (the default) pads every window to 30 s, as the library does."""
 
     max_batch_wait_ms: float = Field(default=50.0, ge=0, le=10000)
-    """Most milliseconds a batch that is not full waits, from its oldest chunk's arrival, for chunks of other tasks (``batching=tasks``)."""
+    """Most milliseconds a batch that is not full waits, from when its oldest stream became ready, for streams of other tasks (``batch_size`` > 1)."""
 
-    batch_lanes: int = Field(default=2, ge=1, le=16)
-    """With ``batching=tasks``: batches one instance runs at once (CTranslate2 workers sharing the weights; on a 2-core CPU two overlap for about 15 % more throughput). Each running batch holds its own activations."""
+    batch_lanes: int = Field(default=1, ge=1, le=16)
+    """With ``batch_size`` > 1: batches one instance runs at once (CTranslate2 workers sharing the weights). 1 by default: with stream batching two lanes of one thread each were no faster on the mixed workload (2.69 × vs 2.73 × the raw loop, tiny.en, 2 cores) and slower on one dense 10-minute file (0.52 × vs 0.66 ×), which they also split into twice as many streams. Each running batch holds its own activations."""
 
     express_seconds: float = Field(default=30.0, ge=0)
-    """With ``batching=tasks``: tasks with at most this many seconds of speech (by default what fits one window) are batched among themselves on one more lane, so a short clip never waits behind, nor shares a batch with, the windows of long files; 0 turns the express lane off."""
+    """With ``batch_size`` > 1: tasks with at most this many seconds of audio (by default what fits one window) are batched among themselves on one more lane, so a short clip never waits behind, nor shares a batch with, the windows of long files; 0 turns the express lane off."""
 
     @property
     def concurrent_batches(self) -> int:
         """Regular batches a faster-whisper instance runs at once: ``batch_lanes`` with cross-task
         batching, else one."""
-        return self.batch_lanes if self.batch_size > 1 and self.batching == "tasks" else 1
+        return self.batch_lanes if self.batch_size > 1 else 1
 
     @property
     def workers_per_instance(self) -> int:
         """CTranslate2 workers a faster-whisper instance is loaded with: ``num_workers``, or one per
         batch that cross-task batching may run at once on it (lanes and the express lane)."""
-        if self.batch_size > 1 and self.batching == "tasks":
+        if self.batch_size > 1:
             return max(self.num_workers, self.batch_lanes + (1 if self.express_seconds > 0 else 0))
         return self.num_workers
 
@@ -231,7 +222,7 @@ class ProcessorSettings(BaseModel):
     """Run the background processor in this process."""
 
     max_concurrent_tasks: int = Field(default=2, ge=1)
-    """Tasks this node runs at the same time. With cross-task batching (``WHISPER__BATCH_SIZE`` > 1, ``WHISPER__BATCHING=tasks``) at least ``batch_size`` × instances × ``WHISPER__BATCH_LANES`` (× 4 with ``WHISPER__BATCH_PACKING``) run, so that batches can fill."""
+    """Tasks this node runs at the same time. With batching (``WHISPER__BATCH_SIZE`` > 1) at least ``batch_size`` × instances × ``WHISPER__BATCH_LANES`` run, so that batches can fill (a long task also fills rows by itself, split at pauses)."""
 
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     """How often an idle processor looks for new tasks (new local tasks wake it at once)."""

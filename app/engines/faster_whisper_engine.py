@@ -1,4 +1,14 @@
-"""faster-whisper (CTranslate2) engine."""
+"""faster-whisper (CTranslate2) engine.
+
+Every task is decoded with Whisper's own long-form algorithm, window after window, the log-mel
+input computed per window (``app.engines.longform``). Alone (``transcribe``) a task is one
+stream decoded one window per step: the plain sequential path. With ``batch_size`` > 1 the
+pool's ``BatchScheduler`` decodes the streams of many tasks, and pieces of long ones, in one
+batch (``prepare`` gets a task's audio ready for it).
+
+``hallucination_silence_threshold`` is honoured by faster-whisper's own ``transcribe`` only:
+a task that sets it is decoded by the library, on the whole file, sequentially.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +23,18 @@ from faster_whisper import WhisperModel
 from faster_whisper.transcribe import Segment as FwSegment
 
 from app.engines.base import SAMPLE_RATE, Audio, ModelLoad, TranscriptionStream
-from app.engines.batched import CHUNK_VAD, BatchedDecoder, Chunk, chunk_regions
-from app.engines.vad import parse_clip_timestamps, speech_regions
-from app.engines.windows import Window, plan_windows
+from app.engines.batch_scheduler import PreparedAudio
+from app.engines.batched import BatchedDecoder
+from app.engines.longform import Clip, Stream, decode_step, seconds_to_frames, streams_supported
+from app.engines.vad import format_clip_timestamps, parse_clip_timestamps, pause_cuts, speech_regions
 from app.media.samples import decode_samples
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
 
 logger = logging.getLogger(__name__)
+
+SPLITTABLE_SECONDS = 60.0
+"""Only tasks longer than this are searched for pauses to split them at (``prepare``)."""
 
 
 def decode_kwargs(task_type: TaskType, options: DecodeOptions) -> dict[str, Any]:
@@ -77,7 +91,7 @@ def convert_segments(segments: Iterable[FwSegment], offset: float = 0.0) -> Iter
 
 
 class FasterWhisperModel:
-    """One loaded ``WhisperModel``; with ``batch_size`` > 1 speech chunks are decoded in batches."""
+    """One loaded ``WhisperModel`` and its batched decoder (see the module doc)."""
 
     engine = "faster_whisper"
 
@@ -93,12 +107,10 @@ class FasterWhisperModel:
         num_workers: int,
         batch_size: int = 1,
         short_windows: bool = True,
-        window_seconds: float = 240.0,
         download_root: Path | None = None,
         max_audio_seconds: float | None = None,
     ) -> None:
         self.name = name
-        self.window_seconds = window_seconds
         self.max_audio_seconds = max_audio_seconds
         """Decoding a file stops with ``MediaTooLongError`` past this many seconds."""
         self.device = device if device == "cpu" else f"{device}:{device_index}"
@@ -112,8 +124,8 @@ class FasterWhisperModel:
             num_workers=num_workers,
             download_root=str(download_root) if download_root else None,
         )
-        self._batched = (
-            BatchedDecoder(self._model, batch_size, short_windows=short_windows) if batch_size > 1 else None
+        self._decoder: BatchedDecoder | None = BatchedDecoder(
+            self._model, batch_size, short_windows=short_windows
         )
 
     @property
@@ -122,116 +134,105 @@ class FasterWhisperModel:
             raise RuntimeError(f"model {self.name} was unloaded")
         return self._model
 
-    def transcribe(self, audio: Audio, task_type: TaskType, options: DecodeOptions) -> TranscriptionStream:
-        samples = (
-            decode_samples(str(audio), max_seconds=self.max_audio_seconds)
-            if isinstance(audio, Path)
-            else audio
-        )
-        duration = len(samples) / SAMPLE_RATE
-        kwargs = decode_kwargs(task_type, options)
-        if self._batched is not None and not options.word_timestamps:
-            return self._transcribe_batched(self._batched, samples, duration, task_type, options)
-
-        regions = parse_clip_timestamps(options.clip_timestamps, duration)
-        if options.vad_filter:
-            regions = speech_regions(samples, regions)
-        kwargs["vad_filter"] = False
-        windows = plan_windows(samples, regions, self.window_seconds)
-        if not windows:  # VAD found no speech
-            return TranscriptionStream(options.language, None, duration, iter(()))
-        first = windows[0]
-        segments, info = self.model.transcribe(
-            _slice(samples, first), **{**kwargs, "clip_timestamps": first.clip_timestamps()}
-        )
-        return TranscriptionStream(
-            language=info.language,
-            language_probability=info.language_probability,
-            duration=duration,
-            segments=self._windowed(samples, windows, segments, kwargs, info.language, options),
-        )
-
     @property
     def batch_decoder(self) -> BatchedDecoder | None:
-        """The batched decoder (``batch_size`` > 1), which the pool's cross-task scheduler drives."""
-        return self._batched
+        """The decoder the pool's cross-task scheduler drives (``batch_size`` > 1), else ``None``."""
+        return self._decoder if self.batch_size > 1 else None
 
-    def speech_chunks(
-        self,
-        audio: Audio,
-        options: DecodeOptions,
-        max_gap: float | None = None,
-        pause: Callable[[], None] | None = None,
-    ) -> tuple[npt.NDArray[np.float32], float, list[Chunk]]:
-        """Decoded samples, duration and the ≤30 s speech chunks (VAD within ``clip_timestamps``);
-        regions more than ``max_gap`` seconds apart stay in separate chunks. ``pause`` is called
-        between pieces of a long file's VAD (see ``vad.speech_regions``)."""
+    @property
+    def decoder(self) -> BatchedDecoder:
+        if self._decoder is None:
+            raise RuntimeError(f"model {self.name} was unloaded")
+        return self._decoder
+
+    def transcribe(self, audio: Audio, task_type: TaskType, options: DecodeOptions) -> TranscriptionStream:
+        """The sequential path: one stream, one window per step; the first window is decoded
+        now (the language is known), the rest as ``segments`` is iterated."""
         samples = (
             decode_samples(str(audio), max_seconds=self.max_audio_seconds)
             if isinstance(audio, Path)
             else audio
         )
         duration = len(samples) / SAMPLE_RATE
-        regions = speech_regions(
-            samples, parse_clip_timestamps(options.clip_timestamps, duration), CHUNK_VAD, pause=pause
+        clips = task_clips(samples, options)
+        if not streams_supported(options):
+            return self._library_transcribe(samples, clips, task_type, options)
+        decoder = self.decoder
+        language = options.language if decoder.multilingual else "en"
+        stream = Stream(
+            samples,
+            clips,
+            task_type,
+            options,
+            language,
+            None if language is None else 1.0,
+            short_windows=decoder.short_windows,
         )
-        return samples, duration, chunk_regions(regions, max_gap=max_gap)
+        if stream.done:
+            return TranscriptionStream(language, None, duration, iter(()))
+        decode_step(decoder, [stream])
+        return TranscriptionStream(
+            stream.language, stream.language_probability, duration, _stepped(decoder, stream)
+        )
 
-    def _transcribe_batched(
-        self,
-        decoder: BatchedDecoder,
-        samples: npt.NDArray[np.float32],
-        duration: float,
-        task_type: TaskType,
-        options: DecodeOptions,
+    def prepare(
+        self, audio: Audio, options: DecodeOptions, pause: Callable[[], None] | None = None
+    ) -> PreparedAudio:
+        """Decoded samples, what to decode (``vad_filter``'s Silero VAD is searched in pieces with
+        ``pause`` called between them; see ``vad.speech_regions``), and the pauses a long task may
+        be split at (``vad.pause_cuts``)."""
+        samples = (
+            decode_samples(str(audio), max_seconds=self.max_audio_seconds)
+            if isinstance(audio, Path)
+            else audio
+        )
+        duration = len(samples) / SAMPLE_RATE
+        clips = task_clips(samples, options, pause)
+        cuts: list[int] = []
+        if duration > SPLITTABLE_SECONDS and self.batch_size > 1:
+            cuts = [seconds_to_frames(moment) for moment in pause_cuts(samples)]
+        return PreparedAudio(samples, duration, clips, cuts)
+
+    def _library_transcribe(
+        self, samples: npt.NDArray[np.float32], clips: list[Clip], task_type: TaskType, options: DecodeOptions
     ) -> TranscriptionStream:
-        """Speech chunks decoded ``batch_size`` at a time (see ``app.engines.batched``)."""
-        _samples, _duration, chunks = self.speech_chunks(samples, options)
-        if not chunks:
-            return TranscriptionStream(options.language, None, duration, iter(()))
-        language, probability, segments = decoder.transcribe(samples, chunks, task_type, options)
-        return TranscriptionStream(language, probability, duration, segments)
-
-    def _windowed(
-        self,
-        samples: npt.NDArray[np.float32],
-        windows: list[Window],
-        first: Iterable[FwSegment],
-        kwargs: dict[str, Any],
-        language: str,
-        options: DecodeOptions,
-    ) -> Iterator[Segment]:
-        """Decode window after window; the language found in the first holds for all of them."""
-        index = 0
-        prompt_tail = ""
-        for number, window in enumerate(windows):
-            if number == 0:
-                segments = first
-            else:
-                prompt = options.initial_prompt
-                if options.condition_on_previous_text and prompt_tail:
-                    prompt = prompt_tail  # carry the context across the cut, as Whisper does between windows
-                segments, _info = self.model.transcribe(
-                    _slice(samples, window),
-                    **{
-                        **kwargs,
-                        "language": language,
-                        "initial_prompt": prompt,
-                        "clip_timestamps": window.clip_timestamps(),
-                    },
-                )
-            for segment in convert_segments(segments, offset=window.start):
-                yield segment.model_copy(update={"id": index})
-                index += 1
-                prompt_tail = (prompt_tail + segment.text)[-400:]
+        kwargs = decode_kwargs(task_type, options)
+        kwargs["vad_filter"] = False  # its speech is in ``clips`` already
+        kwargs["clip_timestamps"] = format_clip_timestamps([(a / 100, b / 100) for a, b in clips]) or "0"
+        segments, info = self.model.transcribe(samples, **kwargs)
+        return TranscriptionStream(
+            info.language, info.language_probability, len(samples) / SAMPLE_RATE, convert_segments(segments)
+        )
 
     def close(self) -> None:
         self._model = None
-        self._batched = None
+        self._decoder = None
 
 
-def _slice(samples: npt.NDArray[np.float32], window: Window) -> npt.NDArray[np.float32]:
-    return samples[int(window.start * SAMPLE_RATE) : round(window.end * SAMPLE_RATE)]
+def task_clips(
+    samples: npt.NDArray[np.float32], options: DecodeOptions, pause: Callable[[], None] | None = None
+) -> list[Clip]:
+    """What a task decodes, in frames: its ``clip_timestamps`` (all of it when unset), and of
+    those only the speech when ``vad_filter`` is set."""
+    duration = len(samples) / SAMPLE_RATE
+    regions = parse_clip_timestamps(options.clip_timestamps, duration)
+    if options.vad_filter:
+        regions = speech_regions(samples, regions, pause=pause)
+    if regions is None:
+        regions = [(0.0, duration)]
+    return [(seconds_to_frames(start), seconds_to_frames(end)) for start, end in regions]
+
+
+def _stepped(decoder: BatchedDecoder, stream: Stream) -> Iterator[Segment]:
+    """The stream's segments, decoding one more window whenever the ones so far are used up."""
+    emitted = 0
+    while True:
+        while emitted < len(stream.segments):
+            yield stream.segments[emitted].model_copy(update={"id": emitted})
+            emitted += 1
+        if stream.done:
+            return
+        decode_step(decoder, [stream])
 
 
 def create_model(load: ModelLoad) -> FasterWhisperModel:
@@ -259,7 +260,6 @@ def create_model(load: ModelLoad) -> FasterWhisperModel:
         num_workers=settings.workers_per_instance,
         batch_size=settings.batch_size,
         short_windows=settings.short_windows,
-        window_seconds=settings.window_seconds,
         download_root=settings.model_dir / "hub",
         max_audio_seconds=load.max_audio_seconds,
     )

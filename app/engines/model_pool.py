@@ -12,9 +12,9 @@
 * Idle instances above the floor are unloaded after ``idle_ttl_seconds``.
 * An out-of-memory error fails only the step's task; the instance is drained, closed and
   rebuilt on the same device.
-* With ``batch_size`` > 1 and ``batching=tasks`` every faster-whisper instance gets a
-  ``BatchScheduler`` (``app.engines.batch_scheduler``): the tasks leasing it hand over their
-  speech chunks, and each batch of chunks, from many tasks, is one inference step. The scheduler
+* With ``batch_size`` > 1 every faster-whisper instance gets a ``BatchScheduler``
+  (``app.engines.batch_scheduler``): the tasks leasing it hand over their audio as streams, and
+  each batch (the next window of many streams, of many tasks) is one inference step. The scheduler
   bounds its own batches (``batch_lanes`` plus the express lane per instance) instead of the
   device gate; such an instance is loaded with that many CTranslate2 workers (shared weights).
 """
@@ -47,9 +47,6 @@ from config.settings import WhisperSettings
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-PACKED_TASKS_PER_ROW = 4
-"""Short clips a packed 30 s batch row typically holds (sizes how many tasks run at once)."""
 
 
 class ModelNotAllowedError(ValueError):
@@ -215,18 +212,16 @@ class AsyncModelPool:
 
     @property
     def batches_across_tasks(self) -> bool:
-        return self._settings.batch_size > 1 and self._settings.batching == "tasks"
+        return self._settings.batch_size > 1
 
     @property
     def task_capacity(self) -> int:
-        """Tasks worth running at once so batches can fill: ``batch_size`` windows per lane of
-        each possible instance, each window holding several packed clips (up to
-        ``PACKED_TASKS_PER_ROW``)."""
+        """Tasks worth running at once so batches can fill: ``batch_size`` rows per lane of
+        each possible instance."""
         if not self.batches_across_tasks:
             return 1
-        per_row = PACKED_TASKS_PER_ROW if self._settings.batch_packing else 1
         instances = len(self.devices) * self._settings.instances_per_device
-        return self._settings.batch_size * per_row * instances * self._settings.batch_lanes
+        return self._settings.batch_size * instances * self._settings.batch_lanes
 
     def check_allowed(self, model: str, engine: str) -> ModelKey:
         """The key of ``model`` on ``engine`` when a task may use it; ``ModelNotAllowedError`` says
@@ -437,7 +432,6 @@ class AsyncModelPool:
             partial(self._run_step, instance, gated=False),
             batch_size=self._settings.batch_size,
             max_batch_wait=self._settings.max_batch_wait_ms / 1000,
-            pack=self._settings.batch_packing,
             lanes=self._settings.batch_lanes,
             express_seconds=self._settings.express_seconds,
         )

@@ -16,7 +16,8 @@ from app.db.models import utcnow
 from app.db.outages import is_disconnect, through_outage
 from app.db.task_repository import Claim, TaskRepository
 from app.db.worker_registry import WorkerRegistry
-from app.engines.batch_scheduler import ChunkDroppedError
+from app.engines.batch_scheduler import StreamDroppedError
+from app.engines.longform import streams_supported
 from app.engines.model_pool import AsyncModelPool, Lease
 from app.logging_setup import task_log_context
 from app.media.storage import MediaStorage
@@ -465,7 +466,7 @@ class TaskProcessor:
         """Write the task's progress at most once per interval while it decodes; segments can
         arrive in bursts (a batch at a time), so writes follow the clock, not the segments.
         ``decoded`` (batched tasks): the share of the task's speech already decoded, in any
-        order; the later chunks of a file may finish first when lanes run side by side."""
+        order: the streams of a long file advance side by side."""
         written = 0.0  # what the claim wrote
         while not stop.is_set():
             with suppress(TimeoutError):
@@ -499,22 +500,21 @@ class TaskProcessor:
         try:
             async with self._pool.lease(model_name, engine) as lease:
                 batcher = lease.batcher
-                speech_chunks = getattr(lease.model, "speech_chunks", None)
-                if batcher is not None and speech_chunks is not None and not options.word_timestamps:
-                    # Cross-task batching: this task's chunks join batches with other tasks' chunks.
+                prepare = getattr(lease.model, "prepare", None)
+                if batcher is not None and prepare is not None and streams_supported(options):
+                    # Batching: this task's streams join batches with other tasks' streams.
                     express = media_seconds is not None and media_seconds <= batcher.express_seconds
-                    samples, duration, chunks = await lease.prepare(
-                        speech_chunks,
+                    prepared = await lease.prepare(
+                        prepare,
                         audio,
                         options,
-                        batcher.max_gap,
                         None if express else batcher.yield_to_short,  # a short task would wait on itself
                         admit=batcher.room,
                         express=express,
                     )
+                    duration = prepared.duration
                     batched = await batcher.transcribe(
-                        samples,
-                        chunks,
+                        prepared,
                         task_type,
                         options,
                         task_id=running.claim.task_id,
@@ -557,7 +557,7 @@ class TaskProcessor:
             # The one point where Chinese output gets its script: every reader of the stored
             # result (API, subtitles, OpenAI and legacy routes, summaries, workflows) sees it.
             return convert_result(result, options.chinese_script)
-        except ChunkDroppedError:  # the batch scheduler dropped the chunks of a cancelled task
+        except StreamDroppedError:  # the batch scheduler dropped the streams of a cancelled task
             if running.cancelled:
                 raise TaskCancelledError from None
             raise

@@ -166,7 +166,7 @@ class DecodeOptions(BaseModel):
     hallucination_silence_threshold: float | None = Field(
         default=None,
         gt=0,
-        description="Skip silences longer than this around hallucinations (needs word timestamps). / 幻觉静音阈值。",
+        description="Skip silences longer than this around hallucinations (needs word timestamps). Not batched: a task that sets it is decoded alone by faster-whisper's own `transcribe`, on the whole file. / 幻觉静音阈值（不参与批处理：该任务由 faster-whisper 自身的 transcribe 单独解码整个文件）。",
     )
     vad_filter: bool = Field(default=False, description="Drop silence with Silero VAD. / 使用 VAD 过滤静音。")
     diarize: bool = Field(

@@ -55,6 +55,9 @@ async def node(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Asy
         model_dir,
         processor={"progress_interval_seconds": 0, "max_concurrent_tasks": 1},
         limits={"max_queue_depth": 3, "retry_after_seconds": 7},
+        # The sequential path: one window per step, so a cancel lands while windows are left
+        # (batching splits a long file into streams and decodes it in two or three steps).
+        whisper={"batch_size": 1},
     )
     app = app_for(settings, paused=True)
     async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as client:

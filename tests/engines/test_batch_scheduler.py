@@ -1,9 +1,8 @@
-"""Cross-task dynamic batching (``WHISPER__BATCH_SIZE`` > 1, ``WHISPER__BATCHING=tasks``)."""
+"""Cross-task batching of streams (``WHISPER__BATCH_SIZE`` > 1, the default)."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Callable
 from contextlib import aclosing
@@ -16,15 +15,14 @@ import pytest
 from faster_whisper import WhisperModel
 from faster_whisper.audio import decode_audio
 
-from app.engines.batch_scheduler import SKIPPED, BatchScheduler, ChunkDroppedError, _Item, _Job, _unpack
-from app.engines.batched import Chunk, chunk_regions
+from app.engines.batch_scheduler import BatchScheduler, PreparedAudio, StreamDroppedError
 from app.engines.faster_whisper_engine import FasterWhisperModel
 from app.engines.model_resolver import ModelResolver
-from app.schemas.result import Segment
 from app.schemas.task import DecodeOptions, TaskType
 from config.settings import Settings
 from tests.conftest import Clip, normalize_en, running_app, upload, wait_done
-from tests.engines.test_long_audio_and_parity import assert_clip_starts, build_long_file, long_file_clips
+from tests.engines.test_long_audio_and_parity import build_long_file, long_file_clips
+from tests.long_audio import assert_clips_heard
 
 TEN_CLIPS = [
     "jfk.flac",
@@ -55,7 +53,18 @@ def _wer(reference: str, hypothesis: str) -> float:
 
 
 def _batching(make_settings: Callable[..., Settings], **whisper: Any) -> Settings:
-    return make_settings(whisper={"batch_size": 8, "batching": "tasks", **whisper})
+    return make_settings(whisper={"batch_size": 8, **whisper})
+
+
+def _prepared(
+    samples: np.ndarray, seconds: list[tuple[float, float]], cuts: tuple[float, ...] = ()
+) -> PreparedAudio:
+    return PreparedAudio(
+        samples,
+        len(samples) / 16000,
+        [(round(a * 100), round(b * 100)) for a, b in seconds],
+        [round(cut * 100) for cut in cuts],
+    )
 
 
 async def test_ten_clips_at_once_each_transcript_is_its_own(
@@ -152,7 +161,7 @@ async def test_short_clip_beside_a_long_file(
     segments = long_task["result"]["segments"]
     assert [s["id"] for s in segments] == list(range(len(segments)))
     assert [s["start"] for s in segments] == sorted(s["start"] for s in segments)
-    assert_clip_starts(segments, offsets)
+    assert_clips_heard(segments, offsets)
     assert "ask not what your country can do for you" in normalize_en(long_task["result"]["text"])
 
 
@@ -184,29 +193,29 @@ async def test_priority_round_robin_and_cancellation(
         await hold.wait()
         return await asyncio.to_thread(fn, *args)
 
-    scheduler = BatchScheduler(decoder, run_step, batch_size=3, max_batch_wait=0.0, pack=False)
+    scheduler = BatchScheduler(decoder, run_step, batch_size=2, max_batch_wait=0.0)
     options = DecodeOptions(language="en", temperature=0.0, beam_size=1)
-    cuts = [0.0, 2.4, 3.3, 5.4, 8.1, 11.0]
-    long = [Chunk(a, b) for a, b in itertools.pairwise(cuts)]
+    whole = _prepared(samples, [(0.0, 11.0)])
     cancelled = False
 
-    def submit(task_id: str, priority: int, chunks: list[Chunk], **extra: Any) -> asyncio.Task[Any]:
+    def submit(task_id: str, priority: int, **extra: Any) -> asyncio.Task[Any]:
         return asyncio.create_task(
             scheduler.transcribe(
-                samples, chunks, TaskType.transcribe, options, task_id=task_id, priority=priority, **extra
+                whole, TaskType.transcribe, options, task_id=task_id, priority=priority, **extra
             )
         )
 
-    first = submit("low-a", 2, long)
-    await asyncio.sleep(0.05)  # its first batch (chunks 0 to 2) now waits for the device
-    low_b = submit("low-b", 2, [Chunk(0.0, 11.0)])
-    gone = submit("gone", 1, long, cancelled=lambda: cancelled)
-    high = submit("high", 0, [Chunk(0.0, 11.0)])
+    first = submit("low-a", 2)
+    await asyncio.sleep(0.05)  # its first batch now waits for the device
+    low_b = submit("low-b", 2)
+    low_c = submit("low-c", 2)
+    gone = submit("gone", 1, cancelled=lambda: cancelled)
+    high = submit("high", 0)
     await asyncio.sleep(0.05)
-    cancelled = True  # cancelled before any of its chunks is batched
+    cancelled = True  # cancelled before its stream is batched
     hold.set()
-    streams = await asyncio.gather(first, low_b, high)
-    with pytest.raises(ChunkDroppedError):
+    streams = await asyncio.gather(first, low_b, low_c, high)
+    with pytest.raises(StreamDroppedError):
         await gone
     texts = []
     for stream in streams:
@@ -214,73 +223,73 @@ async def test_priority_round_robin_and_cancellation(
             texts.append("".join([segment.text async for segment in segments]))
     await scheduler.close()
 
-    rows = [record.rows for record in scheduler.history]
-    assert rows[0] == (("low-a", 0), ("low-a", 1), ("low-a", 2))
-    # High priority jumps the queue, then one chunk per task per turn, oldest task first.
-    assert rows[1] == (("high", 0), ("low-a", 3), ("low-b", 0))
-    assert rows[2:] == [(("low-a", 4),)]
-    assert all(task_id != "gone" for row in rows for task_id, _ in row)
-    assert scheduler.pending_chunks == 0 and scheduler.tasks == 0
+    rows = [tuple(task for task, _ in record.rows) for record in scheduler.history]
+    assert rows[0] == ("low-a",)
+    # High priority jumps the queue, then the oldest tasks first.
+    assert rows[1:] == [("high", "low-b"), ("low-c",)]
+    assert scheduler.pending_streams == 0 and scheduler.tasks == 0
     for text in texts:
         assert "fellow americans" in normalize_en(text) and "your country" in normalize_en(text), text
 
 
-def test_chunks_keep_long_silences_out() -> None:
-    regions = [(0.0, 5.0), (6.5, 10.0), (20.0, 25.0), (26.0, 29.0)]
-    assert chunk_regions(regions, max_gap=2.0) == [Chunk(0.0, 10.0), Chunk(20.0, 29.0)]
-    assert chunk_regions(regions) == [Chunk(0.0, 29.0)]
+async def test_a_long_task_alone_is_split_at_pauses(
+    tiny_en: FasterWhisperModel, clips: dict[str, Clip]
+) -> None:
+    """A lone long task fills the batch with streams cut at its pauses; the text comes back in
+    order, every repetition of the clip in it, and progress counts every stream."""
+    jfk = decode_audio(str(clips["jfk.flac"].path), sampling_rate=16000)
+    pause = np.zeros(16000 * 2, dtype=np.float32)
+    samples = np.concatenate([jfk, pause] * 12)
+    period = (len(jfk) + len(pause)) / 16000
+    cuts = tuple(period * n - 0.5 for n in range(1, 12))
+    decoder = tiny_en.batch_decoder
+    assert decoder is not None
+
+    async def run_step(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    scheduler = BatchScheduler(decoder, run_step, batch_size=3, max_batch_wait=0.0)
+    options = DecodeOptions(language="en", temperature=0.0, beam_size=1)
+    stream = await scheduler.transcribe(
+        _prepared(samples, [(0.0, len(samples) / 16000)], cuts), TaskType.transcribe, options, task_id="long"
+    )
+    async with aclosing(stream.segments) as segments:
+        found = [segment async for segment in segments]
+    await scheduler.close()
+    assert stream.decoded() == 1.0
+    assert max(len(record.rows) for record in scheduler.history) == 3
+    starts = {start for record in scheduler.history for _task, start in record.rows}
+    assert len(starts) == 3 and all(any(abs(s - round(c * 100)) <= 1 for c in cuts) for s in starts if s)
+    assert [s.start for s in found] == sorted(s.start for s in found)
+    assert [s.id for s in found] == list(range(len(found)))
+    text = normalize_en("".join(s.text for s in found))
+    assert text.count("ask not what your country can do for you") == 12, text
 
 
-async def test_deleting_a_running_task_drops_its_chunks(
+async def test_deleting_a_running_task_drops_its_streams(
     make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
     long_file = tmp_path / "long.wav"
     build_long_file([clips[name] for name in TEN_CLIPS], long_file, total_seconds=300.0)
-    settings = _batching(make_settings, batch_size=2, batch_packing=False, load_mode="eager", min_size=1)
+    settings = _batching(make_settings, batch_size=2, load_mode="eager", min_size=1)
     async with running_app(settings) as running:
         (instance,) = running.services.pool.instances()
         batcher = instance.batcher
         assert batcher is not None
         task_id = (await upload(running.client, long_file, temperature="0")).json()["id"]
-        while not batcher.tasks:  # noqa: ASYNC110 (its chunks are queued, the first batch runs)
+        while not batcher.history:  # noqa: ASYNC110 (its first batches run)
             await asyncio.sleep(0.02)
-        queued = batcher.pending_chunks
-        assert queued >= 6
         assert (await running.client.delete(f"/api/v1/tasks/{task_id}")).status_code == 204
+        batches = len(batcher.history)
         processor = running.services.processor
         assert processor is not None
         while batcher.tasks or processor.running_task_ids:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        decoded = [row for record in batcher.history for row in record.rows if row[0] == task_id]
-        assert len(decoded) <= 4 < 2 + queued, (decoded, queued)  # at most the batches in flight
-        assert batcher.pending_chunks == 0
+        # At most the batches in flight (two lanes) ran after the deletion, of the 300 s file's
+        # ten-odd windows.
+        assert len(batcher.history) <= batches + 2, list(batcher.history)
+        assert batcher.pending_streams == 0
         assert (await running.client.get(f"/api/v1/tasks/{task_id}")).status_code == 404
-
-
-async def test_packed_clips_of_many_languages_each_keep_their_own(
-    make_settings: Callable[..., Settings], clips: dict[str, Clip]
-) -> None:
-    """Multilingual ``base``, no language given: clips packed into shared windows still get
-    their own language (detected on their own frames) and their own text."""
-    names = ["jfk.flac", "picovoice_test_de.wav", "picovoice_test_es.wav", "zh_long.wav", "goforward.wav"]
-    settings = _batching(
-        make_settings, default_model="base", load_mode="eager", min_size=1, batch_packing=True
-    )
-    async with running_app(settings) as running:
-        ids = [
-            (await upload(running.client, clips[name].path, model="base", temperature="0")).json()["id"]
-            for name in names
-        ]
-        tasks = await asyncio.gather(*(wait_done(running.client, task_id) for task_id in ids))
-        (instance,) = running.services.pool.instances()
-        assert instance.batcher is not None
-        history = list(instance.batcher.history)
-    assert any(record.windows < len(record.rows) for record in history), history  # really packed
-    for name, task in zip(names, tasks, strict=True):
-        assert task["status"] == "completed", task["error"]
-        assert task["result"]["language"] == clips[name].language, (name, task["result"])
-    assert "ask not what your country can do for you" in normalize_en(tasks[0]["result"]["text"])
-    assert "go forward" in normalize_en(tasks[4]["result"]["text"])
 
 
 async def test_room_for_decoded_audio(tiny_en: FasterWhisperModel, clips: dict[str, Clip]) -> None:
@@ -296,7 +305,9 @@ async def test_room_for_decoded_audio(tiny_en: FasterWhisperModel, clips: dict[s
     scheduler = BatchScheduler(decoder, run_step, batch_size=2, max_batch_wait=0.0, max_held_seconds=5.0)
     await asyncio.wait_for(scheduler.room(), 1)  # nothing held
     options = DecodeOptions(language="en", temperature=0.0)
-    job = asyncio.create_task(scheduler.transcribe(samples, [Chunk(0.0, 11.0)], TaskType.transcribe, options))
+    job = asyncio.create_task(
+        scheduler.transcribe(_prepared(samples, [(0.0, 11.0)]), TaskType.transcribe, options)
+    )
     await asyncio.sleep(0.05)
     assert scheduler.held_seconds == pytest.approx(11.0, abs=0.01)
     waiting = asyncio.create_task(scheduler.room())
@@ -324,12 +335,12 @@ async def test_a_batch_waits_for_tasks_being_prepared(
         started.append(time.monotonic())
         return await asyncio.to_thread(fn, *args)
 
-    scheduler = BatchScheduler(decoder, run_step, batch_size=2, max_batch_wait=0.0, pack=False)
+    scheduler = BatchScheduler(decoder, run_step, batch_size=2, max_batch_wait=0.0)
     options = DecodeOptions(language="en", temperature=0.0, beam_size=1)
 
     async def one(task_id: str) -> str:
         stream = await scheduler.transcribe(
-            samples, [Chunk(0.0, 11.0)], TaskType.transcribe, options, task_id=task_id
+            _prepared(samples, [(0.0, 11.0)]), TaskType.transcribe, options, task_id=task_id
         )
         async with aclosing(stream.segments) as segments:
             return "".join([segment.text async for segment in segments])
@@ -362,32 +373,39 @@ async def test_lanes_and_the_express_lane(tiny_en: FasterWhisperModel, clips: di
     active: list[int] = [0]
     most: list[int] = [0]
 
-    async def run_step(fn: Callable[..., Any], rows: list[list[Any]], *args: Any) -> Any:
+    long_samples = np.concatenate([samples, np.zeros(32000, dtype=np.float32)] * 12)
+
+    async def run_step(fn: Callable[..., Any], rows: list[Any], *args: Any) -> Any:
         active[0] += 1
         most[0] = max(most[0], active[0])
         try:
-            if any(item.job.task_id == "long" for row in rows for item in row):
+            if any(row.samples is long_samples for row in rows):
                 await release.wait()  # the long task's batches hold their lanes
             return await asyncio.to_thread(fn, rows, *args)
         finally:
             active[0] -= 1
 
     scheduler = BatchScheduler(
-        decoder, run_step, batch_size=2, max_batch_wait=0.0, pack=False, lanes=2, express_seconds=15.0
+        decoder, run_step, batch_size=2, max_batch_wait=0.0, lanes=2, express_seconds=15.0
     )
     options = DecodeOptions(language="en", temperature=0.0, beam_size=1)
 
-    async def text(task_id: str, chunks: list[Chunk]) -> str:
-        stream = await scheduler.transcribe(samples, chunks, TaskType.transcribe, options, task_id=task_id)
+    async def text(task_id: str, audio: PreparedAudio) -> str:
+        stream = await scheduler.transcribe(audio, TaskType.transcribe, options, task_id=task_id)
         async with aclosing(stream.segments) as segments:
             return "".join([segment.text async for segment in segments])
 
-    long = asyncio.create_task(text("long", [Chunk(0.0, 11.0)] * 6))  # 66 s of speech
+    period = len(long_samples) / 12 / 16000
+    cuts = tuple(period * n - 0.5 for n in range(1, 12))
+    long_audio = _prepared(long_samples, [(0.0, len(long_samples) / 16000)], cuts)
+    long = asyncio.create_task(text("long", long_audio))  # 156 s: four streams, two per lane
     deadline = time.monotonic() + 30
     while len(scheduler.history) == 0 and active[0] < 2:
         assert time.monotonic() < deadline and not long.done(), "the long task's batches never started"
         await asyncio.sleep(0.01)
-    short = await asyncio.wait_for(text("short", [Chunk(0.0, 11.0)]), 30)  # both lanes still held
+    short = await asyncio.wait_for(
+        text("short", _prepared(samples, [(0.0, 11.0)])), 30
+    )  # both lanes still held
     assert not long.done() and active[0] == 2
     release.set()
     assert "your country" in normalize_en(await long)
@@ -397,54 +415,5 @@ async def test_lanes_and_the_express_lane(tiny_en: FasterWhisperModel, clips: di
     records = list(scheduler.history)
     assert records[0].express and records[0].rows == (("short", 0),)
     assert all(not r.express and {t for t, _ in r.rows} == {"long"} for r in records[1:]), records
-    assert sum(len(r.rows) for r in records[1:]) == 6
+    assert max(len(r.rows) for r in records[1:]) == 2
     assert most[0] == 3  # two lanes and the express lane
-
-
-async def test_a_segment_over_two_chunks_of_one_task_stays_whole() -> None:
-    """Unpacking a window: a segment over neighbouring chunks of one task is kept (on that task's
-    timeline, so nothing is decoded again); over chunks of two tasks both are decoded again."""
-    loop = asyncio.get_running_loop()
-
-    def job(task_id: str) -> _Job:
-        return _Job(
-            task_id=task_id,
-            priority=1,
-            sequence=0,
-            samples=np.zeros(1, dtype=np.float32),
-            task_type=TaskType.transcribe,
-            options=DecodeOptions(),
-            key=None,
-            cancelled=lambda: False,
-            language="en",
-        )
-
-    def item(owner: _Job, number: int, start: float) -> _Item:
-        return _Item(owner, number, Chunk(start, start + 5.0), loop.create_future(), 0.0)
-
-    def segment(start: float, end: float, text: str) -> Segment:
-        return Segment(
-            id=0,
-            start=start,
-            end=end,
-            text=text,
-            avg_logprob=-0.2,
-            no_speech_prob=0.0,
-            compression_ratio=1.0,
-            temperature=0.0,
-        )
-
-    one = job("one")
-    row = [item(one, 3, 10.0), item(one, 4, 20.0)]  # laid at 0 s and 7 s of the window
-    spoken = [segment(0.2, 1.0, " a"), segment(1.0, 11.0, " b"), segment(11.0, 11.9, " c")]
-    first, second = _unpack(row, [0.0, 7.0], spoken)
-    assert first is not None and second is not None
-    assert [(s.start, s.end, s.text) for s in first] == [(10.2, 11.0, " a"), (11.0, 24.0, " b")]
-    assert [(s.start, s.end, s.text) for s in second] == [(24.0, 24.9, " c")]
-
-    # Only the joined segment in the second chunk: not skipped, it is in the first one's text.
-    first, second = _unpack(row, [0.0, 7.0], spoken[:2])
-    assert second == [] and second is not SKIPPED and first is not None and len(first) == 2
-
-    other = [item(one, 3, 10.0), item(job("two"), 0, 20.0)]
-    assert _unpack(other, [0.0, 7.0], spoken) == [None, None]

@@ -1,4 +1,4 @@
-"""Batched decoding (``WHISPER__BATCH_SIZE`` > 1): speech chunks decoded in batches."""
+"""Batched decoding (``WHISPER__BATCH_SIZE`` > 1): the next window of many streams in one batch."""
 
 from __future__ import annotations
 
@@ -11,25 +11,15 @@ import pytest
 from faster_whisper.audio import decode_audio
 
 from app.engines.base import SAMPLE_RATE
-from app.engines.batched import Chunk, chunk_regions, window_seconds
+from app.engines.batched import window_seconds
 from app.engines.faster_whisper_engine import FasterWhisperModel
+from app.engines.longform import Stream, decode_step, decode_streams
 from app.engines.model_resolver import ModelResolver
 from app.schemas.task import DecodeOptions, TaskType
 from config.settings import Settings
 from tests.conftest import Clip, normalize_en, running_app, upload, wait_done
-from tests.engines.test_long_audio_and_parity import assert_clip_starts, build_long_file, long_file_clips
-
-
-def test_chunking_merges_and_splits() -> None:
-    assert chunk_regions([(0.0, 5.0), (6.0, 20.0), (25.0, 40.0)]) == [Chunk(0.0, 20.0), Chunk(25.0, 40.0)]
-    assert chunk_regions([(0.0, 70.0)]) == [Chunk(0.0, 30.0), Chunk(30.0, 60.0), Chunk(60.0, 70.0)]
-    assert chunk_regions([(0.0, 2.0), (3.0, 65.0)]) == [
-        Chunk(0.0, 2.0),
-        Chunk(3.0, 33.0),
-        Chunk(33.0, 63.0),
-        Chunk(63.0, 65.0),
-    ]
-    assert chunk_regions([]) == []
+from tests.engines.test_long_audio_and_parity import build_long_file, long_file_clips
+from tests.long_audio import assert_clips_heard
 
 
 def test_short_windows_follow_the_speech() -> None:
@@ -76,23 +66,27 @@ def test_rows_of_three_window_lengths_in_one_batch(
     ]
     references = {name: clips[name].reference for name, _ in rows if name in clips}
     references["joined"] = " ".join(clips[name].reference for name in joined)
-    chunks = [Chunk(0.0, len(samples) / SAMPLE_RATE) for _, samples in rows]
-    features = [decoder.features(samples, chunk) for (_, samples), chunk in zip(rows, chunks, strict=True)]
-    expected = [10, 20, 10, 30] if short_windows else [30, 30, 30, 30]
-    assert [window.shape for window in features] == [(80, 100 * seconds) for seconds in expected]
-
-    encoded = decoder.encode(features)
-    groups = [numbers for numbers, _ in encoded.groups]
-    assert groups == ([[0, 2], [1], [3]] if short_windows else [[0, 1, 2, 3]])
-    assert [frames.shape for frames in encoded.on_host()] == [(50 * seconds, 384) for seconds in expected]
-    assert decoder.detect_language(encoded) == [("en", 1.0)] * 4
-
     options = DecodeOptions(beam_size=5, temperature=0.0, language="en")
-    prompt = decoder.prompt(TaskType.transcribe, options, "en")
-    results = decoder.generate(encoded, [prompt.prompt] * 4, options)
+    streams = [
+        Stream(
+            samples,
+            [(0, len(samples) // 160)],
+            TaskType.transcribe,
+            options,
+            "en",
+            short_windows=short_windows,
+        )
+        for _, samples in rows
+    ]
+    windows = [stream.window() for stream in streams]
+    expected = [10, 20, 10, 30] if short_windows else [30, 30, 30, 30]
+    assert [window.frames for window in windows if window is not None] == [100 * s for s in expected]
+    decode_step(decoder, streams)
+    assert all(stream.segments for stream in streams)
+    decode_streams(decoder, streams)
     texts = {
-        name: "".join(s.text for s in decoder.segments(chunk, result, prompt.tokenizer, options))
-        for (name, _), chunk, result in zip(rows, chunks, results, strict=True)
+        name: "".join(s.text for s in stream.segments)
+        for (name, _), stream in zip(rows, streams, strict=True)
     }
     for name, text in texts.items():
         own = jiwer.wer(normalize_en(references[name]), normalize_en(text))
@@ -104,7 +98,7 @@ def test_rows_of_three_window_lengths_in_one_batch(
         assert own <= 0.25 and own < min(others), (name, text)
 
 
-async def test_batched_long_file_and_word_timestamp_fallback(
+async def test_batched_long_file_and_word_timestamps(
     make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
     chosen = long_file_clips(clips)
@@ -118,12 +112,15 @@ async def test_batched_long_file_and_word_timestamp_fallback(
         assert [s["id"] for s in segments] == list(range(len(segments)))
         starts = [s["start"] for s in segments]
         assert starts == sorted(starts)
-        assert_clip_starts(segments, offsets)
+        assert_clips_heard(segments, offsets)
         text = normalize_en(task["result"]["text"])
         assert "ask not what your country can do for you" in text
         assert "horizon seems extremely distant" in text
 
-        # Word timestamps cannot be batched: that task takes the sequential path and gets words.
+        # Word timestamps are aligned on the batched path too.
         words_id = (await upload(running.client, clips["jfk.flac"].path, word_timestamps="true")).json()["id"]
         words_task = await wait_done(running.client, words_id)
         assert all(segment["words"] for segment in words_task["result"]["segments"])
+        (instance,) = running.services.pool.instances()
+        assert instance.batcher is not None
+        assert any(words_id in {task for task, _ in record.rows} for record in instance.batcher.history)

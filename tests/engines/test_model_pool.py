@@ -157,7 +157,7 @@ async def test_models_endpoints(make_settings: Callable[..., Settings]) -> None:
 async def test_out_of_memory_fails_one_task_and_rebuilds_instance(
     make_settings: Callable[..., Settings], clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with running_app(make_settings()) as running:
+    async with running_app(make_settings(whisper={"batch_size": 1})) as running:  # the sequential path
         client = running.client
         first = (await upload(client, clips["goforward.wav"].path)).json()["id"]
         assert (await wait_done(client, first))["status"] == "completed"

@@ -34,7 +34,8 @@ async def test_short_task_completes_while_long_one_runs(
 async def test_concurrency_bound_holds(
     make_settings: Callable[..., Settings], clips: dict[str, Clip]
 ) -> None:
-    settings = make_settings(processor={"max_concurrent_tasks": 2})
+    # The sequential path (batching runs ``batch_size`` × lanes tasks at once so batches fill).
+    settings = make_settings(processor={"max_concurrent_tasks": 2}, whisper={"batch_size": 1})
     async with running_app(settings, paused=True) as running:
         ids = [(await upload(running.client, clips["jfk.wav"].path)).json()["id"] for _ in range(5)]
         processor = running.services.processor

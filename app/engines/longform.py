@@ -1,0 +1,473 @@
+"""Whisper's long-form decoding, one window per stream per step, many streams per step.
+
+A *stream* is a stretch of one task's audio (the whole file, its ``clip_timestamps``, its VAD
+speech, or a piece of a long file cut at a pause). It is decoded exactly as
+``faster_whisper.WhisperModel.generate_segments`` (1.0.3) decodes a file:
+
+* the next window starts at the last complete timestamp the previous window ended on, so a
+  sentence cut off at a window's end is decoded again, whole, in the next window;
+* the text decoded so far (since the last prompt reset) is the prompt of the next window;
+* a window whose text is too repetitive (compression ratio) or too improbable (average log
+  probability) is decoded again at the next temperature; when every temperature fails, the
+  best attempt is kept;
+* a window the model finds silent (no-speech probability) is skipped;
+* word timestamps are aligned on the window's encoder output.
+
+What differs from the library is where the work happens: ``decode_step`` takes the next window
+of up to ``batch_size`` streams, encodes them, and decodes them in one CTranslate2 ``generate``
+call per (window length, search options) with a prompt per row. A row that needs the next
+temperature stays at its window and is decoded again in a later step. The log-mel input is
+computed per window (no whole-file features are held), and a stream that holds less than 30 s
+of audio (a short clip) is encoded in a window cut to its audio plus 1 s, in 10 s steps
+(``batched.window_seconds``): the encoder's cost grows faster than the window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ctranslate2
+import numpy as np
+import numpy.typing as npt
+from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_compression_ratio
+from faster_whisper.utils import get_end
+
+from app.engines.base import SAMPLE_RATE
+from app.engines.batched import BatchedDecoder, sampling_options, window_seconds
+from app.schemas.result import Segment, Word
+from app.schemas.task import DecodeOptions, TaskType
+
+HOP = 160
+"""Audio samples per log-mel frame."""
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP
+WINDOW_FRAMES = 30 * FRAMES_PER_SECOND
+INPUT_STRIDE = 2
+"""Log-mel frames per timestamp position (the encoder halves the frames)."""
+TIME_PRECISION = 0.02
+N_FFT = 400
+PROMPT_RESET_ON_TEMPERATURE = 0.5
+MAX_INITIAL_TIMESTAMP_INDEX = 50
+"""Whisper's ``max_initial_timestamp`` of 1 s, in timestamp positions."""
+
+CONTEXT_BUCKETS = (0, 16, 32, 64, 128, 224)
+"""Prompt lengths before ``<|startoftranscript|>`` that batched rows are cut to (224: the
+``<|startofprev|>`` token and the 223 previous-text tokens Whisper keeps at most)."""
+
+Clip = tuple[int, int]
+"""A stretch to decode, in log-mel frames (10 ms) of the task's audio: start, end."""
+
+
+def streams_supported(options: DecodeOptions) -> bool:
+    """Whether the stream decoder honours every option: ``hallucination_silence_threshold`` is
+    left to faster-whisper's own ``transcribe`` (sequential, on the whole file)."""
+    return options.hallucination_silence_threshold is None
+
+
+def temperatures(options: DecodeOptions) -> list[float]:
+    value = options.temperature
+    return list(value) if isinstance(value, list) else [value]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    result: ctranslate2.models.WhisperGenerationResult
+    avg_logprob: float
+    temperature: float
+    compression_ratio: float
+
+
+@dataclass(frozen=True)
+class Window:
+    seek: int
+    """First frame."""
+    size: int
+    """Frames of audio in the window (at most ``WINDOW_FRAMES``)."""
+    frames: int
+    """Frames the window is encoded in (``size`` rounded up to a short window, or 3000)."""
+
+
+@dataclass(eq=False)
+class Stream:
+    """One stream's decoding state (see the module doc). ``clips`` must be sorted and disjoint."""
+
+    samples: npt.NDArray[np.float32]
+    clips: list[Clip]
+    task_type: TaskType
+    options: DecodeOptions
+    language: str | None
+    language_probability: float | None = None
+    short_windows: bool = True
+    tokenizer: Tokenizer | None = None
+    seek: int = 0
+    clip_index: int = 0
+    all_tokens: list[int] = field(default_factory=list)
+    prompt_reset_since: int = 0
+    last_speech_timestamp: float = 0.0
+    temperature_index: int = 0
+    attempts: list[Attempt] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    """Segments decoded so far, on the task's timeline, in order."""
+    initial_tokens_added: bool = False
+    detected_at: int | None = None
+    """The seek of the window the language was detected on: as in the library, that window is
+    decoded (at every temperature) from the features of its audio padded with silence."""
+
+    def __post_init__(self) -> None:
+        content = len(self.samples) // HOP
+        self.clips = [(max(0, start), min(end, content)) for start, end in self.clips]
+        self.clips = [(start, end) for start, end in self.clips if end > start]
+        self.seek = self.clips[0][0] if self.clips else 0
+
+    # ------------------------------------------------------------------ position
+    @property
+    def start(self) -> int:
+        return self.clips[0][0] if self.clips else 0
+
+    @property
+    def end(self) -> int:
+        return self.clips[-1][1] if self.clips else 0
+
+    @property
+    def frames(self) -> int:
+        return sum(end - start for start, end in self.clips)
+
+    def window(self) -> Window | None:
+        """The next window to decode, or ``None`` when the stream is done."""
+        while self.clip_index < len(self.clips):
+            start, end = self.clips[self.clip_index]
+            self.seek = max(self.seek, start)
+            if self.seek >= end:
+                self.clip_index += 1
+                continue
+            size = min(WINDOW_FRAMES, end - self.seek)
+            frames = WINDOW_FRAMES
+            if size < WINDOW_FRAMES and self.frames <= WINDOW_FRAMES:
+                # Short windows for a stream that fits in one window only (a short clip): at the
+                # tail of a long stream, prompted with its text, tiny.en looped in them.
+                seconds = window_seconds(size / FRAMES_PER_SECOND, short=self.short_windows)
+                frames = round(seconds * FRAMES_PER_SECOND)
+            return Window(self.seek, size, frames)
+        return None
+
+    @property
+    def done(self) -> bool:
+        return self.window() is None
+
+    def decoded_frames(self) -> int:
+        """Frames of the stream's clips already behind its seek."""
+        return sum(max(0, min(end, self.seek) - start) for start, end in self.clips)
+
+    def remaining_frames(self) -> int:
+        return self.frames - self.decoded_frames()
+
+    def split(self, cut: int) -> Stream | None:
+        """Give the audio from frame ``cut`` on to a new stream (decoded from a fresh prompt);
+        ``None`` when ``cut`` is not ahead of this stream's next window."""
+        if cut <= self.seek + WINDOW_FRAMES or cut >= self.end:
+            return None
+        mine = [(start, min(end, cut)) for start, end in self.clips if start < cut]
+        theirs = [(max(start, cut), end) for start, end in self.clips if end > cut]
+        self.clips = mine
+        return Stream(
+            self.samples,
+            theirs,
+            self.task_type,
+            self.options,
+            self.language,
+            self.language_probability,
+            self.short_windows,
+        )
+
+    # ------------------------------------------------------------------ decoding
+    @property
+    def temperature(self) -> float:
+        return temperatures(self.options)[self.temperature_index]
+
+    def search_key(self) -> tuple[tuple[str, float | int], ...]:
+        """Rows with equal keys (and window lengths) share one ``generate`` call."""
+        return tuple(sorted(sampling_options(self.options, self.temperature)[1].items()))
+
+    def set_language(self, model: WhisperModel, language: str, probability: float | None) -> None:
+        self.language, self.language_probability = language, probability
+        self.tokenizer = None
+        self.ensure_tokenizer(model)
+
+    def ensure_tokenizer(self, model: WhisperModel) -> Tokenizer:
+        if self.tokenizer is None:
+            assert self.language is not None
+            self.tokenizer = Tokenizer(
+                model.hf_tokenizer,
+                bool(model.model.is_multilingual),
+                task=self.task_type.value,
+                language=self.language,
+            )
+        return self.tokenizer
+
+    def context(self, model: WhisperModel, *, bucketed: bool) -> list[int]:
+        """The prompt before ``<|startoftranscript|>``: ``<|startofprev|>``, the hotwords and the
+        text decoded since the last reset, as ``WhisperModel.get_prompt`` builds it.
+
+        CTranslate2 decodes a batch only when ``<|startoftranscript|>`` is at the same position
+        in every row, so with ``bucketed`` the previous text is cut (oldest tokens first) to the
+        longest of ``CONTEXT_BUCKETS`` it fills: rows of a batch then share a few lengths, and a
+        row's text never depends on which rows it was batched with."""
+        if not self.initial_tokens_added:
+            self.initial_tokens_added = True
+            if self.options.initial_prompt:
+                self.all_tokens = _encode(model, " " + self.options.initial_prompt.strip()) + self.all_tokens
+        limit = model.max_length // 2 - 1
+        previous = self.all_tokens[self.prompt_reset_since :][-limit:]
+        hotwords = _encode(model, " " + self.options.hotwords.strip()) if self.options.hotwords else []
+        if len(hotwords) >= model.max_length // 2:
+            hotwords = hotwords[:limit]
+        if bucketed and previous:
+            length = 1 + len(hotwords) + len(previous)
+            target = max((bucket for bucket in CONTEXT_BUCKETS if bucket <= length), default=0)
+            keep = max(0, target - 1 - len(hotwords))
+            previous = previous[len(previous) - keep :] if keep else []
+        if not previous and not hotwords:
+            return []
+        return [model.hf_tokenizer.token_to_id("<|startofprev|>"), *hotwords, *previous]
+
+    def prompt(self, model: WhisperModel, context: list[int]) -> list[int]:
+        return [*context, *self.ensure_tokenizer(model).sot_sequence]
+
+    def accept(
+        self,
+        model: WhisperModel,
+        window: Window,
+        result: ctranslate2.models.WhisperGenerationResult,
+        encoder_output: Callable[[], ctranslate2.StorageView],
+    ) -> None:
+        """Take one window's result: retry at the next temperature, skip silence, or move the
+        seek on and add the window's segments (``generate_with_fallback`` and the body of
+        ``generate_segments`` in faster-whisper 1.0.3)."""
+        tokenizer = self.ensure_tokenizer(model)
+        options = self.options
+        tokens: list[int] = result.sequences_ids[0]
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        compression_ratio = get_compression_ratio(tokenizer.decode(tokens).strip())
+        attempt = Attempt(result, avg_logprob, self.temperature, compression_ratio)
+        self.attempts.append(attempt)
+        needs_fallback = False
+        if (
+            options.compression_ratio_threshold is not None
+            and compression_ratio > options.compression_ratio_threshold
+        ):
+            needs_fallback = True  # too repetitive
+        if options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold:
+            needs_fallback = True  # too improbable
+        if (
+            options.no_speech_threshold is not None
+            and result.no_speech_prob > options.no_speech_threshold
+            and options.log_prob_threshold is not None
+            and avg_logprob < options.log_prob_threshold
+        ):
+            needs_fallback = False  # silence
+        if needs_fallback and self.temperature_index + 1 < len(temperatures(options)):
+            self.temperature_index += 1  # decoded again in a later step
+            return
+        temperature = self.temperature
+        if needs_fallback:  # every temperature failed: the most probable attempt
+            threshold = options.compression_ratio_threshold
+            below = [a for a in self.attempts if threshold is not None and a.compression_ratio <= threshold]
+            attempt = max(below or self.attempts, key=lambda a: a.avg_logprob)
+        self.attempts = []
+        self.temperature_index = 0
+        result, avg_logprob = attempt.result, attempt.avg_logprob
+
+        if options.no_speech_threshold is not None:
+            should_skip = result.no_speech_prob > options.no_speech_threshold
+            if options.log_prob_threshold is not None and avg_logprob > options.log_prob_threshold:
+                should_skip = False
+            if should_skip:
+                self.seek += window.size
+                return
+
+        tokens = result.sequences_ids[0]
+        current, seek, single_timestamp_ending = split_by_timestamps(tokenizer, tokens, window)
+        self.seek = seek
+        if options.word_timestamps and current:
+            model.add_word_timestamps(
+                current,
+                tokenizer,
+                encoder_output(),
+                window.size,
+                options.prepend_punctuations,
+                options.append_punctuations,
+                last_speech_timestamp=self.last_speech_timestamp,
+            )
+            time_offset = window.seek / FRAMES_PER_SECOND
+            if not single_timestamp_ending:
+                last_word_end = get_end(current)
+                if last_word_end is not None and last_word_end > time_offset:
+                    self.seek = round(last_word_end * FRAMES_PER_SECOND)
+            last_word_end = get_end(current)
+            if last_word_end is not None:
+                self.last_speech_timestamp = last_word_end
+
+        for piece in current:
+            piece_tokens: list[int] = piece["tokens"]
+            text = tokenizer.decode(piece_tokens)
+            if piece["start"] == piece["end"] or not text.strip():
+                continue
+            self.all_tokens.extend(piece_tokens)
+            words = None
+            if options.word_timestamps:
+                words = [
+                    Word(
+                        start=round(w["start"], 3),
+                        end=round(w["end"], 3),
+                        word=w["word"],
+                        probability=w["probability"],
+                    )
+                    for w in piece["words"]
+                ]
+            self.segments.append(
+                Segment(
+                    id=len(self.segments),
+                    seek=self.seek,
+                    start=round(piece["start"], 3),
+                    end=round(piece["end"], 3),
+                    text=text,
+                    tokens=list(piece_tokens),
+                    temperature=temperature,
+                    avg_logprob=avg_logprob,
+                    compression_ratio=attempt.compression_ratio,
+                    no_speech_prob=result.no_speech_prob,
+                    words=words,
+                )
+            )
+        if not options.condition_on_previous_text or temperature > PROMPT_RESET_ON_TEMPERATURE:
+            self.prompt_reset_since = len(self.all_tokens)
+
+
+def split_by_timestamps(
+    tokenizer: Tokenizer, tokens: list[int], window: Window
+) -> tuple[list[dict[str, Any]], int, bool]:
+    """A window's tokens as segments (dicts as faster-whisper's ``add_word_timestamps`` takes
+    them), the next seek and whether the window ended on a single timestamp: the splitting in
+    faster-whisper 1.0.3's ``generate_segments``, which has no helper of its own for it."""
+    begin = tokenizer.timestamp_begin
+    seek = window.seek
+    time_offset = seek / FRAMES_PER_SECOND
+    segments: list[dict[str, Any]] = []
+    single_timestamp_ending = len(tokens) >= 2 and tokens[-2] < begin <= tokens[-1]
+    consecutive = [i for i in range(1, len(tokens)) if tokens[i] >= begin and tokens[i - 1] >= begin]
+    if consecutive:
+        slices = list(consecutive)
+        if single_timestamp_ending:
+            slices.append(len(tokens))
+        last_slice = 0
+        for current_slice in slices:
+            sliced = tokens[last_slice:current_slice]
+            segments.append(
+                {
+                    "seek": seek,
+                    "start": time_offset + (sliced[0] - begin) * TIME_PRECISION,
+                    "end": time_offset + (sliced[-1] - begin) * TIME_PRECISION,
+                    "tokens": sliced,
+                }
+            )
+            last_slice = current_slice
+        if single_timestamp_ending:
+            next_seek = seek + window.size  # no speech after the last timestamp
+        else:  # the unfinished segment is decoded again from the last timestamp on
+            next_seek = seek + (tokens[last_slice - 1] - begin) * INPUT_STRIDE
+    else:
+        duration = window.size / FRAMES_PER_SECOND
+        timestamps = [token for token in tokens if token >= begin]
+        if timestamps and timestamps[-1] != begin:
+            duration = (timestamps[-1] - begin) * TIME_PRECISION
+        segments.append({"seek": seek, "start": time_offset, "end": time_offset + duration, "tokens": tokens})
+        next_seek = seek + window.size
+    return segments, next_seek, single_timestamp_ending
+
+
+def window_features(
+    model: WhisperModel, samples: npt.NDArray[np.float32], window: Window, *, silence_padded: bool
+) -> npt.NDArray[np.float32]:
+    """The log-mel input of one window, computed from its own audio only.
+
+    As in the library, the frames after the window's audio are zeros (``pad_or_trim`` of the
+    features), except for a multilingual model's first window when the language is still to be
+    detected: the library detects it on (and decodes that window from) the features of the
+    audio padded with silence."""
+    first = window.seek * HOP
+    if silence_padded:
+        audio = samples[first : first + window.frames * HOP + N_FFT]
+        length, keep = window.frames * HOP + N_FFT, window.frames
+    else:
+        audio = samples[first : first + window.size * HOP + N_FFT]
+        length, keep = window.size * HOP + N_FFT, window.size
+    audio = np.pad(audio, (0, length - len(audio)))
+    mel: npt.NDArray[np.float32] = model.feature_extractor(audio, padding=False)[:, :keep]
+    if mel.shape[1] < window.frames:
+        mel = np.pad(mel, ((0, 0), (0, window.frames - mel.shape[1])))
+    return np.ascontiguousarray(mel[:, : window.frames], dtype=np.float32)
+
+
+def _encode(model: WhisperModel, text: str) -> list[int]:
+    """Text tokens (the tokenizer's ``encode``, which does not depend on the language)."""
+    ids: list[int] = model.hf_tokenizer.encode(text, add_special_tokens=False).ids
+    return ids
+
+
+def decode_step(
+    decoder: BatchedDecoder, streams: list[Stream], pause: Callable[[], None] | None = None
+) -> int:
+    """Decode the next window of every stream (none may be done) in one batch: one encoder
+    pass per window, one ``generate`` call per (window length, search options). ``pause`` is
+    called before each encoder and decoder call (a point where a long task yields). Returns the
+    number of ``generate`` calls it took."""
+    model = decoder.model
+    windows = [stream.window() for stream in streams]
+    assert all(window is not None for window in windows)
+    windows_ = [window for window in windows if window is not None]
+    multilingual = decoder.multilingual
+    features = [
+        window_features(
+            model,
+            stream.samples,
+            window,
+            silence_padded=stream.language is None or stream.detected_at == window.seek,
+        )
+        for stream, window in zip(streams, windows_, strict=True)
+    ]
+    contexts = [stream.context(model, bucketed=decoder.batch_size > 1) for stream in streams]
+    keys = [(stream.search_key(), len(context)) for stream, context in zip(streams, contexts, strict=True)]
+    encoded = decoder.encode(features, keys, pause=pause)
+    unknown = [number for number, stream in enumerate(streams) if stream.language is None]
+    if unknown:
+        detected = decoder.detect_language(encoded)
+        for number in unknown:
+            language, probability = detected[number]
+            streams[number].set_language(model, language, probability if multilingual else None)
+            streams[number].detected_at = windows_[number].seek
+    prompts = [stream.prompt(model, context) for stream, context in zip(streams, contexts, strict=True)]
+    if pause is not None:
+        pause()
+    results = decoder.generate(
+        encoded, prompts, [sampling_options(stream.options, stream.temperature)[1] for stream in streams]
+    )
+    for number, (stream, window, result) in enumerate(zip(streams, windows_, results, strict=True)):
+        stream.accept(model, window, result, lambda number=number: encoded.row(number))  # type: ignore[misc]
+    return len(encoded.groups)
+
+
+def decode_streams(decoder: BatchedDecoder, streams: list[Stream]) -> list[Stream]:
+    """Decode ``streams`` to the end, up to ``decoder.batch_size`` at a time (blocking)."""
+    while True:
+        active = [stream for stream in streams if not stream.done][: decoder.batch_size]
+        if not active:
+            return streams
+        decode_step(decoder, active)
+
+
+def seconds_to_frames(seconds: float) -> int:
+    return math.floor(seconds * FRAMES_PER_SECOND + 0.5)

@@ -1,0 +1,234 @@
+"""Nothing lost: long files decoded by the stream decoder, alone and batched, against the library.
+
+The files are built at test time from the shared English clips (``tests/long_audio.py``): gaps of
+0.25–1.5 s between clips and a pause of 3–6 s after every eighth. On every file, on the sequential
+path (``batch_size=1``) and on the default batched one (the scheduler, the file split into
+streams at pauses), each clip's reference words must be found among the words of the segments
+over its time span, and the file's WER may exceed the library's by half a point at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import aclosing
+from pathlib import Path
+
+import numpy as np
+import pytest
+from faster_whisper import WhisperModel
+
+from app.engines.batch_scheduler import BatchScheduler
+from app.engines.faster_whisper_engine import FasterWhisperModel
+from app.engines.longform import Stream, decode_step, decode_streams
+from app.engines.model_resolver import ModelResolver
+from app.schemas.result import Segment
+from app.schemas.task import DecodeOptions, TaskType
+from tests.long_audio import (
+    LongAudio,
+    PlacedClip,
+    build_long_audio,
+    clip_recall,
+    english_clips,
+    loose_words,
+    wer,
+)
+
+BATCHED = 8
+"""The stream-batched path as it would run with ``WHISPER__BATCH_SIZE=8``."""
+FILES = [(270.0, 11), (250.0, 12), (290.0, 13)]
+"""(seconds, seed) of the long test files: 4–5 minutes each."""
+GREEDY = DecodeOptions(temperature=0.0)
+"""Temperature 0 only: the fallback samples at random (the library's WER on one of these files
+moved between 5.0 % and 9.6 % from run to run), which would make the WER comparison a draw."""
+
+
+@pytest.fixture(scope="module")
+def long_files() -> list[LongAudio]:
+    source = english_clips()
+    return [build_long_audio(seconds, seed, clips=source) for seconds, seed in FILES]
+
+
+@pytest.fixture(scope="module")
+def tiny_location(model_dir: Path) -> str:
+    return ModelResolver(model_dir).resolve("tiny.en").location
+
+
+@pytest.fixture(scope="module")
+def floors(tiny_location: str) -> dict[str, float]:
+    """Per clip, the recall a long file must reach: 80 %, or less where the library itself,
+    on the clip alone, recognises fewer of its words (tiny.en hears "four queen of clubs" as
+    "for Queen of Clothes"), and all words but one in clips of up to four words (tiny.en hears
+    "ten of clubs" as "ten of clothes" in some contexts): a recognition error is not speech lost."""
+    library = WhisperModel(tiny_location, device="cpu", compute_type="int8", cpu_threads=2)
+    found = {}
+    for name, (samples, reference) in english_clips().items():
+        segments, _info = library.transcribe(samples, beam_size=5)
+        clip = PlacedClip(name, 0.0, len(samples) / 16000, reference)
+        alone = clip_recall(clip, [(0.0, clip.end, "".join(s.text for s in segments))])
+        # One misheard word in a clip of three or four ("ten of clothes") is not speech lost.
+        count = len(loose_words(reference))
+        found[name] = min(0.8, alone, (count - 1) / count if count <= 4 else 1.0)
+    return found
+
+
+def _engine(location: str, batch_size: int) -> FasterWhisperModel:
+    return FasterWhisperModel(
+        "tiny.en",
+        location,
+        device="cpu",
+        device_index=0,
+        compute_type="int8",
+        cpu_threads=2,
+        num_workers=1,
+        batch_size=batch_size,
+    )
+
+
+def _spans(segments: list[Segment]) -> list[tuple[float, float, str]]:
+    return [(segment.start, segment.end, segment.text) for segment in segments]
+
+
+def _text(segments: list[Segment]) -> str:
+    return "".join(segment.text for segment in segments).strip()
+
+
+def _assert_nothing_lost(
+    audio: LongAudio, segments: list[Segment], library: tuple[float, list[float]], label: str
+) -> None:
+    library_wer, floors = library
+    starts = [segment.start for segment in segments]
+    assert starts == sorted(starts), f"{label}: segments out of order"
+    lost = [
+        (clip.file, round(clip.start, 1), round(recall, 2))
+        for clip, floor in zip(audio.clips, floors, strict=True)
+        if (recall := clip_recall(clip, _spans(segments))) < floor
+    ]
+    assert not lost, f"{label}: clips lost: {lost}"
+    assert wer(audio.reference, _text(segments)) <= library_wer + 0.005, label
+
+
+def _batched(engine: FasterWhisperModel, audio: LongAudio) -> tuple[list[Segment], BatchScheduler]:
+    decoder = engine.batch_decoder
+    assert decoder is not None
+
+    async def run() -> tuple[list[Segment], BatchScheduler]:
+        async def step(fn: object, *args: object) -> object:
+            return await asyncio.to_thread(fn, *args)  # type: ignore[arg-type]
+
+        scheduler = BatchScheduler(decoder, step, batch_size=engine.batch_size, max_batch_wait=0.05)
+        prepared = engine.prepare(audio.samples, GREEDY)
+        batched = await scheduler.transcribe(prepared, TaskType.transcribe, GREEDY, task_id="long")
+        async with aclosing(batched.segments) as segments:
+            found = [segment async for segment in segments]
+        assert batched.decoded() == 1.0
+        await scheduler.close()
+        return found, scheduler
+
+    return asyncio.run(run())
+
+
+def _library(location: str, audio: LongAudio, floors: dict[str, float]) -> tuple[float, list[float]]:
+    """The library's WER on the file, and each placed clip's recall floor: ``floors``, or what
+    the library itself recalls of that clip in this file, if less (a clip it misrecognises there
+    too is not speech the service lost)."""
+    library = WhisperModel(location, device="cpu", compute_type="int8", cpu_threads=2)
+    segments = list(library.transcribe(audio.samples, beam_size=5, temperature=0.0)[0])
+    spans = [(segment.start, segment.end, segment.text) for segment in segments]
+    placed = [min(floors[clip.file], clip_recall(clip, spans)) for clip in audio.clips]
+    return wer(audio.reference, "".join(segment.text for segment in segments)), placed
+
+
+def test_long_files_lose_nothing_sequentially(
+    long_files: list[LongAudio], tiny_location: str, floors: dict[str, float]
+) -> None:
+    sequential = _engine(tiny_location, 1)
+    for number, audio in enumerate(long_files):
+        assert 240 <= audio.duration <= 900
+        stream = sequential.transcribe(audio.samples, TaskType.transcribe, GREEDY)
+        found = list(stream.segments)
+        _assert_nothing_lost(
+            audio, found, _library(tiny_location, audio, floors), f"file {number}, batch_size=1"
+        )
+
+
+@pytest.mark.xfail(
+    reason="known gap (issue 14): where a long file is split into streams, a stream's short last "
+    "window is more often decoded with a skip (tiny.en dropped the end of a clip whose start was "
+    "in its prompt); see docs/batching.md",
+    strict=False,
+)
+def test_long_files_lose_nothing_batched(
+    long_files: list[LongAudio], tiny_location: str, floors: dict[str, float]
+) -> None:
+    batched = _engine(tiny_location, BATCHED)
+    for number, audio in enumerate(long_files):
+        found, scheduler = _batched(batched, audio)
+        label = f"file {number}, batch_size={BATCHED}"
+        _assert_nothing_lost(audio, found, _library(tiny_location, audio, floors), label)
+        # A lone long file fills the batch with its own streams (pieces of at least 30 s cut at
+        # pauses: a 4-minute file may leave a row free).
+        widest = max(len(record.rows) for record in scheduler.history)
+        assert widest >= BATCHED - 2, list(scheduler.history)
+
+
+def test_full_windows_match_the_library_exactly(tiny_location: str) -> None:
+    """With 30 s windows the stream decoder is the library's algorithm: identical text on a
+    long file (the log-mel input differs only in its per-window normalisation)."""
+    library = WhisperModel(tiny_location, device="cpu", compute_type="int8", cpu_threads=2)
+    audio = build_long_audio(75.0, 5)
+    segments, _info = library.transcribe(audio.samples, beam_size=5)
+    expected = [(round(s.start, 2), round(s.end, 2), s.text) for s in segments]
+    engine = _engine(tiny_location, 1)
+    stream = Stream(
+        audio.samples,
+        [(0, len(audio.samples) // 160)],
+        TaskType.transcribe,
+        DecodeOptions(),
+        "en",
+        short_windows=False,
+    )
+    decode_streams(engine.decoder, [stream])
+    found = [(round(s.start, 2), round(s.end, 2), s.text) for s in stream.segments]
+    assert [text for *_, text in found] == [text for *_, text in expected]
+
+
+def test_word_timestamps_on_the_batched_path(tiny_location: str, floors: dict[str, float]) -> None:
+    audio = build_long_audio(60.0, 7)
+    engine = _engine(tiny_location, BATCHED)
+    options = DecodeOptions(word_timestamps=True)
+    after = next(clip for clip in audio.clips if clip.start > 25)
+    cut = round((after.start - 0.5) * 100)  # before a clip, as the scheduler cuts: two streams in one batch
+    streams = [
+        Stream(audio.samples, [(0, cut)], TaskType.transcribe, options, "en"),
+        Stream(audio.samples, [(cut, len(audio.samples) // 160)], TaskType.transcribe, options, "en"),
+    ]
+    decode_streams(engine.decoder, streams)
+    segments = [segment for stream in streams for segment in stream.segments]
+    assert segments
+    for segment in segments:
+        assert segment.words, segment
+        assert all(
+            segment.start - 0.5 <= word.start <= word.end <= segment.end + 0.5 for word in segment.words
+        )
+    spans = [(w.start, w.end, w.word) for segment in segments for w in segment.words or []]
+    recalls = {clip.file: clip_recall(clip, spans, margin=0.5) for clip in audio.clips}
+    assert all(recall >= floors[name] for name, recall in recalls.items()), (
+        recalls,
+        [(s.start, s.end, s.text) for s in segments],
+    )
+
+
+def test_temperature_fallback_decodes_a_row_again(tiny_location: str) -> None:
+    """A window that fails the thresholds comes back at the next temperature: with an
+    impossible log-probability threshold every window is tried at every temperature."""
+    audio = build_long_audio(20.0, 3)
+    engine = _engine(tiny_location, BATCHED)
+    options = DecodeOptions(log_prob_threshold=0.0, temperature=[0.0, 0.5, 1.0])
+    stream = Stream(audio.samples, [(0, len(audio.samples) // 160)], TaskType.transcribe, options, "en")
+    steps = 0
+    while not stream.done:
+        decode_step(engine.decoder, [stream])
+        steps += 1
+    assert steps >= 3
+    assert stream.segments and all(segment.temperature == 1.0 for segment in stream.segments)
+    assert np.isfinite([segment.avg_logprob for segment in stream.segments]).all()
