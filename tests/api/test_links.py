@@ -21,6 +21,7 @@ from tests.conftest import Clip, RunningApp, normalize_en, running_app, wait_don
 from tests.http_peer import serve_directory
 from tests.live_server import module_settings
 from tests.media_samples import encode_mp4
+from tests.speaker_samples import CONVERSATIONS, conversation
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -35,6 +36,8 @@ PAGE = """<!doctype html>
 def site(tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Clip]) -> Iterator[str]:
     root = tmp_path_factory.mktemp("site")
     encode_mp4(clips["jfk.flac"].path, root / "jfk.mp4")
+    talk = conversation(CONVERSATIONS[2]).write_wav(root / "talk.wav")
+    encode_mp4(talk, root / "talk.mp4")
     (root / "empty.html").write_text("<!doctype html><title>Nothing</title><p>No media here.</p>")
     with serve_directory(root) as base:
         ld = {
@@ -48,6 +51,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Clip]) -> It
             "contentUrl": f"{base}/jfk.mp4",
         }
         (root / "jfk.html").write_text(PAGE.format(ld=json.dumps(ld)))
+        talk_ld = {**ld, "name": "Two speakers", "duration": "PT15S", "contentUrl": f"{base}/talk.mp4"}
+        (root / "talk.html").write_text(PAGE.format(ld=json.dumps(talk_ld)))
         yield base
 
 
@@ -87,6 +92,18 @@ async def test_link_becomes_a_transcribed_task_with_its_metadata(api: RunningApp
     assert task["link"] == created["link"]  # read back from the database
     listed = (await api.client.get("/api/v1/tasks", params={"platform": "generic"})).json()
     assert created["id"] in [item["id"] for item in listed["items"]]
+
+
+async def test_a_link_task_is_diarized_when_asked(api: RunningApp, site: str) -> None:
+    response = await api.client.post(
+        "/api/v1/tasks/from-link", json={"url": f"{site}/talk.html", "diarize": True, "max_speakers": 3}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["options"]["diarize"] is True
+    task = await wait_done(api.client, response.json()["id"], timeout=300)
+    assert task["status"] == "completed", task["error"]
+    assert task["result"]["speakers"] == ["A", "B"]
+    assert {segment["speaker"] for segment in task["result"]["segments"]} == {"A", "B"}
 
 
 async def test_link_without_media_is_a_clear_422(api: RunningApp, site: str) -> None:
