@@ -61,6 +61,7 @@ UPLOAD_CHECKS: dict[tuple[str, str], FieldCheck] = {
     ("POST", "/api/v1/media/extract-audio"): _no_fields,
     ("POST", "/api/whisper/extract_audio"): _no_fields,
     ("POST", "/api/v1/workflows/{workflow_id}/runs"): _no_fields,
+    ("POST", "/api/v1/speakers"): _no_fields,
 }
 """Upload routes that create work, by method and path template, and how their fields are checked."""
 
