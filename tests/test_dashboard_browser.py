@@ -13,15 +13,20 @@ import re
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from tests.conftest import ROOT, Clip, normalize_en
 from tests.server_process import free_port, server_env, start_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 CHROMIUM = os.environ.get("TINGXIE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -49,6 +54,22 @@ def _stop(starting: Future[subprocess.Popen[bytes]]) -> None:
         server.wait()
 
 
+@contextmanager
+def server_and_browser(env: dict[str, str], port: int, log: Path) -> Iterator[Browser]:
+    """``start.py`` on ``port`` and headless Chromium, started at the same time (the server's
+    imports, migrations and model load overlap the browser's start); both stop afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with ExitStack() as stack:
+        starting = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(start_server, env, port, log)
+        stack.callback(_stop, starting)
+        playwright = stack.enter_context(sync_playwright())
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        stack.callback(browser.close)
+        starting.result()
+        yield browser
+
+
 def test_dashboard_asks_for_the_key_then_uploads_and_shows_the_transcript(
     tmp_path: Path, model_dir: Path, clips: dict[str, Clip]
 ) -> None:
@@ -57,7 +78,7 @@ def test_dashboard_asks_for_the_key_then_uploads_and_shows_the_transcript(
     every call the page makes (upload included), and it is kept in and cleared from localStorage.
     A plain key sees its own (no) tasks, and a note instead of the admin-only stats and workers."""
     _require_chromium()
-    from playwright.sync_api import Request, expect, sync_playwright
+    from playwright.sync_api import Request, expect
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -75,16 +96,7 @@ def test_dashboard_asks_for_the_key_then_uploads_and_shows_the_transcript(
     requested: list[str] = []
     api_calls: list[tuple[str, str, str | None]] = []  # method, path and query, X-API-Key
     console_errors: list[str] = []
-    with ExitStack() as stack:
-        # The server (imports, migrations, model load) and Chromium start at the same time.
-        starting = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(
-            start_server, env, port, tmp_path / "server.log"
-        )
-        stack.callback(_stop, starting)
-        playwright = stack.enter_context(sync_playwright())
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        stack.callback(browser.close)
-        starting.result()
+    with server_and_browser(env, port, tmp_path / "server.log") as browser:
         created = httpx.post(
             f"{base}/api/v1/keys",
             json={"name": "dashboard", "is_admin": True},  # stats and workers need an admin key
@@ -225,7 +237,7 @@ def test_task_view_plays_the_media_follows_it_in_the_transcript_and_downloads(
     _require_chromium()
     import srt
     import webvtt
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -237,15 +249,7 @@ def test_task_view_plays_the_media_follows_it_in_the_transcript_and_downloads(
         PROCESSOR__POLL_INTERVAL_SECONDS="0.2",
     )
     audio = clips["jfk.flac"].path
-    with ExitStack() as stack:
-        starting = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(
-            start_server, env, port, tmp_path / "server.log"
-        )
-        stack.callback(_stop, starting)
-        playwright = stack.enter_context(sync_playwright())
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        stack.callback(browser.close)
-        starting.result()
+    with server_and_browser(env, port, tmp_path / "server.log") as browser:
         with audio.open("rb") as handle:
             created = httpx.post(f"{base}/api/v1/tasks", files={"file": (audio.name, handle)}, timeout=30)
         assert created.status_code == 201, created.text
@@ -312,7 +316,7 @@ def test_a_diarized_upload_shows_its_speakers_in_the_task_view(tmp_path: Path, m
     """The upload form's speaker option reaches the task: the task view says diarization is on,
     shows one chip per speaker, and labels each cue with its speaker."""
     _require_chromium()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from tests.speaker_samples import CONVERSATIONS, conversation
 
@@ -327,15 +331,7 @@ def test_a_diarized_upload_shows_its_speakers_in_the_task_view(tmp_path: Path, m
         WHISPER__WARMUP="false",
         PROCESSOR__POLL_INTERVAL_SECONDS="0.2",
     )
-    with ExitStack() as stack:
-        starting = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(
-            start_server, env, port, tmp_path / "server.log"
-        )
-        stack.callback(_stop, starting)
-        playwright = stack.enter_context(sync_playwright())
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        stack.callback(browser.close)
-        starting.result()
+    with server_and_browser(env, port, tmp_path / "server.log") as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.goto(f"{base}/dashboard")
         page.set_input_files("#upload-file", str(audio))
