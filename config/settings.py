@@ -13,10 +13,23 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _GROUP_CONFIG = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+
+def _split_csv(value: object) -> object:
+    """A list setting from the environment: a JSON list, or comma-separated values."""
+    if isinstance(value, str):
+        if value.strip().startswith("["):
+            return json.loads(value)
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_csv)]
+"""A list of strings, given as a JSON list or comma-separated (``A,B``)."""
 
 
 class ServerSettings(BaseModel):
@@ -76,13 +89,13 @@ class WhisperSettings(BaseModel):
     engine: str = "faster_whisper"
     """Engine used when a task names none: ``faster_whisper``, ``openai_whisper`` or ``sensevoice`` (see docs/engines.md)."""
 
-    allowed_engines: Annotated[list[str], NoDecode] = ["faster_whisper", "openai_whisper", "sensevoice"]
+    allowed_engines: CsvList = ["faster_whisper", "openai_whisper", "sensevoice"]
     """Engines a task may request. An allowed engine that cannot run here (``sensevoice`` without ``SENSEVOICE__MODEL_DIR``) is reported by the health endpoint and refused with a 422."""
 
     default_model: str = "base"
     """Model used when a task names none."""
 
-    allowed_models: Annotated[list[str], NoDecode] = ["base", "tiny.en"]
+    allowed_models: CsvList = ["base", "tiny.en"]
     """Models a task may request: names (resolved to a local copy first, then the hub) or local paths."""
 
     model_dir: Path = Path.home() / ".cache" / "tingxie" / "models"
@@ -149,15 +162,6 @@ class WhisperSettings(BaseModel):
         if self.batch_size > 1:
             return max(self.num_workers, self.batch_lanes + (1 if self.express_seconds > 0 else 0))
         return self.num_workers
-
-    @field_validator("allowed_models", "allowed_engines", mode="before")
-    @classmethod
-    def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str):
-            if value.strip().startswith("["):
-                return json.loads(value)
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @field_validator("model_dir")
     @classmethod
@@ -294,20 +298,11 @@ class NetworkSettings(BaseModel):
     ssrf_protection: bool = True
     """Refuse URLs whose host resolves to a loopback, private, link-local, reserved or cloud-metadata address, checked again on every redirect."""
 
-    allowed_hosts: Annotated[list[str], NoDecode] = []
+    allowed_hosts: CsvList = []
     """Host names (exact) and IP addresses or CIDR ranges (e.g. ``127.0.0.1,10.0.0.0/8,media.lan``) exempt from the SSRF protection."""
 
     max_redirects: int = Field(default=5, ge=0, le=20)
     """Redirects followed when downloading a ``file_url``; each hop is checked like the first URL."""
-
-    @field_validator("allowed_hosts", mode="before")
-    @classmethod
-    def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str):
-            if value.strip().startswith("["):
-                return json.loads(value)
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
 
 class LinksSettings(BaseModel):
@@ -456,17 +451,8 @@ class LLMSettings(BaseModel):
     )
     """Instruction used when a request gives no ``prompt``."""
 
-    allowed_models: Annotated[list[str], NoDecode] = []
+    allowed_models: CsvList = []
     """Chat models a summary request may ask for (comma-separated or a JSON list); empty allows only ``model``. Any other gets 422."""
-
-    @field_validator("allowed_models", mode="before")
-    @classmethod
-    def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str):
-            if value.strip().startswith("["):
-                return json.loads(value)
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     def model_allowed(self, name: str) -> bool:
         """Whether a request may ask for chat model ``name``."""
@@ -508,17 +494,8 @@ class WorkflowsSettings(BaseModel):
     webhook_max_response_bytes: int = Field(default=65536, ge=0, le=16 * 1024 * 1024)
     """Most bytes of a ``webhook`` step's reply body that are read; the rest is not downloaded (the step's output notes ``truncated``)."""
 
-    components: Annotated[list[str], NoDecode] = []
+    components: CsvList = []
     """Custom step components, as ``module.path:callable`` or ``name=module.path:callable`` (comma-separated or a JSON list); each is imported and checked at start-up."""
-
-    @field_validator("components", mode="before")
-    @classmethod
-    def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str):
-            if value.strip().startswith("["):
-                return json.loads(value)
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
 
 class Settings(BaseSettings):
