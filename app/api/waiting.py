@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
-import anyio
 from fastapi import Request
 
 from app.errors import ProblemError
-from app.logging_setup import task_log_context
 from app.schemas.task import TaskOut
 from app.services.task_service import TaskService
-
-logger = logging.getLogger(__name__)
 
 DISCONNECT_CHECK_SECONDS = 0.5
 """How often a waiting request checks whether its client is still connected."""
@@ -49,9 +43,4 @@ async def wait_or_abandon(service: TaskService, request: Request, task_id: str) 
                 )
     finally:
         if not finished:
-            with anyio.CancelScope(shield=True), task_log_context(task_id):
-                logger.info("client left before the task finished; deleting it")
-                try:
-                    await service.delete(task_id)
-                except Exception as exc:
-                    logger.warning("could not delete the abandoned task: %s", exc)
+            await service.delete_abandoned(task_id, "client left")

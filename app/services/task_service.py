@@ -16,6 +16,8 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path, PurePath
 
+import anyio
+
 from app.db.callback_repository import CallbackRepository, DeliveryStatus, event_for
 from app.db.models import Batch, CallbackAttempt, CallbackDelivery, Task, new_task_id, utcnow
 from app.db.task_repository import TaskFilters, TaskRepository
@@ -484,6 +486,16 @@ class TaskService:
             self._storage.remove(task.media_path)
             self._events.changed(task_id)
             logger.info("deleted%s", " (cancelled while running)" if cancelled else "")
+
+    async def delete_abandoned(self, task_id: str, why: str) -> None:
+        """Delete a task whose synchronous client left before it finished (``why`` is logged);
+        shielded, so the caller's own cancellation cannot stop it, and never raises."""
+        with anyio.CancelScope(shield=True), task_log_context(task_id):
+            logger.info("%s before the task finished; deleting it", why)
+            try:
+                await self.delete(task_id)
+            except Exception as exc:
+                logger.warning("could not delete the abandoned task: %s", exc)
 
     async def cancel(self, task_id: str, principal: Principal | None = None) -> TaskOut:
         """Cancel a queued or running task (409 otherwise). A run on this node stops at its next

@@ -10,19 +10,13 @@ task.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import anyio
-
-from app.logging_setup import task_log_context
 from app.schemas.result import Segment, TranscriptionResult
 from app.schemas.task import TaskStatus
 from app.services.task_service import TaskService
 from app.speakers.assign import label_speakers
-
-logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
 """How often a stream looks for newly decoded segments."""
@@ -104,12 +98,7 @@ async def stream_transcript(
                     yield event
     finally:
         if not finished:
-            with anyio.CancelScope(shield=True), task_log_context(task_id):
-                logger.info("stream client left before the task finished; deleting it")
-                try:
-                    await service.delete(task_id)
-                except Exception as exc:
-                    logger.warning("could not delete the abandoned task: %s", exc)
+            await service.delete_abandoned(task_id, "stream client left")
 
 
 def _final(progress: _Progress, result: TranscriptionResult) -> list[bytes]:
