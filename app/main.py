@@ -37,8 +37,8 @@ from app.api.routes.api_docs import mount_api_docs
 from app.api.routes.dashboard import mount_dashboard
 from app.api.stream_slots import StreamSlots
 from app.api.upload_precheck import UploadPrecheckMiddleware
+from app.container import Services
 from app.logging_setup import configure_logging
-from app.services.container import Services
 from config.settings import Settings
 
 DESCRIPTION = """

@@ -19,7 +19,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from app.services.container import Services
+from app.container import Services
 from config.settings import Settings
 
 logger = logging.getLogger(__name__)

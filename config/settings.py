@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from config.engines import check_engine_name
+
 _GROUP_CONFIG = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
 
@@ -171,15 +173,11 @@ class WhisperSettings(BaseModel):
     @field_validator("engine")
     @classmethod
     def _known_engine(cls, value: str) -> str:
-        from app.engines.registry import check_engine_name
-
         return check_engine_name(value)
 
     @field_validator("allowed_engines")
     @classmethod
     def _known_engines(cls, value: list[str]) -> list[str]:
-        from app.engines.registry import check_engine_name
-
         return [check_engine_name(name) for name in value]
 
     def resolved_compute_type(self, device: str) -> str:

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.container import Services
 from app.main import create_app
-from app.services.container import Services
 from config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,8 +14,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from app.container import Services
 from app.main import create_app
-from app.services.container import Services
 from config.settings import Settings
 from tests.conftest import isolated_settings
 from tests.server_process import free_port

@@ -6,15 +6,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.container import Services
 from app.errors import ProblemError
 from app.media.storage import MediaStorage
 from app.services.auth import ANONYMOUS, Principal
-from app.services.container import Services
 from app.services.link_service import LinkService
 from app.services.speaker_service import SpeakerService
 from app.services.summary_service import SummaryService
 from app.services.task_service import TaskService
-from app.services.workflow_service import WorkflowService
+from app.workflows.service import WorkflowService
 from config.settings import Settings
 
 

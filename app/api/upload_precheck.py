@@ -25,8 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import ProblemHTTPError
 from app.api.routes.openai_audio import resolve_model
+from app.container import Services
 from app.errors import ProblemError
-from app.services.container import Services
 
 logger = logging.getLogger(__name__)
 

@@ -54,8 +54,8 @@ def serve(settings: Settings, *, host: str | None, port: int | None, role: str) 
 async def run_worker(settings: Settings) -> None:
     """A processor without HTTP; SIGTERM/SIGINT let running tasks finish (within the shutdown
     timeout) or hand them back, then exit; a second signal hands them back at once."""
+    from app.container import Services
     from app.logging_setup import configure_logging
-    from app.services.container import Services
 
     configure_logging(settings.logging)
     stop = asyncio.Event()

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, insert, or_, select, update
@@ -20,12 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.conflicts import retry_on_conflict
 from app.db.leases import Lease, lease_due_rows
 from app.db.models import CallbackAttempt, CallbackDelivery, Task, utcnow
-
-
-class DeliveryStatus(StrEnum):
-    pending = "pending"
-    delivered = "delivered"
-    failed = "failed"
+from app.schemas.callback import CallbackState
 
 
 def event_for(task_status: str) -> str:
@@ -38,7 +32,7 @@ def _new_delivery(task_id: str, url: str, event: str, now: datetime) -> dict[str
         "task_id": task_id,
         "url": url,
         "event": event,
-        "status": DeliveryStatus.pending.value,
+        "status": CallbackState.pending.value,
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
@@ -92,7 +86,7 @@ class CallbackRepository:
     @staticmethod
     def _due(now: datetime) -> list[ColumnElement[bool]]:
         return [
-            CallbackDelivery.status == DeliveryStatus.pending.value,
+            CallbackDelivery.status == CallbackState.pending.value,
             CallbackDelivery.next_attempt_at <= now,
             or_(CallbackDelivery.lease_expires_at.is_(None), CallbackDelivery.lease_expires_at < now),
         ]
@@ -132,7 +126,7 @@ class CallbackRepository:
         claimed: ClaimedDelivery,
         attempt: AttemptRecord,
         *,
-        outcome: DeliveryStatus,
+        outcome: CallbackState,
         next_attempt_at: datetime | None = None,
     ) -> bool:
         """Store the attempt and the delivery's new state, only while ``claimed`` still holds it."""
@@ -149,7 +143,7 @@ class CallbackRepository:
             "last_attempt_at": attempt.attempted_at,
             "updated_at": now,
         }
-        if outcome is DeliveryStatus.delivered:
+        if outcome is CallbackState.delivered:
             values["delivered_at"] = now
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
@@ -159,7 +153,7 @@ class CallbackRepository:
                 .where(
                     CallbackDelivery.id == claimed.id,
                     CallbackDelivery.claim_token == claimed.token,
-                    CallbackDelivery.status == DeliveryStatus.pending.value,
+                    CallbackDelivery.status == CallbackState.pending.value,
                 )
                 .values(values)
                 .execution_options(synchronize_session=False)
@@ -196,7 +190,7 @@ class CallbackRepository:
                 update(CallbackDelivery)
                 .where(
                     CallbackDelivery.claimed_by == node_id,
-                    CallbackDelivery.status == DeliveryStatus.pending.value,
+                    CallbackDelivery.status == CallbackState.pending.value,
                 )
                 .values(claimed_by=None, claim_token=None, lease_expires_at=None)
                 .execution_options(synchronize_session=False)
@@ -211,7 +205,7 @@ class CallbackRepository:
                 select(CallbackDelivery.id)
                 .where(
                     CallbackDelivery.task_id == task_id,
-                    CallbackDelivery.status == DeliveryStatus.pending.value,
+                    CallbackDelivery.status == CallbackState.pending.value,
                 )
                 .limit(1)
             )

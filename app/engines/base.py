@@ -12,14 +12,13 @@ import numpy.typing as npt
 
 from app.engines.devices import Device
 from app.engines.model_resolver import ModelResolver
+from app.media.samples import SAMPLE_RATE as SAMPLE_RATE
 from app.schemas.result import Segment
 from app.schemas.task import DecodeOptions, TaskType
 from config.settings import SenseVoiceSettings, WhisperSettings
 
 Audio: TypeAlias = Path | npt.NDArray[np.float32]
 """A media file, or 16 kHz mono float32 samples."""
-
-SAMPLE_RATE = 16000
 
 
 @dataclass
@@ -63,7 +62,7 @@ class ModelLoad:
 
 
 class EngineModule(Protocol):
-    """What an engine's module provides (see ``app.engines.registry``). ``unavailable`` and
+    """What an engine's module provides (see ``config.engines``). ``unavailable`` and
     ``unsupported`` are optional."""
 
     def create_model(self, load: ModelLoad) -> SpeechModel:

@@ -9,8 +9,8 @@ from typing import cast
 from app.engines.base import EngineModule, ModelLoad, SpeechModel
 from app.engines.devices import Device
 from app.engines.model_resolver import ModelResolver
-from app.engines.registry import ENGINES
 from app.schemas.task import DecodeOptions, TaskType
+from config.engines import ENGINES
 from config.settings import SenseVoiceSettings, WhisperSettings
 
 logger = logging.getLogger(__name__)

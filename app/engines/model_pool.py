@@ -30,7 +30,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import partial
 from typing import Any, TypeVar
 
@@ -40,8 +39,9 @@ from app.engines.base import SAMPLE_RATE, SpeechModel
 from app.engines.batch_scheduler import BatchScheduler
 from app.engines.devices import Device, cpu_threads_per_instance, parse_devices
 from app.engines.factory import ModelFactory
-from app.engines.registry import ENGINES, engine_for_model
+from app.schemas.model import InstanceState
 from app.schemas.task import DecodeOptions, TaskType
+from config.engines import ENGINES, engine_for_model
 from config.settings import WhisperSettings
 
 logger = logging.getLogger(__name__)
@@ -55,13 +55,6 @@ class ModelNotAllowedError(ValueError):
 
 class ModelUnavailableError(RuntimeError):
     """No instance could be loaded; the pool keeps retrying in the background."""
-
-
-class InstanceState(StrEnum):
-    loading = "loading"
-    ready = "ready"
-    draining = "draining"
-    """No new leases; closed when the last lease ends (unload or rebuild after OOM)."""
 
 
 @dataclass(frozen=True)

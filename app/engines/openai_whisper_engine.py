@@ -158,7 +158,7 @@ def _segments(raw: list[dict[str, Any]]) -> Iterator[Segment]:
 
 
 def create_model(load: ModelLoad) -> OpenAIWhisperModel:
-    """The engine's entry in ``app.engines.registry``: a name, or a ``.pt`` path."""
+    """The engine's entry in ``config.engines``: a name, or a ``.pt`` path."""
     location = str(Path(load.model).expanduser()) if load.model.endswith(".pt") else load.model
     logger.info("loading openai_whisper/%s on %s", location, load.device.name)
     return OpenAIWhisperModel(

@@ -80,7 +80,7 @@ def unsupported(task_type: TaskType, options: DecodeOptions) -> str | None:
 
 
 def create_model(load: ModelLoad) -> SenseVoiceModel:
-    """The engine's entry in ``app.engines.registry``."""
+    """The engine's entry in ``config.engines``."""
     problem = unavailable(load)
     if problem is not None:
         raise FileNotFoundError(problem)

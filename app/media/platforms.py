@@ -120,17 +120,3 @@ def canonical_url(url: str) -> str:
     if modal and modal[0].isdigit():
         return f"https://www.douyin.com/video/{modal[0]}"
     return url
-
-
-_URL_IN_TEXT = re.compile(r"https?://[^\s<>\"'，。！、【】（）]+", re.IGNORECASE)
-
-
-def extract_link(text: str) -> str | None:
-    """The first http(s) URL in ``text``: apps share links as "title ... https://v.douyin.com/xyz/ copy".
-
-    Trailing punctuation is dropped.
-    """
-    match = _URL_IN_TEXT.search(text)
-    if match is None:
-        return None
-    return match.group(0).rstrip(".,;:!?)]}")

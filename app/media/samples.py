@@ -13,8 +13,10 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
-from app.engines.base import SAMPLE_RATE
 from app.media.probe import MediaTooLongError
+
+SAMPLE_RATE = 16000
+"""What the speech engines take: 16 kHz mono."""
 
 
 def decode_samples(

@@ -14,7 +14,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app.db.stats_repository import StatsRepository
-from app.engines.model_pool import AsyncModelPool, InstanceState
+from app.engines.model_pool import AsyncModelPool
+from app.schemas.model import InstanceState
 from app.schemas.task import TaskPriority
 
 logger = logging.getLogger(__name__)

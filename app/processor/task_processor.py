@@ -22,10 +22,10 @@ from app.engines.model_pool import AsyncModelPool, Lease
 from app.logging_setup import task_log_context
 from app.media.storage import MediaStorage
 from app.observability.metrics import Metrics
+from app.processor.chinese_script import convert_result
 from app.processor.task_events import TaskEvents
 from app.schemas.result import Segment, TranscriptionResult
 from app.schemas.task import DecodeOptions, TaskStatus, TaskType
-from app.services.chinese_script import convert_result
 from config.settings import DiarizationSettings, ProcessorSettings
 
 if TYPE_CHECKING:

@@ -6,8 +6,6 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.db.models import ApiKey
-
 
 class ApiKeyCreate(BaseModel):
     """A key to create. / 要创建的 API 密钥。"""
@@ -37,18 +35,6 @@ class ApiKeyOut(BaseModel):
     last_used_at: datetime | None = Field(
         description="Last use (UTC, to the minute). / 最近使用时间（UTC，精确到分钟）。"
     )
-
-    @classmethod
-    def of(cls, key: ApiKey) -> ApiKeyOut:
-        return cls(
-            id=key.id,
-            name=key.name,
-            prefix=key.prefix,
-            is_admin=key.is_admin,
-            created_at=key.created_at,
-            revoked_at=key.revoked_at,
-            last_used_at=key.last_used_at,
-        )
 
 
 class ApiKeyCreated(ApiKeyOut):

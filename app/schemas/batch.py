@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from app.db.models import Batch, Task
 from app.schemas.task import TaskCreateForm, TaskStatus
 
 
@@ -45,35 +43,3 @@ class BatchOut(BaseModel):
     )
     finished: bool = Field(description="Every remaining task has finished. / 剩余任务是否都已结束。")
     tasks: list[BatchTaskOut] = Field(description="Tasks in upload order. / 按上传顺序的任务。")
-
-
-def batch_out(batch: Batch, tasks: Sequence[Task]) -> BatchOut:
-    counts = dict.fromkeys(TaskStatus, 0)
-    items: list[BatchTaskOut] = []
-    progress = 0.0
-    for task in tasks:
-        status = TaskStatus(task.status)
-        counts[status] += 1
-        progress += 100.0 if status.finished else task.progress
-        text = task.result.get("text") if status is TaskStatus.completed and task.result else None
-        items.append(
-            BatchTaskOut(
-                id=task.id,
-                file_name=task.file_name,
-                status=status,
-                progress=100.0 if status.finished else task.progress,
-                duration=task.duration,
-                language=task.language,
-                error=task.error,
-                text=text.strip() if isinstance(text, str) else None,
-            )
-        )
-    return BatchOut(
-        id=batch.id,
-        created_at=batch.created_at,
-        total=batch.total,
-        counts=counts,
-        progress=round(progress / len(tasks), 2) if tasks else 100.0,
-        finished=all(TaskStatus(task.status).finished for task in tasks),
-        tasks=items,
-    )

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ConfigDict, Field, field_validator
 
-from app.media.platforms import extract_link
 from app.schemas.task import TaskRequest, _http_url
+
+_URL_IN_TEXT = re.compile(r"https?://[^\s<>\"'，。！、【】（）]+", re.IGNORECASE)
+
+
+def extract_link(text: str) -> str | None:
+    """The first http(s) URL in ``text``: apps share links as "title ... https://v.douyin.com/xyz/ copy".
+
+    Trailing punctuation is dropped.
+    """
+    match = _URL_IN_TEXT.search(text)
+    if match is None:
+        return None
+    return match.group(0).rstrip(".,;:!?)]}")
 
 
 class LinkTaskCreate(TaskRequest):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
+from datetime import datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from app.engines.model_pool import AsyncModelPool, InstanceState, ModelInstance, ModelKey
+
+class InstanceState(StrEnum):
+    loading = "loading"
+    ready = "ready"
+    draining = "draining"
+    """No new leases; closed when the last lease ends (unload or rebuild after OOM)."""
 
 
 class InstanceOut(BaseModel):
@@ -52,48 +57,3 @@ class PoolOut(BaseModel):
     max_size: int = Field(description="Most instances of one model. / 单模型最大实例数。")
     cpu_threads: int = Field(description="Threads per CPU instance. / 每个 CPU 实例的线程数。")
     models: list[ModelOut] = Field(description="Models. / 模型列表。")
-
-
-def _instance_out(instance: ModelInstance) -> InstanceOut:
-    return InstanceOut(
-        id=instance.id,
-        device=instance.device.name,
-        state=instance.state,
-        busy=instance.running > 0,
-        leases=instance.leases,
-        threads=instance.threads,
-        idle_seconds=round(time.monotonic() - instance.last_used, 1),
-        memory_bytes=instance.memory_bytes,
-        loaded_at=datetime.fromtimestamp(instance.loaded_at, UTC) if instance.loaded_at else None,
-    )
-
-
-def model_out(pool: AsyncModelPool, key: ModelKey, *, allowed_models: list[str]) -> ModelOut:
-    instances = pool.instances(key)
-    ready = [i for i in instances if i.state is InstanceState.ready]
-    busy = sum(1 for i in ready if i.running > 0)
-    return ModelOut(
-        name=key.model,
-        engine=key.engine,
-        default=key == pool.default_key,
-        allowed=key.model in allowed_models,
-        desired=pool.desired(key),
-        loaded=len(ready),
-        busy=busy,
-        idle=len(ready) - busy,
-        memory_bytes=sum(i.memory_bytes or 0 for i in instances),
-        last_error=pool.failures.get(key),
-        instances=[_instance_out(i) for i in instances],
-    )
-
-
-def pool_out(pool: AsyncModelPool, *, allowed_models: list[str], instances_per_device: int) -> PoolOut:
-    keys = pool.keys()
-    keys.extend(key for key in pool.failures if key not in keys)
-    return PoolOut(
-        devices=[device.name for device in pool.devices],
-        instances_per_device=instances_per_device,
-        max_size=pool.max_size,
-        cpu_threads=pool.cpu_threads,
-        models=[model_out(pool, key, allowed_models=allowed_models) for key in keys],
-    )

@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.engines.registry import ENGINE_NAMES, check_engine_name
 from app.schemas.callback import CallbackStatus
 from app.schemas.chinese import ChineseScript, split_language_tag
 from app.schemas.result import TranscriptionResult
+from config.engines import ENGINE_NAMES, check_engine_name
 
 WHISPER_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 

@@ -24,14 +24,14 @@ from app.db.callback_repository import (
     AttemptRecord,
     CallbackRepository,
     ClaimedDelivery,
-    DeliveryStatus,
 )
 from app.db.models import utcnow
 from app.db.task_repository import TaskRepository
 from app.logging_setup import task_log_context
 from app.net.pinned import guarded_client
 from app.net.url_guard import BlockedUrlError, UrlGuard
-from app.services.task_service import to_out
+from app.schemas.callback import CallbackState
+from app.services.mappers import task_out
 from config.settings import CallbacksSettings
 
 logger = logging.getLogger(__name__)
@@ -190,18 +190,18 @@ class CallbackDispatcher:
         attempted_at = utcnow()
         task = await self._tasks.get(claimed.task_id)
         if task is None:
-            await self._finish(claimed, DeliveryStatus.failed, error="the task was deleted")
+            await self._finish(claimed, CallbackState.failed, error="the task was deleted")
             return
         try:
             await self._guard.check(claimed.url)
         except BlockedUrlError as exc:
             logger.warning("callback %s refused: %s", claimed.id, exc.reason)
-            await self._finish(claimed, DeliveryStatus.failed, error=exc.detail)
+            await self._finish(claimed, CallbackState.failed, error=exc.detail)
             return
         payload = {
             "event": claimed.event,
             "delivery_id": claimed.id,
-            "task": to_out(task).model_dump(mode="json", exclude={"callback"}),
+            "task": task_out(task).model_dump(mode="json", exclude={"callback"}),
         }
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         timestamp = str(int(time.time()))
@@ -241,27 +241,27 @@ class CallbackDispatcher:
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         record = AttemptRecord(status_code, snippet, error, duration_ms, attempted_at)
         if status_code is not None and 200 <= status_code < 300:
-            outcome = DeliveryStatus.delivered
+            outcome = CallbackState.delivered
         elif number >= self._settings.max_attempts:
-            outcome = DeliveryStatus.failed
+            outcome = CallbackState.failed
         else:
-            outcome = DeliveryStatus.pending
+            outcome = CallbackState.pending
         next_at = (
-            utcnow() + timedelta(seconds=self.backoff(number)) if outcome is DeliveryStatus.pending else None
+            utcnow() + timedelta(seconds=self.backoff(number)) if outcome is CallbackState.pending else None
         )
         stored = await self._repository.record_attempt(
             claimed, record, outcome=outcome, next_attempt_at=next_at
         )
         reply = f"HTTP {status_code}" if status_code is not None else error
-        if outcome is not DeliveryStatus.delivered and self._on_failed_attempt is not None:
+        if outcome is not CallbackState.delivered and self._on_failed_attempt is not None:
             self._on_failed_attempt()
         if not stored:
             logger.warning(
                 "callback %s attempt %d (%s) was not recorded: claim lost", claimed.id, number, reply
             )
-        elif outcome is DeliveryStatus.delivered:
+        elif outcome is CallbackState.delivered:
             logger.info("callback %s delivered on attempt %d (%s)", claimed.id, number, reply)
-        elif outcome is DeliveryStatus.failed:
+        elif outcome is CallbackState.failed:
             logger.warning("callback %s failed after %d attempt(s): %s", claimed.id, number, reply)
         else:
             logger.info("callback %s attempt %d: %s; retrying at %s", claimed.id, number, reply, next_at)
@@ -277,6 +277,6 @@ class CallbackDispatcher:
                 break
         return data.decode(response.encoding or "utf-8", errors="replace")[:limit]
 
-    async def _finish(self, claimed: ClaimedDelivery, outcome: DeliveryStatus, *, error: str) -> None:
+    async def _finish(self, claimed: ClaimedDelivery, outcome: CallbackState, *, error: str) -> None:
         record = AttemptRecord(None, None, error, 0.0, utcnow())
         await self._repository.record_attempt(claimed, record, outcome=outcome)

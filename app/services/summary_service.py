@@ -21,29 +21,11 @@ from app.logging_setup import task_log_context
 from app.schemas.result import TranscriptionResult
 from app.schemas.summary import SummaryList, SummaryOptions, SummaryOut, SummaryStatus
 from app.schemas.task import TaskStatus
+from app.services.mappers import summary_out
 from app.services.task_service import TaskService
 from config.settings import LLMSettings
 
 logger = logging.getLogger(__name__)
-
-
-def to_out(summary: Summary) -> SummaryOut:
-    return SummaryOut(
-        id=summary.id,
-        task_id=summary.task_id,
-        status=SummaryStatus(summary.status),
-        model=summary.model,
-        prompt=summary.prompt,
-        language=summary.language,
-        content=summary.content,
-        chunk_count=summary.chunk_count,
-        error=summary.error,
-        prompt_tokens=summary.prompt_tokens,
-        completion_tokens=summary.completion_tokens,
-        total_tokens=summary.total_tokens,
-        processing_time=summary.processing_time,
-        created_at=summary.created_at,
-    )
 
 
 @dataclass(frozen=True)
@@ -126,7 +108,7 @@ class SummaryService:
                 raise ProblemError(404, f"task {task_id} does not exist") from exc
         if failure is not None:
             raise ProblemError(502, failure.message, title="LLM API error", summary_id=row.id) from None
-        return to_out(row)
+        return summary_out(row)
 
     def _model(self, options: SummaryOptions) -> str:
         """The chat model a request asked for, or the configured one; 422 unless allowed
@@ -152,14 +134,14 @@ class SummaryService:
 
     async def list_for_task(self, task_id: str) -> SummaryList:
         await self._tasks.get_task(task_id)
-        return SummaryList(items=[to_out(row) for row in await self._summaries.for_task(task_id)])
+        return SummaryList(items=[summary_out(row) for row in await self._summaries.for_task(task_id)])
 
     async def get(self, task_id: str, summary_id: str) -> SummaryOut:
         await self._tasks.get_task(task_id)
         summary = await self._summaries.get(task_id, summary_id)
         if summary is None:
             raise ProblemError(404, f"summary {summary_id} of task {task_id} does not exist")
-        return to_out(summary)
+        return summary_out(summary)
 
     def _key(self, api_key: str | None) -> str | None:
         """The request's key, else ``None`` (the configured key); 503 when there is neither."""

@@ -18,11 +18,10 @@ from pathlib import Path, PurePath
 
 import anyio
 
-from app.db.callback_repository import CallbackRepository, DeliveryStatus, event_for
-from app.db.models import Batch, CallbackAttempt, CallbackDelivery, Task, new_task_id, utcnow
+from app.db.callback_repository import CallbackRepository, event_for
+from app.db.models import Batch, CallbackDelivery, Task, new_task_id, utcnow
 from app.db.task_repository import TaskFilters, TaskRepository
 from app.engines.model_pool import AsyncModelPool, ModelNotAllowedError
-from app.engines.registry import ENGINES, engine_for_model
 from app.errors import ProblemError
 from app.logging_setup import task_log_context
 from app.media.probe import MediaInfo, MediaTooLongError, NotMediaError, probe_media
@@ -37,16 +36,12 @@ from app.media.storage import (
 from app.net.url_guard import UrlGuard
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import LiveTranscript, TaskProcessor
-from app.schemas.batch import BatchOut, batch_out
+from app.schemas.batch import BatchOut
 from app.schemas.callback import (
-    CallbackAttemptOut,
-    CallbackDeliveryOut,
     CallbackHistory,
-    CallbackState,
     CallbackStatus,
 )
 from app.schemas.chinese import ChineseScript
-from app.schemas.result import TranscriptionResult
 from app.schemas.task import (
     DecodeOptions,
     LinkMetadata,
@@ -60,6 +55,8 @@ from app.schemas.task import (
 )
 from app.services.admission import AdmissionControl
 from app.services.auth import Principal, current_principal
+from app.services.mappers import batch_out, callback_status, delivery_out, task_out
+from config.engines import ENGINES, engine_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -78,93 +75,6 @@ def display_name(file_name: str | None) -> str | None:
 
 def _script_column(options: DecodeOptions) -> str | None:
     return options.chinese_script.value if options.chinese_script is not None else None
-
-
-def to_out(task: Task, *, include_result: bool = True, callback: CallbackDelivery | None = None) -> TaskOut:
-    return TaskOut(
-        id=task.id,
-        status=TaskStatus(task.status),
-        priority=TaskPriority.from_rank(task.priority),
-        task_type=TaskType(task.task_type),
-        engine=task.engine,
-        model=task.model,
-        options=DecodeOptions.model_validate(task.options),
-        chinese_script=ChineseScript(task.chinese_script) if task.chinese_script else None,
-        source=MediaSource(task.source),
-        file_name=task.file_name,
-        file_url=task.file_url,
-        file_size=task.file_size,
-        duration=task.duration,
-        platform=task.platform,
-        callback_url=task.callback_url,
-        progress=task.progress,
-        language=task.language,
-        language_probability=task.language_probability,
-        error=task.error,
-        processing_time=task.processing_time,
-        worker_id=task.worker_id,
-        attempts=task.attempts,
-        media_available=task.media_path is not None,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-        started_at=task.started_at,
-        completed_at=task.completed_at,
-        link=(
-            LinkMetadata(
-                platform=task.platform or "generic",
-                original_url=task.link_url,
-                webpage_url=task.link_webpage_url,
-                media_id=task.link_media_id,
-                title=task.link_title,
-                author=task.link_author,
-                duration=task.link_duration,
-                thumbnail=task.link_thumbnail,
-            )
-            if task.link_url is not None
-            else None
-        ),
-        result=(
-            TranscriptionResult.model_validate(task.result)
-            if include_result and task.result is not None
-            else None
-        ),
-        callback=callback_status(callback) if callback is not None else None,
-    )
-
-
-def callback_status(delivery: CallbackDelivery) -> CallbackStatus:
-    return CallbackStatus(
-        delivery_id=delivery.id,
-        event=delivery.event,
-        url=delivery.url,
-        status=CallbackState(delivery.status),
-        attempts=delivery.attempts,
-        next_attempt_at=(
-            delivery.next_attempt_at if delivery.status == DeliveryStatus.pending.value else None
-        ),
-        last_status_code=delivery.last_status_code,
-        last_error=delivery.last_error,
-        last_attempt_at=delivery.last_attempt_at,
-        delivered_at=delivery.delivered_at,
-        created_at=delivery.created_at,
-    )
-
-
-def delivery_out(delivery: CallbackDelivery, attempts: list[CallbackAttempt]) -> CallbackDeliveryOut:
-    return CallbackDeliveryOut(
-        **callback_status(delivery).model_dump(),
-        history=[
-            CallbackAttemptOut(
-                number=attempt.number,
-                status_code=attempt.status_code,
-                response_snippet=attempt.response_snippet,
-                error=attempt.error,
-                duration_ms=attempt.duration_ms,
-                attempted_at=attempt.attempted_at,
-            )
-            for attempt in attempts
-        ],
-    )
 
 
 class TaskService:
@@ -418,7 +328,7 @@ class TaskService:
             )
         if self._processor is not None:
             self._processor.wake()
-        return to_out(task)
+        return task_out(task)
 
     async def _store(self, saving: Awaitable[StoredMedia]) -> StoredMedia:
         try:
@@ -446,7 +356,7 @@ class TaskService:
             remaining = deadline - time.monotonic()
             if TaskStatus(task.status).finished or remaining <= 0 or self._events.closing:
                 # At shutdown a long poll answers with the task as it is; the client polls again.
-                return to_out(task, callback=await self._latest_callback(task))
+                return task_out(task, callback=await self._latest_callback(task))
             await self._events.wait(task_id, min(remaining, self._poll_interval))
 
     async def search(
@@ -463,7 +373,7 @@ class TaskService:
         )
         next_offset = offset + len(rows) if offset + len(rows) < total else None
         return TaskPage(
-            items=[to_out(row, include_result=False, callback=latest.get(row.id)) for row in rows],
+            items=[task_out(row, include_result=False, callback=latest.get(row.id)) for row in rows],
             total=total,
             limit=limit,
             offset=offset,
@@ -512,7 +422,7 @@ class TaskService:
             stopped = self._processor.cancel(task_id) if self._processor else False
             logger.info("cancelled (was %s%s)", task.status, ", stopping the local run" if stopped else "")
         self._events.changed(task_id)
-        return to_out(await self.get_task(task_id, principal))
+        return task_out(await self.get_task(task_id, principal))
 
     async def retry(self, task_id: str, principal: Principal | None = None) -> TaskOut:
         """Queue a failed or cancelled task again (409 in other states or when its media is gone)."""
@@ -543,7 +453,7 @@ class TaskService:
         if self._processor is not None:
             self._processor.wake()
         self._events.changed(task_id)
-        return to_out(await self.get_task(task_id, principal))
+        return task_out(await self.get_task(task_id, principal))
 
     def _media_retained(self, task: Task) -> bool:
         if task.media_path is None:
@@ -580,7 +490,7 @@ class TaskService:
                 if state != last:
                     last = state
                     quiet_since = time.monotonic()
-                    yield to_out(task, include_result=False)
+                    yield task_out(task, include_result=False)
                     if TaskStatus(task.status).finished:
                         return
                 elif time.monotonic() - quiet_since >= keepalive:

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
-from app.services.container import Services
+from app.container import Services
 from config.settings import Settings
 from tests.api.test_backpressure import assert_503
 from tests.conftest import Clip, upload, wait_done

@@ -8,12 +8,13 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from app.db.callback_repository import AttemptRecord, CallbackRepository, DeliveryStatus
+from app.db.callback_repository import AttemptRecord, CallbackRepository
 from app.db.migrate import upgrade_to_head
 from app.db.models import CallbackAttempt, CallbackDelivery, Task, utcnow
 from app.db.session import create_engine, create_session_factory
 from app.db.task_repository import Claim, TaskRepository
 from app.net.url_guard import UrlGuard
+from app.schemas.callback import CallbackState
 from app.services.callbacks import CallbackDispatcher
 from config.settings import CallbacksSettings
 from tests.callback_receiver import callback_receiver
@@ -73,7 +74,7 @@ async def test_outbox_claims_fencing_and_delivery(database_url: str) -> None:
             (retaken,) = await outbox.claim_due("node-c", lease_seconds=30, limit=1)
             assert retaken.id == lapsed.id and retaken.token != lapsed.token
             attempt = AttemptRecord(500, "x", None, 1.0, utcnow())
-            assert not await outbox.record_attempt(lapsed, attempt, outcome=DeliveryStatus.delivered)
+            assert not await outbox.record_attempt(lapsed, attempt, outcome=CallbackState.delivered)
             for node in ("node-a", "node-b", "node-c"):
                 await outbox.release_node(node)
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from app.container import Services
 from app.db.models import Task, utcnow
 from app.services.auth import ANONYMOUS, Principal
-from app.services.container import Services
 from app.workflows.definition import WorkflowDocument
 from config.settings import Settings
 

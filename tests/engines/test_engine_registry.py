@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.engines.registry import ENGINES, EngineSpec
+from config.engines import ENGINES, EngineSpec
 from config.settings import Settings
 from tests.conftest import Clip, running_app, upload, wait_done
 

@@ -7,11 +7,11 @@ import pytest
 from app.media.platforms import (
     canonical_url,
     detect_platform,
-    extract_link,
     is_short_link,
     platform_of_extractor,
 )
 from app.media.ytdlp import clean_message
+from app.schemas.link import extract_link
 
 CASES: list[tuple[str, str, bool]] = [
     # TikTok

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import srt
 
+from app.processor.chinese_script import convert_result, convert_text, residue
 from app.schemas.chinese import ChineseScript
 from app.schemas.link import LinkTaskCreate
 from app.schemas.result import Segment, TranscriptionResult, Word
 from app.schemas.task import DecodeOptions
-from app.services.chinese_script import convert_result, convert_text, residue
 from config.settings import Settings
 from tests.conftest import Clip, running_app, upload, wait_done
 from tests.workflows.support import create_workflow, start_run, steps_of, wait_run

@@ -9,10 +9,10 @@ from sqlalchemy import text
 from app import __version__
 from app.api.deps import ServicesDep
 from app.api.problems import problem_responses
-from app.engines.model_pool import InstanceState
+from app.container import Services
 from app.errors import ProblemError
-from app.schemas.model import PoolOut, pool_out
-from app.services.container import Services
+from app.schemas.model import InstanceState, PoolOut
+from app.services.mappers import pool_out
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
 

@@ -10,6 +10,7 @@ from app.api.deps import AdminDep, ServicesDep
 from app.api.problems import problem_responses
 from app.errors import ProblemError
 from app.schemas.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.services.mappers import api_key_out
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
@@ -26,7 +27,7 @@ router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 )
 async def create_key(services: ServicesDep, _admin: AdminDep, body: ApiKeyCreate) -> ApiKeyCreated:
     created = await services.auth.create(body.name, is_admin=body.is_admin)
-    return ApiKeyCreated(**ApiKeyOut.of(created.key).model_dump(), key=created.plaintext)
+    return ApiKeyCreated(**api_key_out(created.key).model_dump(), key=created.plaintext)
 
 
 @router.get(
@@ -42,7 +43,7 @@ async def list_keys(
         bool, Query(description="Also list revoked keys. / 是否包括已吊销的密钥。")
     ] = False,
 ) -> list[ApiKeyOut]:
-    return [ApiKeyOut.of(key) for key in await services.auth.list(include_revoked=include_revoked)]
+    return [api_key_out(key) for key in await services.auth.list(include_revoked=include_revoked)]
 
 
 @router.delete(

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Path, Query
 from app.api.deps import AdminDep, ServicesDep
 from app.api.problems import problem_responses
 from app.engines.model_pool import ModelKey, ModelNotAllowedError, ModelUnavailableError
-from app.engines.registry import ENGINE_NAMES
 from app.errors import ProblemError
-from app.schemas.model import ModelOut, PoolOut, model_out, pool_out
+from app.schemas.model import ModelOut, PoolOut
+from app.services.mappers import model_out, pool_out
+from config.engines import ENGINE_NAMES
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 

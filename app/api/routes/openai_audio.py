@@ -15,7 +15,6 @@ from fastapi.responses import StreamingResponse
 from app.api.deps import SettingsDep, SpeakerServiceDep, TaskServiceDep
 from app.api.problems import PROBLEM_SCHEMA, ProblemRenderingRoute, problem_response
 from app.api.waiting import ClientGoneError, wait_or_abandon
-from app.engines.registry import engine_for_model
 from app.errors import ProblemError
 from app.schemas.openai import (
     OpenAIModel,
@@ -37,6 +36,7 @@ from app.schemas.task import (
 )
 from app.services.openai_format import render_openai
 from app.services.transcript_stream import stream_transcript
+from config.engines import engine_for_model
 from config.settings import Settings
 
 OPENAI_MODEL_ALIASES = frozenset({"whisper-1"})

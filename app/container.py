@@ -37,9 +37,9 @@ from app.services.link_service import LinkService
 from app.services.speaker_service import SpeakerService
 from app.services.summary_service import SummaryService
 from app.services.task_service import TaskService
-from app.services.workflow_service import WorkflowService
 from app.workflows.components import ComponentRegistry
 from app.workflows.runner import WorkflowRunner
+from app.workflows.service import WorkflowService
 from app.workflows.steps import InlineSteps
 from config.settings import Settings
 

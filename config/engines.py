@@ -8,7 +8,8 @@ directory is missing; health shows it and tasks asking for it get a 422) and
 Everything else (pool, queue, priorities, subtitles, callbacks, workflows, script conversion)
 works on the ``SpeechModel`` interface and needs no change.
 
-This module stays import-light: schemas and settings read the names from it.
+This module stays import-light (the standard library only): settings and schemas read the names
+from it, below the engines themselves.
 """
 
 from __future__ import annotations

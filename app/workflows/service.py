@@ -27,13 +27,12 @@ from app.schemas.workflow import (
     ComponentOut,
     RunOut,
     RunPage,
-    StepAttemptOut,
-    StepOut,
     WorkflowOut,
     WorkflowPage,
 )
 from app.services.auth import Principal, current_principal
 from app.services.link_service import LinkService
+from app.services.mappers import run_out, workflow_out
 from app.services.task_service import TaskService, display_name
 from app.workflows.components import ComponentRegistry
 from app.workflows.definition import CronTrigger, EventName, InputKind, WorkflowDocument
@@ -50,73 +49,6 @@ from app.workflows.validation import InvalidWorkflowError, Issue, Loc, validate
 from config.settings import WorkflowsSettings
 
 logger = logging.getLogger(__name__)
-
-
-def workflow_out(workflow: Workflow) -> WorkflowOut:
-    return WorkflowOut(
-        id=workflow.id,
-        name=workflow.name,
-        enabled=workflow.enabled,
-        definition=workflow.definition,
-        created_at=workflow.created_at,
-        updated_at=workflow.updated_at,
-    )
-
-
-def _moment(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def step_out(row: WorkflowStep) -> StepOut:
-    seconds = (
-        round((row.completed_at - row.started_at).total_seconds(), 3)
-        if row.started_at is not None and row.completed_at is not None
-        else None
-    )
-    return StepOut(
-        id=row.step_id,
-        uses=row.uses,
-        status=row.status,
-        attempts=row.attempts,
-        task_id=row.task_id,
-        output=row.output,
-        error=row.error,
-        next_attempt_at=row.next_attempt_at if row.status == StepStatus.pending.value else None,
-        started_at=row.started_at,
-        completed_at=row.completed_at,
-        seconds=seconds,
-        history=[
-            StepAttemptOut(
-                number=int(entry.get("number", 0)),
-                outcome=str(entry.get("outcome", "")),
-                started_at=_moment(entry.get("started_at")),
-                finished_at=_moment(entry.get("finished_at")),
-                seconds=entry.get("seconds"),
-                error=entry.get("error"),
-                task_id=entry.get("task_id"),
-                resumed=int(entry.get("resumed", 0)),
-            )
-            for entry in row.history or []
-        ],
-    )
-
-
-def run_out(run: WorkflowRun, steps: list[WorkflowStep] | None = None) -> RunOut:
-    return RunOut(
-        id=run.id,
-        workflow_id=run.workflow_id,
-        status=run.status,
-        trigger=run.trigger,
-        input={key: value for key, value in run.input.items() if key != "pending_source"},
-        error=run.error,
-        created_at=run.created_at,
-        started_at=run.started_at,
-        completed_at=run.completed_at,
-        steps=[step_out(row) for row in steps] if steps is not None else None,
-    )
 
 
 def _page(total: int, limit: int, offset: int, count: int) -> int | None:
