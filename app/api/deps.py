@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.api.problems import ProblemError
 from app.container import Services
-from app.errors import ProblemError
 from app.media.storage import MediaStorage
 from app.services.auth import ANONYMOUS, Principal
 from app.services.link_service import LinkService

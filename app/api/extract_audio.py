@@ -12,7 +12,7 @@ import anyio.to_thread
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from app.errors import ProblemError
+from app.api.problems import ProblemError
 from app.media.extract import (
     ExtractLimits,
     ExtractOptions,

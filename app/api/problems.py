@@ -1,4 +1,8 @@
-"""RFC 9457 problem details for every error response."""
+"""RFC 9457 problem details for every error response: the one place where errors meet HTTP.
+
+The services raise domain errors (:mod:`app.errors`); :data:`STATUS_OF` gives each kind its status.
+The API layer itself raises :class:`ProblemError` with a status of its own choosing.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,64 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db.outages import is_disconnect
-from app.errors import ProblemError
+from app.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    Gone,
+    Invalid,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unavailable,
+    Unsupported,
+    UpstreamFailed,
+)
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 DATABASE_RETRY_AFTER_SECONDS = 5
+
+STATUS_OF: dict[type[DomainError], int] = {
+    BadRequest: 400,
+    NotFound: 404,
+    Conflict: 409,
+    Gone: 410,
+    TooLarge: 413,
+    Unsupported: 415,
+    Invalid: 422,
+    RateLimited: 429,
+    UpstreamFailed: 502,
+    Unavailable: 503,
+}
+"""The HTTP status of each kind of domain error."""
+
+
+class ProblemError(Exception):
+    """Raise to answer with a problem+json body: the API layer's own errors (401, 403, ...)."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title or HTTPStatus(status).phrase
+        self.headers = headers
+        self.extra = extra
+
+    @classmethod
+    def of(cls, error: DomainError) -> ProblemError:
+        """The problem that answers a domain error (its kind's status; the rest as it is)."""
+        status = next(STATUS_OF[kind] for kind in type(error).__mro__ if kind in STATUS_OF)
+        return cls(status, error.detail, title=error.title, headers=error.headers, **error.extra)
 
 
 def problem_response(
@@ -48,7 +104,8 @@ class ProblemHTTPError(StarletteHTTPException):
     """A :class:`ProblemError` raised where FastAPI lets only HTTP exceptions through (while a
     route reads its body); rendered exactly like the problem it carries."""
 
-    def __init__(self, problem: ProblemError) -> None:
+    def __init__(self, error: ProblemError | DomainError) -> None:
+        problem = error if isinstance(error, ProblemError) else ProblemError.of(error)
         super().__init__(problem.status, problem.detail, headers=problem.headers)
         self.problem = problem
 
@@ -56,6 +113,11 @@ class ProblemHTTPError(StarletteHTTPException):
 async def _problem_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemHTTPError)
     return await _problem_error(request, exc.problem)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return await _problem_error(request, ProblemError.of(exc))
 
 
 async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
@@ -110,8 +172,13 @@ class ProblemRenderingRoute(APIRoute):
         async def route_handler(request: Request) -> Response:
             try:
                 return await handler(request)
-            except (ProblemError, ProblemHTTPError) as caught:
-                exc = caught.problem if isinstance(caught, ProblemHTTPError) else caught
+            except (ProblemError, ProblemHTTPError, DomainError) as caught:
+                if isinstance(caught, ProblemHTTPError):
+                    exc = caught.problem
+                elif isinstance(caught, DomainError):
+                    exc = ProblemError.of(caught)
+                else:
+                    exc = caught
                 return self.render_problem(
                     request, exc.status, exc.detail, title=exc.title, headers=exc.headers, extra=exc.extra
                 )
@@ -150,6 +217,7 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error)
+    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(ProblemHTTPError, _problem_http_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.api.deps import PrincipalDep
-from app.errors import ProblemError
+from app.api.problems import ProblemError
 from app.services.auth import ANONYMOUS, Principal
 
 RETRY_AFTER_SECONDS = 5

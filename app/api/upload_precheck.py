@@ -23,10 +23,10 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.problems import ProblemHTTPError
+from app.api.problems import ProblemError, ProblemHTTPError
 from app.api.routes.openai_audio import resolve_model
 from app.container import Services
-from app.errors import ProblemError
+from app.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ async def _precheck(scope: Scope, receive: Receive, check: FieldCheck) -> list[M
     services: Services = scope["app"].state.services
     try:
         await services.admission.check()
-    except ProblemError as exc:
+    except (ProblemError, DomainError) as exc:
         raise ProblemHTTPError(exc) from exc
     except Exception:  # e.g. a lost database: the route's own checks answer it (503)
         logger.warning("upload precheck skipped: admission could not be checked", exc_info=True)
@@ -195,6 +195,6 @@ async def _precheck(scope: Scope, receive: Receive, check: FieldCheck) -> list[M
         fields.update(peek.fields)
     try:
         check(services, fields)
-    except ProblemError as exc:
+    except (ProblemError, DomainError) as exc:
         raise ProblemHTTPError(exc) from exc
     return read

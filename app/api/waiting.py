@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from app.errors import ProblemError
+from app.api.problems import ProblemError
 from app.schemas.task import TaskOut
 from app.services.task_service import TaskService
 

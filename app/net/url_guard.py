@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from app.errors import ProblemError
+from app.errors import Invalid
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -57,11 +57,11 @@ METADATA_ADDRESSES = frozenset(
 """Cloud instance-metadata addresses (most are also link-local or private)."""
 
 
-class BlockedUrlError(ProblemError):
+class BlockedUrlError(Invalid):
     """A URL the SSRF protection refuses: 422 problem+json with the reason."""
 
     def __init__(self, url: str, reason: str, *, subject: str = "the URL") -> None:
-        super().__init__(422, f"{subject} {_shorten(url)} is not allowed: {reason}", title="URL not allowed")
+        super().__init__(f"{subject} {_shorten(url)} is not allowed: {reason}", title="URL not allowed")
         self.url = url
         self.reason = reason
 

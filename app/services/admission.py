@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from app.db.task_repository import TaskRepository
-from app.errors import ProblemError
+from app.errors import Unavailable
 from config.settings import LimitsSettings
 
 logger = logging.getLogger(__name__)
@@ -62,10 +62,9 @@ class AdmissionControl:
         self._temp_dir = temp_dir
         self._repository = repository
 
-    def _refuse(self, limit: str, detail: str) -> ProblemError:
+    def _refuse(self, limit: str, detail: str) -> Unavailable:
         logger.warning("refusing new work: %s", detail)
-        return ProblemError(
-            503,
+        return Unavailable(
             detail,
             title="Service Unavailable: over capacity",
             headers={"Retry-After": str(self._limits.retry_after_seconds)},
@@ -73,7 +72,7 @@ class AdmissionControl:
         )
 
     async def check(self) -> None:
-        """Raise a 503 :class:`ProblemError` naming the limit hit, when new work cannot be taken."""
+        """Raise :class:`Unavailable` (503) naming the limit hit, when new work cannot be taken."""
         limits = self._limits
         if limits.max_queue_depth > 0:
             queued = await self._repository.count_queued()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from app.errors import ProblemError
+from app.errors import RateLimited
 from app.net.ytdlp_guard import ResolveBudget
 from app.services.auth import current_principal
 
@@ -69,8 +69,7 @@ class LinkResolver:
                 return
             running = self._running.get(key, 0)
             if self._max_per_key and running >= self._max_per_key:
-                raise ProblemError(
-                    429,
+                raise RateLimited(
                     f"this API key already has {running} media link(s) resolving, the most allowed "
                     f"at once ({self._max_per_key}); try again when one has finished",
                     title="Too many media links at once",

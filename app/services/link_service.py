@@ -9,7 +9,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from app.errors import ProblemError
+from app.errors import Invalid, TooLarge
 from app.media.platforms import (
     GENERIC,
     canonical_url,
@@ -37,7 +37,7 @@ from config.settings import LinksSettings
 logger = logging.getLogger(__name__)
 
 UrlCheck = Callable[[str], Awaitable[None]]
-"""Raises (e.g. ``ProblemError(422)``) for a URL the server must not fetch (SSRF guard)."""
+"""Raises (e.g. :class:`~app.errors.Invalid`) for a URL the server must not fetch (SSRF guard)."""
 
 LinkListener = Callable[[str, TaskOut], Awaitable[None]]
 """Told of each task created from a link: (the link as given, the task)."""
@@ -157,11 +157,9 @@ class LinkService:
             platform = platform_of_extractor(resolved.extractor_key) or GENERIC
         limit = self._settings.max_duration_seconds
         if limit and resolved.duration is not None and resolved.duration > limit:
-            raise ProblemError(
-                422, f"the media lasts {resolved.duration:g} s, more than the limit of {limit:g} s"
-            )
+            raise Invalid(f"the media lasts {resolved.duration:g} s, more than the limit of {limit:g} s")
         if resolved.filesize is not None and resolved.filesize > self._max_bytes:
-            raise ProblemError(413, f"the media exceeds the limit of {self._max_bytes} bytes")
+            raise TooLarge(f"the media exceeds the limit of {self._max_bytes} bytes")
         await self._check(resolved.media_url)
         stored = await self._tasks.download(resolved.media_url, headers=resolved.headers)
         link = LinkMetadata(
@@ -192,18 +190,16 @@ class LinkService:
                     location: str | None = response.headers.get("location")
                     status = response.status_code
             except httpx.HTTPError as exc:
-                raise ProblemError(422, f"could not resolve the short link {url}: {exc}") from exc
+                raise Invalid(f"could not resolve the short link {url}: {exc}") from exc
             if status not in _REDIRECTS or not location:
                 if status >= 400:
-                    raise ProblemError(422, f"the short link {url} answered HTTP {status}")
+                    raise Invalid(f"the short link {url} answered HTTP {status}")
                 return current
             current = urljoin(current, location)
             await self._check(current)
             if not is_short_link(current):
                 return current
-        raise ProblemError(
-            422, f"the short link {url} redirects more than {self._settings.max_redirects} times"
-        )
+        raise Invalid(f"the short link {url} redirects more than {self._settings.max_redirects} times")
 
     async def _resolve(self, url: str) -> ResolvedMedia:
         def resolve(budget: ResolveBudget) -> ResolvedMedia:
@@ -219,10 +215,10 @@ class LinkService:
         try:
             return await self._resolver.run(resolve, timeout=self._settings.resolve_timeout_seconds)
         except LinkResolveError as exc:
-            raise ProblemError(422, f"yt-dlp: {exc}", title="Unresolvable media link") from exc
+            raise Invalid(f"yt-dlp: {exc}", title="Unresolvable media link") from exc
         except TimeoutError as exc:
-            raise ProblemError(
-                422, f"yt-dlp did not resolve {url} within {self._settings.resolve_timeout_seconds:g} s"
+            raise Invalid(
+                f"yt-dlp did not resolve {url} within {self._settings.resolve_timeout_seconds:g} s"
             ) from exc
 
     async def _check(self, url: str) -> None:

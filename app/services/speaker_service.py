@@ -6,7 +6,7 @@ import asyncio
 
 from app.db.models import Speaker
 from app.db.speaker_repository import SpeakerRepository
-from app.errors import ProblemError
+from app.errors import Invalid, NotFound, TooLarge
 from app.schemas.speaker import SpeakerOut, SpeakerPage
 from app.schemas.task import DecodeOptions, KnownSpeaker, TaskRequest
 from app.services.auth import Principal, current_principal
@@ -37,16 +37,16 @@ class SpeakerService:
     async def enroll(self, name: str, sample: bytes, principal: Principal | None = None) -> SpeakerOut:
         name = name.strip()
         if not name:
-            raise ProblemError(422, "the speaker needs a name")
+            raise Invalid("the speaker needs a name")
         if len(sample) > MAX_SAMPLE_BYTES:
-            raise ProblemError(413, "the voice sample is too large")
+            raise TooLarge("the voice sample is too large")
         try:
             samples = await asyncio.to_thread(
                 decode_sample, sample, min_seconds=ENROLL_MIN_SECONDS, max_seconds=ENROLL_MAX_SECONDS
             )
             embedding = await asyncio.to_thread(embed_sample, samples, self._settings.threads)
         except VoiceSampleError as exc:
-            raise ProblemError(422, str(exc)) from exc
+            raise Invalid(str(exc)) from exc
         owner = _resolved(principal)
         speaker = await self._repository.add(
             Speaker(
@@ -63,7 +63,7 @@ class SpeakerService:
         owner = _resolved(principal)
         scope = owner.owner_filter if owner is not None else None
         if speaker is None or (scope is not None and speaker.api_key_id != scope):
-            raise ProblemError(404, "speaker not found")
+            raise NotFound("speaker not found")
         return speaker
 
     async def get(self, speaker_id: str, principal: Principal | None = None) -> SpeakerOut:
@@ -95,4 +95,4 @@ class SpeakerService:
         try:
             return await asyncio.to_thread(reference_voices, names, references, self._settings.threads)
         except VoiceSampleError as exc:
-            raise ProblemError(422, str(exc), param="known_speaker_references") from exc
+            raise Invalid(str(exc), param="known_speaker_references") from exc

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db.models import Summary
 from app.db.summary_repository import SummaryRepository
-from app.errors import ProblemError
+from app.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamFailed
 from app.llm.client import ChatClient, LLMError, Usage
 from app.llm.summarizer import EmptyTranscriptError, PromptTooLongError, Summarizer, SummaryOutcome
 from app.logging_setup import task_log_context
@@ -68,7 +68,7 @@ class SummaryService:
         """
         task = await self._tasks.get_task(task_id)  # 404, also for another API key's task
         if task.status != TaskStatus.completed.value or task.result is None:
-            raise ProblemError(409, f"task {task_id} is {task.status}; summaries need a completed task")
+            raise Conflict(f"task {task_id} is {task.status}; summaries need a completed task")
         result = TranscriptionResult.model_validate(task.result)
         segments = [segment.text for segment in result.segments] or [result.text]
         key = self._key(api_key)
@@ -105,9 +105,9 @@ class SummaryService:
             try:
                 await self._summaries.add(row)
             except IntegrityError as exc:  # the task was deleted meanwhile
-                raise ProblemError(404, f"task {task_id} does not exist") from exc
+                raise NotFound(f"task {task_id} does not exist") from exc
         if failure is not None:
-            raise ProblemError(502, failure.message, title="LLM API error", summary_id=row.id) from None
+            raise UpstreamFailed(failure.message, title="LLM API error", summary_id=row.id) from None
         return summary_out(row)
 
     def _model(self, options: SummaryOptions) -> str:
@@ -116,7 +116,7 @@ class SummaryService:
         model = options.model or self._settings.model
         if not self._settings.model_allowed(model):
             allowed = ", ".join(sorted({self._settings.model, *self._settings.allowed_models}))
-            raise ProblemError(422, f"the chat model {model!r} is not allowed; allowed: {allowed}")
+            raise Invalid(f"the chat model {model!r} is not allowed; allowed: {allowed}")
         return model
 
     async def summarise_text(self, text: str, options: SummaryOptions, *, api_key: str | None) -> TextSummary:
@@ -127,7 +127,7 @@ class SummaryService:
         try:
             outcome = await self._run([text], prompt, options.language, model, key)
         except LLMError as exc:
-            raise ProblemError(502, exc.message, title="LLM API error") from None
+            raise UpstreamFailed(exc.message, title="LLM API error") from None
         return TextSummary(
             content=outcome.content, model=model, chunk_count=outcome.chunk_count, usage=outcome.usage
         )
@@ -140,7 +140,7 @@ class SummaryService:
         await self._tasks.get_task(task_id)
         summary = await self._summaries.get(task_id, summary_id)
         if summary is None:
-            raise ProblemError(404, f"summary {summary_id} of task {task_id} does not exist")
+            raise NotFound(f"summary {summary_id} of task {task_id} does not exist")
         return summary_out(summary)
 
     def _key(self, api_key: str | None) -> str | None:
@@ -148,8 +148,7 @@ class SummaryService:
         if api_key:
             return api_key
         if not self._client.has_configured_key:
-            raise ProblemError(
-                503,
+            raise Unavailable(
                 "summaries need an LLM API key: set LLM__API_KEY on the server "
                 "or send one in the X-LLM-API-Key header",
             )
@@ -163,4 +162,4 @@ class SummaryService:
                 segments, prompt=prompt, language=language, model=model, api_key=api_key
             )
         except (PromptTooLongError, EmptyTranscriptError) as exc:
-            raise ProblemError(422, str(exc)) from exc
+            raise Invalid(str(exc)) from exc

@@ -22,7 +22,7 @@ from app.db.callback_repository import CallbackRepository, event_for
 from app.db.models import Batch, CallbackDelivery, Task, new_task_id, utcnow
 from app.db.task_repository import TaskFilters, TaskRepository
 from app.engines.model_pool import AsyncModelPool, ModelNotAllowedError
-from app.errors import ProblemError
+from app.errors import BadRequest, Conflict, DomainError, Gone, Invalid, NotFound, TooLarge, Unsupported
 from app.logging_setup import task_log_context
 from app.media.probe import MediaInfo, MediaTooLongError, NotMediaError, probe_media
 from app.media.storage import (
@@ -128,9 +128,9 @@ class TaskService:
         try:
             return await asyncio.to_thread(probe_media, path, self._max_media_seconds)
         except NotMediaError as exc:
-            raise ProblemError(415, f"{label}the content is not audio or video: {exc}") from exc
+            raise Unsupported(f"{label}the content is not audio or video: {exc}") from exc
         except MediaTooLongError as exc:
-            raise ProblemError(413, f"{label}{exc}", limit="duration", max_seconds=exc.limit) from exc
+            raise TooLarge(f"{label}{exc}", limit="duration", max_seconds=exc.limit) from exc
 
     async def admit(self) -> None:
         """Raise 503 (with Retry-After) when new work is refused; see :class:`AdmissionControl`."""
@@ -156,7 +156,7 @@ class TaskService:
             model=model, engine=engine, task_type=task_type, options=options, callback_url=callback_url
         )
         if (upload is None) == (file_url is None):
-            raise ProblemError(422, "give exactly one of `file` or `file_url`")
+            raise Invalid("give exactly one of `file` or `file_url`")
 
         if upload is not None:
             stored = await self._store(self._storage.save_upload(upload))
@@ -212,7 +212,7 @@ class TaskService:
         try:
             self._pool.check_allowed(model_name, engine_name)
         except ModelNotAllowedError as exc:
-            raise ProblemError(422, str(exc)) from exc
+            raise Invalid(str(exc)) from exc
         return model_name, engine_name
 
     def _with_script(self, options: DecodeOptions) -> DecodeOptions:
@@ -236,11 +236,11 @@ class TaskService:
         model_name, engine_name = self.check_model(model, engine)
         problem = self._pool.unsupported(engine_name, task_type, options)
         if problem is not None:
-            raise ProblemError(422, problem)
+            raise Invalid(problem)
         if model_name.endswith(".en") and (
             task_type is TaskType.translate or (options.language not in (None, "en"))
         ):
-            raise ProblemError(422, f"model {model_name!r} is English-only")
+            raise Invalid(f"model {model_name!r} is English-only")
         if callback_url is not None and self._guard is not None:
             await self._guard.check(callback_url)
         await self.admit()
@@ -334,18 +334,18 @@ class TaskService:
         try:
             return await saving
         except MediaTooLargeError as exc:
-            raise ProblemError(413, f"the media exceeds the limit of {exc.limit} bytes") from exc
+            raise TooLarge(f"the media exceeds the limit of {exc.limit} bytes") from exc
         except EmptyMediaError as exc:
-            raise ProblemError(400, "the media file is empty") from exc
+            raise BadRequest("the media file is empty") from exc
         except MediaDownloadError as exc:
-            raise ProblemError(422, str(exc)) from exc
+            raise Invalid(str(exc)) from exc
 
     async def get_task(self, task_id: str, principal: Principal | None = None) -> Task:
         """The task, or 404 when it does not exist or belongs to another API key."""
         task = await self._repository.get(task_id)
         owner = self._owner(principal)
         if task is None or (owner is not None and task.api_key_id != owner):
-            raise ProblemError(404, f"task {task_id} does not exist")
+            raise NotFound(f"task {task_id} does not exist")
         return task
 
     async def get(self, task_id: str, *, wait: float = 0.0, principal: Principal | None = None) -> TaskOut:
@@ -388,7 +388,7 @@ class TaskService:
         """Delete the row and its media; a running task is cancelled and its result dropped."""
         task = await self._repository.delete(task_id, api_key_id=self._owner(principal))
         if task is None:
-            raise ProblemError(404, f"task {task_id} does not exist")
+            raise NotFound(f"task {task_id} does not exist")
         with task_log_context(task_id):
             cancelled = self._processor.cancel(task_id) if self._processor else False
             if self._callbacks is not None:
@@ -413,8 +413,7 @@ class TaskService:
         task = await self.get_task(task_id, principal)
         if not await self._repository.cancel(task_id):
             current = await self.get_task(task_id, principal)
-            raise ProblemError(
-                409,
+            raise Conflict(
                 f"task {task_id} is {current.status}; only queued or processing tasks can be cancelled",
                 task_status=current.status,
             )
@@ -428,14 +427,12 @@ class TaskService:
         """Queue a failed or cancelled task again (409 in other states or when its media is gone)."""
         task = await self.get_task(task_id, principal)
         if task.status not in (TaskStatus.failed.value, TaskStatus.cancelled.value):
-            raise ProblemError(
-                409,
+            raise Conflict(
                 f"task {task_id} is {task.status}; only failed or cancelled tasks can be retried",
                 task_status=task.status,
             )
         if not self._media_retained(task):
-            raise ProblemError(
-                409,
+            raise Conflict(
                 f"the media of task {task_id} is no longer retained; create a new task",
                 task_status=task.status,
                 reason="media_gone",
@@ -443,8 +440,7 @@ class TaskService:
         await self.admit()
         if not await self._repository.requeue_finished(task_id):
             current = await self.get_task(task_id, principal)
-            raise ProblemError(
-                409,
+            raise Conflict(
                 f"task {task_id} is {current.status}; only failed or cancelled tasks can be retried",
                 task_status=current.status,
             )
@@ -484,7 +480,7 @@ class TaskService:
                 changed.clear()
                 try:
                     task = await self.get_task(task_id, principal)
-                except ProblemError:
+                except DomainError:
                     return
                 state = (task.status, task.progress)
                 if state != last:
@@ -505,7 +501,7 @@ class TaskService:
     async def media(self, task_id: str, principal: Principal | None = None) -> tuple[Task, str]:
         task = await self.get_task(task_id, principal)
         if task.media_path is None or not self._storage.path_of(task.media_path).is_file():
-            raise ProblemError(410, "the media of this task is no longer retained")
+            raise Gone("the media of this task is no longer retained")
         return task, str(self._storage.path_of(task.media_path))
 
     async def _latest_callback(self, task: Task) -> CallbackDelivery | None:
@@ -524,16 +520,16 @@ class TaskService:
         """Queue a new delivery of a finished task's callback (409 when that makes no sense)."""
         task = await self.get_task(task_id)
         if not task.callback_url:
-            raise ProblemError(409, f"task {task_id} has no callback_url")
+            raise Conflict(f"task {task_id} has no callback_url")
         if not TaskStatus(task.status).finished:
-            raise ProblemError(409, f"task {task_id} is {task.status}; callbacks are sent when it ends")
+            raise Conflict(f"task {task_id} is {task.status}; callbacks are sent when it ends")
         if self._callbacks is None:
-            raise ProblemError(409, "callbacks are not available on this node")
+            raise Conflict("callbacks are not available on this node")
         if self._guard is not None:
             await self._guard.check(task.callback_url)
         delivery = await self._callbacks.resend(task_id, task.callback_url, event_for(task.status))
         if delivery is None:
-            raise ProblemError(409, f"a callback delivery of task {task_id} is still pending")
+            raise Conflict(f"a callback delivery of task {task_id} is still pending")
         if self._wake_callbacks is not None:
             self._wake_callbacks()
         with task_log_context(task_id):
@@ -560,9 +556,9 @@ class TaskService:
         )
         options = self._with_script(options)
         if not uploads:
-            raise ProblemError(422, "give at least one file")
+            raise Invalid("give at least one file")
         if len(uploads) > MAX_BATCH_FILES:
-            raise ProblemError(422, f"a batch holds at most {MAX_BATCH_FILES} files")
+            raise Invalid(f"a batch holds at most {MAX_BATCH_FILES} files")
 
         stored: list[StoredMedia] = []
         try:
@@ -577,12 +573,12 @@ class TaskService:
                 label = f"file {index + 1} ({display_name(upload_name) or 'unnamed'})"
                 try:
                     media = await self._store(self._storage.save_upload(upload))
-                except ProblemError as exc:
-                    raise ProblemError(exc.status, f"{label}: {exc.detail}", file_index=index) from exc
+                except DomainError as exc:
+                    raise type(exc)(f"{label}: {exc.detail}", file_index=index) from exc
                 stored.append(media)
                 try:
                     info = await self.probe(media.path, f"{label}: ")
-                except ProblemError as exc:
+                except DomainError as exc:
                     exc.extra["file_index"] = index
                     raise
                 # Microsecond steps keep the upload order, in the queue and in the batch's listing.
@@ -630,5 +626,5 @@ class TaskService:
         # Like tasks, another key's batch does not exist for the caller, even once all its tasks
         # are deleted: the batch's own key decides.
         if found is None or (owner is not None and found[0].api_key_id != owner):
-            raise ProblemError(404, f"batch {batch_id} does not exist")
+            raise NotFound(f"batch {batch_id} does not exist")
         return batch_out(*found)

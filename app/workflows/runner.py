@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from app.db.models import Task, WorkflowRun, WorkflowStep, new_task_id, utcnow
 from app.db.task_repository import TaskRepository
 from app.db.workflow_repository import ACTIVE, RunClaim, RunStatus, StepStatus, WorkflowRepository
-from app.errors import ProblemError
+from app.errors import DomainError
 from app.media.storage import MediaStorage
 from app.schemas.task import DecodeOptions, MediaSource, TaskPriority, TaskStatus, TaskType
 from app.services.auth import Principal
@@ -226,7 +226,7 @@ class WorkflowRunner:
             if run.input.get("pending_source") and run.input_media is None:
                 try:
                     prepared, media = await self._prepare_input(run)
-                except ProblemError as exc:
+                except DomainError as exc:
                     await self._finish(
                         claim, run, rows, RunStatus.failed, f"the input could not be fetched: {exc.detail}"
                     )
@@ -471,10 +471,8 @@ class WorkflowRunner:
                 },
             )
             result = await self._steps.run(call)
-        except (StepFailedError, ProblemError, ExpressionError) as exc:
-            await self._attempt_failed(
-                claim, run, row, spec, exc.detail if isinstance(exc, ProblemError) else str(exc)
-            )
+        except (StepFailedError, DomainError, ExpressionError) as exc:
+            await self._attempt_failed(claim, run, row, spec, str(exc))
             return
         except Exception as exc:
             logger.exception("run %s: step %s raised", run.id, row.step_id)
@@ -510,7 +508,7 @@ class WorkflowRunner:
         if reused is not None:
             try:  # another key's task does not exist for this run (404 through the API)
                 await self._tasks.get_task(str(reused), owner)
-            except ProblemError as exc:
+            except DomainError as exc:
                 await self._begin_attempt(claim, row)
                 await self._attempt_failed(claim, run, row, spec, exc.detail, retry=False)
                 return
@@ -555,10 +553,8 @@ class WorkflowRunner:
                 callback_url=None,
             )
             copy = await self._storage.copy(media)
-        except (StepFailedError, ProblemError, ValidationError, ValueError) as exc:
-            await self._attempt_failed(
-                claim, run, row, spec, exc.detail if isinstance(exc, ProblemError) else str(exc)
-            )
+        except (StepFailedError, DomainError, ValidationError, ValueError) as exc:
+            await self._attempt_failed(claim, run, row, spec, str(exc))
             return
         kind = run.input.get("kind")
         try:
@@ -580,7 +576,7 @@ class WorkflowRunner:
             )
         except IntegrityError:
             logger.info("run %s: task %s of step %s already exists", run.id, task_id, row.step_id)
-        except ProblemError as exc:
+        except DomainError as exc:
             await self._attempt_failed(claim, run, row, spec, exc.detail)
             return
         history = [dict(entry) for entry in row.history]
@@ -590,7 +586,7 @@ class WorkflowRunner:
         except _LostClaimError:
             current = await self._repository.get_run(run.id)
             if current is not None and current.status == RunStatus.cancelled.value:
-                with suppress(ProblemError):
+                with suppress(DomainError):
                     await self._tasks.cancel(task_id, SYSTEM)
             raise
         logger.info("run %s: step %s queued task %s (attempt %d)", run.id, row.step_id, task_id, row.attempts)
@@ -665,7 +661,7 @@ class WorkflowRunner:
                     and row.task_id
                     and not (row.history or [{}])[-1].get("reused")
                 ):
-                    with suppress(ProblemError):
+                    with suppress(DomainError):
                         await self._tasks.cancel(row.task_id, SYSTEM)
         started = run.started_at or run.created_at
         logger.info(

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from app.db.models import Task, Workflow, WorkflowRun, WorkflowStep, new_task_id, utcnow
 from app.db.task_repository import TaskRepository
 from app.db.workflow_repository import ACTIVE, RunStatus, StepStatus, WorkflowRepository
-from app.errors import ProblemError
+from app.errors import Conflict, DomainError, Gone, Invalid, NotFound
 from app.media.storage import AsyncReader, MediaStorage, StoredMedia
 from app.net.url_guard import BlockedUrlError, UrlGuard
 from app.processor.task_events import TaskEvents
@@ -130,14 +130,14 @@ class WorkflowService:
         workflow = await self._repository.get(workflow_id)
         owner = self._owner(principal)
         if workflow is None or (owner is not None and workflow.api_key_id != owner):
-            raise ProblemError(404, f"workflow {workflow_id} does not exist")
+            raise NotFound(f"workflow {workflow_id} does not exist")
         return workflow
 
     async def _run(self, run_id: str, principal: Principal | None) -> WorkflowRun:
         run = await self._repository.get_run(run_id)
         owner = self._owner(principal)
         if run is None or (owner is not None and run.api_key_id != owner):
-            raise ProblemError(404, f"workflow run {run_id} does not exist")
+            raise NotFound(f"workflow run {run_id} does not exist")
         return run
 
     # --- workflows ------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ class WorkflowService:
             enabled=document.enabled,
         )
         if workflow is None:
-            raise ProblemError(404, f"workflow {workflow_id} does not exist")
+            raise NotFound(f"workflow {workflow_id} does not exist")
         return workflow_out(workflow)
 
     async def delete(self, workflow_id: str, principal: Principal | None = None) -> None:
@@ -233,7 +233,7 @@ class WorkflowService:
         await self._workflow(workflow_id, principal)
         active = await self._repository.count_active(workflow_id)
         if active:
-            raise ProblemError(409, f"workflow {workflow_id} has {active} active run(s); cancel them first")
+            raise Conflict(f"workflow {workflow_id} has {active} active run(s); cancel them first")
         for name in await self._repository.delete(workflow_id):
             self._storage.remove(name)
         logger.info("deleted workflow %s", workflow_id)
@@ -272,12 +272,12 @@ class WorkflowService:
             if value is not None
         ]
         if len(given) > 1:
-            raise ProblemError(422, "give at most one of `file`, `file_url`, `link` or `task_id`")
+            raise Invalid("give at most one of `file`, `file_url`, `link` or `task_id`")
         values = self._params(document, params)
         kind = given[0] if given else InputKind.none
         if kind not in document.input.kinds:
             accepted = ", ".join(k.value for k in document.input.kinds)
-            raise ProblemError(422, f"this workflow accepts {accepted} input, not {kind.value}")
+            raise Invalid(f"this workflow accepts {accepted} input, not {kind.value}")
         await self._tasks.admit()
         run_input, stored = await self._prepare(
             kind,
@@ -309,13 +309,13 @@ class WorkflowService:
         try:
             given = json.loads(raw)
         except (ValueError, RecursionError) as exc:
-            raise ProblemError(422, f"`params` is not JSON: {exc}") from None
+            raise Invalid(f"`params` is not JSON: {exc}") from None
         if not isinstance(given, dict):
-            raise ProblemError(422, "`params` must be a JSON object")
+            raise Invalid("`params` must be a JSON object")
         unknown = sorted(set(given) - set(values))
         if unknown:
-            raise ProblemError(
-                422, f"unknown parameter(s) {', '.join(unknown)}; declared: {', '.join(values) or 'none'}"
+            raise Invalid(
+                f"unknown parameter(s) {', '.join(unknown)}; declared: {', '.join(values) or 'none'}"
             )
         values.update(given)
         return values
@@ -431,7 +431,7 @@ class WorkflowService:
         await self._run(run_id, principal)
         loaded = await self._repository.load(run_id)
         if loaded is None:
-            raise ProblemError(404, f"workflow run {run_id} does not exist")
+            raise NotFound(f"workflow run {run_id} does not exist")
         return run_out(*loaded)
 
     async def search_runs(
@@ -457,14 +457,13 @@ class WorkflowService:
         running = await self._repository.cancel(run_id)
         if running is None:
             current = await self._run(run_id, principal)
-            raise ProblemError(
-                409,
+            raise Conflict(
                 f"workflow run {run_id} is {current.status}; only pending or running runs can be cancelled",
             )
         for step in running:
             reused = bool((step.history or [{}])[-1].get("reused"))
             if step.task_id is not None and not reused:
-                with suppress(ProblemError):  # already finished or deleted
+                with suppress(DomainError):  # already finished or deleted
                     await self._tasks.cancel(step.task_id, SYSTEM)
         self._storage.remove(run.input_media)
         await self._repository.forget_input_media(run_id)
@@ -474,10 +473,10 @@ class WorkflowService:
     async def delete_run(self, run_id: str, principal: Principal | None = None) -> None:
         run = await self._run(run_id, principal)
         if run.status in ACTIVE:
-            raise ProblemError(409, f"workflow run {run_id} is {run.status}; cancel it first")
+            raise Conflict(f"workflow run {run_id} is {run.status}; cancel it first")
         deleted = await self._repository.delete_run(run_id)
         if deleted is None:
-            raise ProblemError(409, f"workflow run {run_id} is active; cancel it first")
+            raise Conflict(f"workflow run {run_id} is active; cancel it first")
         for name in [deleted.input_media, *(deleted.artifacts or [])]:
             self._storage.remove(name)
 
@@ -489,16 +488,16 @@ class WorkflowService:
         loaded = await self._repository.load(run_id)
         row = next((row for row in loaded[1] if row.step_id == step_id), None) if loaded else None
         if row is None:
-            raise ProblemError(404, f"run {run_id} has no step {step_id}")
+            raise NotFound(f"run {run_id} has no step {step_id}")
         name = (row.output or {}).get("audio")
         if row.status != StepStatus.completed.value or not isinstance(name, str):
-            raise ProblemError(404, f"step {step_id} of run {run_id} has no artifact")
+            raise NotFound(f"step {step_id} of run {run_id} has no artifact")
         try:
             path = self._storage.path_of(name)
         except ValueError:
-            raise ProblemError(404, f"step {step_id} of run {run_id} has no artifact") from None
+            raise NotFound(f"step {step_id} of run {run_id} has no artifact") from None
         if not path.is_file():
-            raise ProblemError(410, "the artifact is no longer retained")
+            raise Gone("the artifact is no longer retained")
         return str(path), f"{run_id}-{step_id}.{(row.output or {}).get('format', 'media')}"
 
     async def media_paths(self) -> set[str]:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from app.errors import ProblemError
+from app.errors import DomainError
 from app.media.extract import AudioFormat, ExtractOptions, ExtractOptionsError, extract_audio
 from app.media.probe import NotMediaError
 from app.media.storage import MediaStorage
@@ -154,7 +154,7 @@ class InlineSteps:
             raise StepFailedError(f"invalid summary options: {exc}") from exc
         try:
             summary = await self._summaries.summarise_text(text, options, api_key=None)
-        except ProblemError as exc:
+        except DomainError as exc:
             raise StepFailedError(exc.detail) from exc
         return StepResult(
             output={"summary": summary.content, "model": summary.model, "chunk_count": summary.chunk_count}

@@ -14,7 +14,7 @@ from typing import Any
 
 from croniter import croniter
 
-from app.errors import ProblemError
+from app.errors import Invalid
 from app.media.extract import AudioFormat
 from app.schemas.task import TaskPriority
 from app.workflows.catalog import BUILTINS, UNIVERSAL_OUTPUTS, StepKind
@@ -52,15 +52,14 @@ class Issue:
         return found
 
 
-class InvalidWorkflowError(ProblemError):
-    """422 problem+json listing every issue of a workflow document."""
+class InvalidWorkflowError(Invalid):
+    """Every issue of a workflow document (422 problem+json, with the issues as ``errors``)."""
 
     def __init__(self, issues: list[Issue]) -> None:
         summary = "; ".join(
             f"{'.'.join(str(part) for part in issue.loc)}: {issue.msg}" for issue in issues[:10]
         )
         super().__init__(
-            422,
             f"invalid workflow: {summary}",
             title="Invalid workflow",
             errors=[issue.as_dict() for issue in issues],

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from app.errors import ProblemError
+from app.errors import Invalid, TooLarge
 from app.media.platforms import detect_platform
 from app.services.link_service import LinkService, UrlCheck
 from config.settings import LinksSettings
@@ -161,7 +161,7 @@ async def test_every_fetched_url_passes_the_check_and_limits_apply(api: RunningA
 
     async def block_media(url: str) -> None:
         if url.endswith(".mp4"):
-            raise ProblemError(422, f"{url} is not allowed")
+            raise Invalid(f"{url} is not allowed")
 
     def service(check: UrlCheck | None, **settings: Any) -> LinkService:
         return LinkService(
@@ -178,22 +178,21 @@ async def test_every_fetched_url_passes_the_check_and_limits_apply(api: RunningA
         assert checked == [page, f"{site}/jfk.mp4"]
         await services.tasks.delete(task.id)
         before = set(services.storage.root.iterdir())
-        with pytest.raises(ProblemError) as blocked:
+        with pytest.raises(Invalid) as blocked:
             await service(block_media).create(page)
-        assert blocked.value.status == 422 and "is not allowed" in blocked.value.detail
-        with pytest.raises(ProblemError) as too_long:
+        assert "is not allowed" in blocked.value.detail
+        with pytest.raises(Invalid) as too_long:
             await service(None, max_duration_seconds=5).create(page)
-        assert too_long.value.status == 422 and "more than the limit of 5 s" in too_long.value.detail
+        assert "more than the limit of 5 s" in too_long.value.detail
         small = LinkService(
             tasks=services.tasks, http=services.http, settings=LinksSettings(), max_bytes=50_000
         )
         services.storage.max_bytes, saved = 50_000, services.storage.max_bytes
         try:
-            with pytest.raises(ProblemError) as too_big:
+            with pytest.raises(TooLarge):
                 await small.create(page)
         finally:
             services.storage.max_bytes = saved
-        assert too_big.value.status == 413
         assert set(services.storage.root.iterdir()) == before
     finally:
         services.processor.resume()  # type: ignore[union-attr]
@@ -251,9 +250,9 @@ async def test_short_links_resolve_to_the_real_platform(api: RunningApp) -> None
                 "http://v.douyin.com/hop2/",
                 douyin,
             ]
-            with pytest.raises(ProblemError, match="redirects more than 3 times"):
+            with pytest.raises(Invalid, match="redirects more than 3 times"):
                 await links.resolve_short_link("http://vm.tiktok.com/ZMeLoop/")
-            with pytest.raises(ProblemError, match="HTTP 404"):
+            with pytest.raises(Invalid, match="HTTP 404"):
                 await links.resolve_short_link("http://b23.tv/gone")
     finally:
         server.shutdown()

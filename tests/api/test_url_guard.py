@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from app.errors import ProblemError
+from app.errors import Invalid
 from app.net.url_guard import BlockedUrlError, UrlGuard
 from config.settings import Settings
 from tests.conftest import Clip, running_app
@@ -89,7 +89,7 @@ def test_guard_is_on_by_default() -> None:
 async def test_guard_refuses(url: str, reason: str) -> None:
     with pytest.raises(BlockedUrlError) as caught:
         await UrlGuard().check(url)
-    assert isinstance(caught.value, ProblemError) and caught.value.status == 422
+    assert isinstance(caught.value, Invalid)
     assert reason in caught.value.detail, caught.value.detail
 
 

@@ -8,9 +8,8 @@ from sqlalchemy import text
 
 from app import __version__
 from app.api.deps import ServicesDep
-from app.api.problems import problem_responses
+from app.api.problems import ProblemError, problem_responses
 from app.container import Services
-from app.errors import ProblemError
 from app.schemas.model import InstanceState, PoolOut
 from app.services.mappers import pool_out
 

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Header, Path
 from fastapi.responses import FileResponse
 
 from app.api.deps import ServicesDep
-from app.api.problems import problem_responses
-from app.errors import ProblemError
+from app.api.problems import ProblemError, problem_responses
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 

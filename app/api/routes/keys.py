@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from app.api.deps import AdminDep, ServicesDep
-from app.api.problems import problem_responses
-from app.errors import ProblemError
+from app.api.problems import ProblemError, problem_responses
 from app.schemas.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.services.mappers import api_key_out
 

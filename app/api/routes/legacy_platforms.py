@@ -12,8 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from app.api.deps import LinkServiceDep
-from app.api.problems import problem_responses
-from app.errors import ProblemError
+from app.api.problems import ProblemError, problem_responses
 from app.schemas.link import LinkTaskCreate
 from app.schemas.task import LinkMetadata, TaskStatus
 

@@ -19,11 +19,10 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import ServicesDep, TaskServiceDep
 from app.api.extract_audio import TempFileStreamingResponse, extracted_audio_response
-from app.api.problems import ProblemRenderingRoute
+from app.api.problems import ProblemError, ProblemRenderingRoute
 from app.api.routes.health import health
 from app.api.routes.media import AUDIO_RESPONSES
 from app.db.task_repository import TaskFilters
-from app.errors import ProblemError
 from app.media.extract import AudioFormat, ExtractOptions
 from app.schemas.legacy import Envelope, LegacyTaskQuery
 from app.schemas.result import TranscriptionResult

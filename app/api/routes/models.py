@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from app.api.deps import AdminDep, ServicesDep
-from app.api.problems import problem_responses
+from app.api.problems import ProblemError, problem_responses
 from app.engines.model_pool import ModelKey, ModelNotAllowedError, ModelUnavailableError
-from app.errors import ProblemError
 from app.schemas.model import ModelOut, PoolOut
 from app.services.mappers import model_out, pool_out
 from config.engines import ENGINE_NAMES

@@ -13,9 +13,8 @@ from fastapi import APIRouter, File, Form, Path, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import SettingsDep, SpeakerServiceDep, TaskServiceDep
-from app.api.problems import PROBLEM_SCHEMA, ProblemRenderingRoute, problem_response
+from app.api.problems import PROBLEM_SCHEMA, ProblemError, ProblemRenderingRoute, problem_response
 from app.api.waiting import ClientGoneError, wait_or_abandon
-from app.errors import ProblemError
 from app.schemas.openai import (
     OpenAIModel,
     OpenAIModelList,

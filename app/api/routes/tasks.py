@@ -11,10 +11,9 @@ from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile, st
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from app.api.deps import PrincipalDep, SettingsDep, SpeakerServiceDep, TaskServiceDep
-from app.api.problems import problem_responses
+from app.api.problems import ProblemError, problem_responses
 from app.api.stream_slots import SlotStreamingResponse, StreamSlotDep
 from app.db.task_repository import TaskFilters
-from app.errors import ProblemError
 from app.schemas.callback import CallbackHistory, CallbackStatus
 from app.schemas.result import TranscriptionResult
 from app.schemas.task import (
