@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -420,6 +421,34 @@ class TaskRequest(DecodeOptions):
     def decode_options(self) -> DecodeOptions:
         return DecodeOptions.model_validate(self.model_dump(include=set(DecodeOptions.model_fields)))
 
+    def task_spec(self, options: DecodeOptions | None = None) -> TaskSpec:
+        """What this request asks for; ``options`` replace its own (with known speakers embedded)."""
+        return TaskSpec(
+            task_type=self.task_type,
+            priority=self.priority,
+            model=self.model,
+            engine=self.engine,
+            options=options or self.decode_options(),
+            callback_url=self.callback_url,
+        )
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What to transcribe, and how: everything a new task asks for besides its media.
+
+    Every way in (the task form, a link, a batch, the OpenAI route, a workflow step) builds one;
+    ``TaskService.check_request`` returns it with the model and engine filled in."""
+
+    task_type: TaskType = TaskType.transcribe
+    priority: TaskPriority = TaskPriority.normal
+    model: str | None = None
+    engine: str | None = None
+    options: DecodeOptions = field(default_factory=DecodeOptions)
+    callback_url: str | None = None
+    platform: str | None = None
+    """A free-form tag for filtering; a link's platform when it came from one."""
+
 
 class TaskCreateForm(TaskRequest):
     """Multipart form fields of ``POST /api/v1/tasks`` (the file itself is a separate part)."""
@@ -448,3 +477,6 @@ class TaskCreateForm(TaskRequest):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    def task_spec(self, options: DecodeOptions | None = None) -> TaskSpec:
+        return replace(super().task_spec(options), platform=self.platform)

@@ -52,6 +52,31 @@ current_principal: ContextVar[Principal | None] = ContextVar("current_principal"
 do not pass a principal explicitly. None outside requests (processor, janitor): no scoping."""
 
 
+def acting(principal: Principal | None) -> Principal | None:
+    """``principal``, or by default the caller of the current request (None outside requests)."""
+    return principal if principal is not None else current_principal.get()
+
+
+def owner_filter(principal: Principal | None) -> str | None:
+    """The ``api_key_id`` records must carry to be visible to ``principal`` (by default the caller),
+    or None when every record is."""
+    resolved = acting(principal)
+    return resolved.owner_filter if resolved is not None else None
+
+
+def creator_key(principal: Principal | None) -> str | None:
+    """The ``api_key_id`` a record created by ``principal`` (by default the caller) is stored with."""
+    resolved = acting(principal)
+    return resolved.key_id if resolved is not None else None
+
+
+def visible_to(api_key_id: str | None, principal: Principal | None) -> bool:
+    """Whether a task, batch, workflow or run stored with ``api_key_id`` exists for ``principal``
+    (by default the caller): admins see all, other keys their own (another key's answers 404)."""
+    owner = owner_filter(principal)
+    return owner is None or api_key_id == owner
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urljoin
 
 import httpx
@@ -21,14 +21,11 @@ from app.media.storage import StoredMedia
 from app.media.ytdlp import LinkResolveError, ResolvedMedia, resolve_media
 from app.net.url_guard import UrlGuard
 from app.net.ytdlp_guard import ResolveBudget
-from app.schemas.link import LinkTaskCreate
 from app.schemas.task import (
-    DecodeOptions,
     LinkMetadata,
     MediaSource,
     TaskOut,
-    TaskPriority,
-    TaskType,
+    TaskSpec,
 )
 from app.services.link_resolver import LinkResolver
 from app.services.task_service import TaskService, display_name
@@ -84,20 +81,6 @@ class LinkService:
         """Stop running resolutions at their next request and free the resolver's threads."""
         self._resolver.close()
 
-    async def create_from_request(
-        self, request: LinkTaskCreate, *, options: DecodeOptions | None = None
-    ) -> TaskOut:
-        """:meth:`create` for a validated ``POST /api/v1/tasks/from-link`` body (or its legacy twins)."""
-        return await self.create(
-            request.url,
-            task_type=request.task_type,
-            priority=request.priority,
-            model=request.model,
-            engine=request.engine,
-            options=options or request.decode_options(),
-            callback_url=request.callback_url,
-        )
-
     def on_submitted(self, listener: LinkListener) -> None:
         """Call ``listener(url, task)`` after each task created from a link (workflow event triggers);
         a failing listener is logged and never fails the request."""
@@ -106,32 +89,18 @@ class LinkService:
     async def create(
         self,
         url: str,
-        *,
-        task_type: TaskType = TaskType.transcribe,
-        priority: TaskPriority = TaskPriority.normal,
-        model: str | None = None,
-        engine: str | None = None,
-        options: DecodeOptions | None = None,
-        callback_url: str | None = None,
+        spec: TaskSpec | None = None,
     ) -> TaskOut:
-        """Resolve ``url`` and queue a task for its media; problems: 413, 415, 422."""
-        options = options or DecodeOptions()
-        model_name, engine_name = await self._tasks.check_request(
-            model=model, engine=engine, task_type=task_type, options=options, callback_url=callback_url
-        )
+        """Resolve ``url`` and queue a task for its media (``spec``: what to do with it, by default a
+        plain transcription); problems: 413, 415, 422."""
+        spec = await self._tasks.check_request(spec or TaskSpec())
         fetched = await self.fetch(url)
         task = await self._tasks.enqueue(
             fetched.stored,
+            replace(spec, platform=fetched.link.platform),
             source=MediaSource.link,
             file_name=fetched.file_name,
             file_url=url,
-            task_type=task_type,
-            priority=priority,
-            model=model_name,
-            engine=engine_name,
-            options=options,
-            callback_url=callback_url,
-            platform=fetched.link.platform,
             link=fetched.link,
         )
         for listener in self._listeners:

@@ -15,6 +15,7 @@ from contextlib import suppress
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path, PurePath
+from typing import Any
 
 import anyio
 
@@ -46,15 +47,14 @@ from app.schemas.task import (
     DecodeOptions,
     LinkMetadata,
     MediaSource,
-    TaskCreateForm,
     TaskOut,
     TaskPage,
-    TaskPriority,
+    TaskSpec,
     TaskStatus,
     TaskType,
 )
 from app.services.admission import AdmissionControl
-from app.services.auth import Principal, current_principal
+from app.services.auth import Principal, creator_key, owner_filter, visible_to
 from app.services.mappers import batch_out, callback_status, delivery_out, task_out
 from config.engines import ENGINES, engine_for_model
 
@@ -113,15 +113,6 @@ class TaskService:
         self._admission = admission
         self._max_media_seconds = max_media_seconds
 
-    @staticmethod
-    def _principal(principal: Principal | None) -> Principal | None:
-        return principal if principal is not None else current_principal.get()
-
-    def _owner(self, principal: Principal | None) -> str | None:
-        """The API key id tasks must carry to be visible, or None when all are."""
-        resolved = self._principal(principal)
-        return resolved.owner_filter if resolved is not None else None
-
     async def probe(self, path: Path, label: str = "") -> MediaInfo:
         """Probe stored media: 415 when it is not audio or video, 413 when its container declares
         more than the duration limit (``LIMITS__MAX_MEDIA_SECONDS``). ``label`` prefixes the detail."""
@@ -139,22 +130,15 @@ class TaskService:
 
     async def create(
         self,
+        spec: TaskSpec,
         *,
         upload: AsyncReader | None,
-        upload_name: str | None,
-        file_url: str | None,
-        task_type: TaskType,
-        priority: TaskPriority,
-        model: str | None,
-        engine: str | None = None,
-        options: DecodeOptions,
-        callback_url: str | None,
-        platform: str | None,
+        upload_name: str | None = None,
+        file_url: str | None = None,
         principal: Principal | None = None,
     ) -> TaskOut:
-        model_name, engine_name = await self.check_request(
-            model=model, engine=engine, task_type=task_type, options=options, callback_url=callback_url
-        )
+        """Check ``spec``, store the upload or download ``file_url`` (exactly one), and queue the task."""
+        spec = await self.check_request(spec)
         if (upload is None) == (file_url is None):
             raise Invalid("give exactly one of `file` or `file_url`")
 
@@ -165,41 +149,10 @@ class TaskService:
             stored = await self.download(file_url)
         return await self.enqueue(
             stored,
+            spec,
             source=MediaSource.url if file_url else MediaSource.upload,
             file_name=display_name(upload_name) if upload is not None else None,
             file_url=file_url,
-            task_type=task_type,
-            priority=priority,
-            model=model_name,
-            engine=engine_name,
-            options=options,
-            callback_url=callback_url,
-            platform=platform,
-            principal=principal,
-        )
-
-    async def create_from_form(
-        self,
-        form: TaskCreateForm,
-        *,
-        upload: AsyncReader | None,
-        upload_name: str | None,
-        principal: Principal | None = None,
-        options: DecodeOptions | None = None,
-    ) -> TaskOut:
-        """:meth:`create` for the options of a ``POST /api/v1/tasks`` form (or its legacy twin);
-        ``options`` replaces the form's (when known speaker references were embedded)."""
-        return await self.create(
-            upload=upload,
-            upload_name=upload_name,
-            file_url=form.file_url,
-            task_type=form.task_type,
-            priority=form.priority,
-            model=form.model,
-            engine=form.engine,
-            options=options or form.decode_options(),
-            callback_url=form.callback_url,
-            platform=form.platform,
             principal=principal,
         )
 
@@ -221,30 +174,23 @@ class TaskService:
             return options
         return options.model_copy(update={"chinese_script": self._default_chinese_script})
 
-    async def check_request(
-        self,
-        *,
-        model: str | None,
-        engine: str | None,
-        task_type: TaskType,
-        options: DecodeOptions,
-        callback_url: str | None,
-    ) -> tuple[str, str]:
-        """Validate what a new task asks for before any media is fetched; returns (model, engine).
+    async def check_request(self, spec: TaskSpec) -> TaskSpec:
+        """Validate what a new task asks for before any media is fetched; returns ``spec`` with the
+        model and engine filled in and the server's default Chinese script when it names none.
 
         The ``callback_url`` must pass the SSRF guard (422)."""
-        model_name, engine_name = self.check_model(model, engine)
-        problem = self._pool.unsupported(engine_name, task_type, options)
+        model_name, engine_name = self.check_model(spec.model, spec.engine)
+        problem = self._pool.unsupported(engine_name, spec.task_type, spec.options)
         if problem is not None:
             raise Invalid(problem)
         if model_name.endswith(".en") and (
-            task_type is TaskType.translate or (options.language not in (None, "en"))
+            spec.task_type is TaskType.translate or (spec.options.language not in (None, "en"))
         ):
             raise Invalid(f"model {model_name!r} is English-only")
-        if callback_url is not None and self._guard is not None:
-            await self._guard.check(callback_url)
+        if spec.callback_url is not None and self._guard is not None:
+            await self._guard.check(spec.callback_url)
         await self.admit()
-        return model_name, engine_name
+        return replace(spec, model=model_name, engine=engine_name, options=self._with_script(spec.options))
 
     async def store_upload(self, upload: AsyncReader) -> StoredMedia:
         """Save an upload into storage under the size limit; failures become problems (413/400)."""
@@ -257,17 +203,11 @@ class TaskService:
     async def enqueue(
         self,
         stored: StoredMedia,
+        spec: TaskSpec,
         *,
         source: MediaSource,
-        file_name: str | None,
-        file_url: str | None,
-        task_type: TaskType,
-        priority: TaskPriority,
-        model: str,
-        engine: str,
-        options: DecodeOptions,
-        callback_url: str | None,
-        platform: str | None,
+        file_name: str | None = None,
+        file_url: str | None = None,
         link: LinkMetadata | None = None,
         principal: Principal | None = None,
         task_id: str | None = None,
@@ -275,44 +215,23 @@ class TaskService:
     ) -> TaskOut:
         """Probe stored media and queue a task for it; the file is removed if that fails (415 if not media).
 
-        The task belongs to ``principal`` (by default the caller's API key). A workflow step gives
-        the ``task_id`` it recorded beforehand (an existing id raises ``IntegrityError``) and its run."""
-        creator = self._principal(principal)
-        options = self._with_script(options)
+        ``spec`` is as :meth:`check_request` returned it. The task belongs to ``principal`` (by
+        default the caller's API key). A workflow step gives the ``task_id`` it recorded beforehand
+        (an existing id raises ``IntegrityError``) and its run."""
         try:
             info = await self.probe(stored.path)
-            task = Task(
-                id=task_id or new_task_id(),
-                status=TaskStatus.queued.value,
-                priority=priority.rank,
-                task_type=task_type.value,
-                engine=engine,
-                model=model,
-                options=options.model_dump(mode="json"),
-                chinese_script=_script_column(options),
-                diarize=options.diarize,
-                source=source.value,
+            task = self._task_row(
+                spec,
+                stored,
+                info,
+                source=source,
                 file_name=file_name,
                 file_url=file_url,
-                media_path=stored.name,
-                media_node=self._media_node,
-                file_size=stored.size,
-                duration=info.duration,
-                platform=platform,
-                callback_url=callback_url,
-                api_key_id=creator.key_id if creator is not None else None,
+                api_key_id=creator_key(principal),
+                link=link,
+                id=task_id or new_task_id(),
                 workflow_run_id=workflow_run_id,
-                progress=0.0,
-                attempts=0,
             )
-            if link is not None:
-                task.link_url = link.original_url
-                task.link_webpage_url = link.webpage_url
-                task.link_title = link.title
-                task.link_author = link.author
-                task.link_duration = link.duration
-                task.link_thumbnail = link.thumbnail
-                task.link_media_id = link.media_id
             await self._repository.add(task)
         except BaseException:
             self._storage.remove(stored.name)
@@ -320,15 +239,64 @@ class TaskService:
         with task_log_context(task.id):
             logger.info(
                 "queued %s (%s priority, %s, %.1fs of audio, %d bytes)",
-                task_type.value,
-                priority.value,
-                model,
+                spec.task_type.value,
+                spec.priority.value,
+                spec.model,
                 info.duration,
                 stored.size,
             )
         if self._processor is not None:
             self._processor.wake()
         return task_out(task)
+
+    def _task_row(
+        self,
+        spec: TaskSpec,
+        stored: StoredMedia,
+        info: MediaInfo,
+        *,
+        source: MediaSource,
+        file_name: str | None,
+        file_url: str | None,
+        api_key_id: str | None,
+        link: LinkMetadata | None = None,
+        **columns: Any,
+    ) -> Task:
+        """The queued row of a new task for checked ``spec`` and probed media (``columns``: the id,
+        batch or run it belongs to, a creation time)."""
+        assert spec.model is not None and spec.engine is not None, "check_request fills them in"
+        task = Task(
+            status=TaskStatus.queued.value,
+            priority=spec.priority.rank,
+            task_type=spec.task_type.value,
+            engine=spec.engine,
+            model=spec.model,
+            options=spec.options.model_dump(mode="json"),
+            chinese_script=_script_column(spec.options),
+            diarize=spec.options.diarize,
+            source=source.value,
+            file_name=file_name,
+            file_url=file_url,
+            media_path=stored.name,
+            media_node=self._media_node,
+            file_size=stored.size,
+            duration=info.duration,
+            platform=spec.platform,
+            callback_url=spec.callback_url,
+            api_key_id=api_key_id,
+            progress=0.0,
+            attempts=0,
+            **columns,
+        )
+        if link is not None:
+            task.link_url = link.original_url
+            task.link_webpage_url = link.webpage_url
+            task.link_title = link.title
+            task.link_author = link.author
+            task.link_duration = link.duration
+            task.link_thumbnail = link.thumbnail
+            task.link_media_id = link.media_id
+        return task
 
     async def _store(self, saving: Awaitable[StoredMedia]) -> StoredMedia:
         try:
@@ -343,8 +311,7 @@ class TaskService:
     async def get_task(self, task_id: str, principal: Principal | None = None) -> Task:
         """The task, or 404 when it does not exist or belongs to another API key."""
         task = await self._repository.get(task_id)
-        owner = self._owner(principal)
-        if task is None or (owner is not None and task.api_key_id != owner):
+        if task is None or not visible_to(task.api_key_id, principal):
             raise NotFound(f"task {task_id} does not exist")
         return task
 
@@ -362,7 +329,7 @@ class TaskService:
     async def search(
         self, filters: TaskFilters, *, limit: int, offset: int, principal: Principal | None = None
     ) -> TaskPage:
-        owner = self._owner(principal)
+        owner = owner_filter(principal)
         if owner is not None:
             filters = replace(filters, api_key_id=owner)
         rows, total = await self._repository.search(filters, limit=limit, offset=offset)
@@ -386,7 +353,7 @@ class TaskService:
 
     async def delete(self, task_id: str, principal: Principal | None = None) -> None:
         """Delete the row and its media; a running task is cancelled and its result dropped."""
-        task = await self._repository.delete(task_id, api_key_id=self._owner(principal))
+        task = await self._repository.delete(task_id, api_key_id=owner_filter(principal))
         if task is None:
             raise NotFound(f"task {task_id} does not exist")
         with task_log_context(task_id):
@@ -538,23 +505,13 @@ class TaskService:
 
     async def create_batch(
         self,
+        spec: TaskSpec,
         *,
         uploads: Sequence[tuple[AsyncReader, str | None]],
-        task_type: TaskType,
-        priority: TaskPriority,
-        model: str | None,
-        engine: str | None,
-        options: DecodeOptions,
-        callback_url: str | None,
-        platform: str | None,
         principal: Principal | None = None,
     ) -> BatchOut:
         """One task per upload under a new batch; one bad file rejects them all and keeps nothing."""
-        creator = self._principal(principal)
-        model_name, engine_name = await self.check_request(
-            model=model, engine=engine, task_type=task_type, options=options, callback_url=callback_url
-        )
-        options = self._with_script(options)
+        spec = await self.check_request(spec)
         if not uploads:
             raise Invalid("give at least one file")
         if len(uploads) > MAX_BATCH_FILES:
@@ -567,7 +524,7 @@ class TaskService:
                 id=new_task_id(),
                 total=len(uploads),
                 created_at=utcnow(),
-                api_key_id=creator.key_id if creator is not None else None,
+                api_key_id=creator_key(principal),
             )
             for index, (upload, upload_name) in enumerate(uploads):
                 label = f"file {index + 1} ({display_name(upload_name) or 'unnamed'})"
@@ -584,26 +541,15 @@ class TaskService:
                 # Microsecond steps keep the upload order, in the queue and in the batch's listing.
                 created = batch.created_at + timedelta(microseconds=index)
                 tasks.append(
-                    Task(
-                        status=TaskStatus.queued.value,
-                        priority=priority.rank,
-                        task_type=task_type.value,
-                        engine=engine_name,
-                        model=model_name,
-                        options=options.model_dump(mode="json"),
-                        chinese_script=_script_column(options),
-                        source=MediaSource.upload.value,
+                    self._task_row(
+                        spec,
+                        media,
+                        info,
+                        source=MediaSource.upload,
                         file_name=display_name(upload_name),
-                        media_path=media.name,
-                        media_node=self._media_node,
-                        file_size=media.size,
-                        duration=info.duration,
-                        platform=platform,
-                        callback_url=callback_url,
+                        file_url=None,
+                        api_key_id=batch.api_key_id,
                         batch_id=batch.id,
-                        api_key_id=creator.key_id if creator is not None else None,
-                        progress=0.0,
-                        attempts=0,
                         created_at=created,
                         updated_at=created,
                     )
@@ -614,7 +560,7 @@ class TaskService:
                 self._storage.remove(media.name)
             raise
         logger.info(
-            "queued batch %s: %d %s task(s) with %s", batch.id, len(tasks), task_type.value, model_name
+            "queued batch %s: %d %s task(s) with %s", batch.id, len(tasks), spec.task_type.value, spec.model
         )
         if self._processor is not None:
             self._processor.wake()
@@ -622,9 +568,8 @@ class TaskService:
 
     async def get_batch(self, batch_id: str, principal: Principal | None = None) -> BatchOut:
         found = await self._repository.get_batch(batch_id)
-        owner = self._owner(principal)
         # Like tasks, another key's batch does not exist for the caller, even once all its tasks
         # are deleted: the batch's own key decides.
-        if found is None or (owner is not None and found[0].api_key_id != owner):
+        if found is None or not visible_to(found[0].api_key_id, principal):
             raise NotFound(f"batch {batch_id} does not exist")
         return batch_out(*found)

@@ -35,7 +35,7 @@ from app.db.task_repository import TaskRepository
 from app.db.workflow_repository import ACTIVE, RunClaim, RunStatus, StepStatus, WorkflowRepository
 from app.errors import DomainError
 from app.media.storage import MediaStorage
-from app.schemas.task import DecodeOptions, MediaSource, TaskPriority, TaskStatus, TaskType
+from app.schemas.task import DecodeOptions, MediaSource, TaskPriority, TaskSpec, TaskStatus, TaskType
 from app.services.auth import Principal
 from app.services.task_service import TaskService
 from app.workflows.catalog import BUILTINS, StepKind
@@ -528,7 +528,6 @@ class WorkflowRunner:
         """Create the task recorded on the step unless it exists; a failure fails the attempt."""
         assert row.task_id is not None
         task_id = row.task_id
-        task_type = TaskType.translate if spec.uses == "translate" else TaskType.transcribe
         try:
             media = own_media(run, inputs.get("media") or run.input_media)
             if not self._storage.path_of(media).is_file():
@@ -544,13 +543,14 @@ class WorkflowRunner:
                 min_speakers=inputs.get("min_speakers"),
                 max_speakers=inputs.get("max_speakers"),
             )
-            priority = TaskPriority(inputs.get("priority") or TaskPriority.normal.value)
-            model, engine = await self._tasks.check_request(
-                model=inputs.get("model"),
-                engine=None,
-                task_type=task_type,
-                options=options,
-                callback_url=None,
+            task_spec = await self._tasks.check_request(
+                TaskSpec(
+                    task_type=TaskType.translate if spec.uses == "translate" else TaskType.transcribe,
+                    priority=TaskPriority(inputs.get("priority") or TaskPriority.normal.value),
+                    model=inputs.get("model"),
+                    options=options,
+                    platform=run.input.get("platform"),
+                )
             )
             copy = await self._storage.copy(media)
         except (StepFailedError, DomainError, ValidationError, ValueError) as exc:
@@ -560,16 +560,10 @@ class WorkflowRunner:
         try:
             await self._tasks.enqueue(
                 copy,
+                task_spec,
                 source=MediaSource(kind) if kind in ("upload", "url", "link") else MediaSource.upload,
                 file_name=run.input.get("file_name"),
                 file_url=run.input.get("url"),
-                task_type=task_type,
-                priority=priority,
-                model=model,
-                engine=engine,
-                options=options,
-                callback_url=None,
-                platform=run.input.get("platform"),
                 principal=run_owner(run),
                 task_id=task_id,
                 workflow_run_id=run.id,

@@ -30,7 +30,7 @@ from app.schemas.workflow import (
     WorkflowOut,
     WorkflowPage,
 )
-from app.services.auth import Principal, current_principal
+from app.services.auth import Principal, creator_key, owner_filter, visible_to
 from app.services.link_service import LinkService
 from app.services.mappers import run_out, workflow_out
 from app.services.task_service import TaskService, display_name
@@ -116,27 +116,15 @@ class WorkflowService:
 
     # --- scoping --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _owner(principal: Principal | None) -> str | None:
-        resolved = principal if principal is not None else current_principal.get()
-        return resolved.owner_filter if resolved is not None else None
-
-    @staticmethod
-    def _creator(principal: Principal | None) -> str | None:
-        resolved = principal if principal is not None else current_principal.get()
-        return resolved.key_id if resolved is not None else None
-
     async def _workflow(self, workflow_id: str, principal: Principal | None) -> Workflow:
         workflow = await self._repository.get(workflow_id)
-        owner = self._owner(principal)
-        if workflow is None or (owner is not None and workflow.api_key_id != owner):
+        if workflow is None or not visible_to(workflow.api_key_id, principal):
             raise NotFound(f"workflow {workflow_id} does not exist")
         return workflow
 
     async def _run(self, run_id: str, principal: Principal | None) -> WorkflowRun:
         run = await self._repository.get_run(run_id)
-        owner = self._owner(principal)
-        if run is None or (owner is not None and run.api_key_id != owner):
+        if run is None or not visible_to(run.api_key_id, principal):
             raise NotFound(f"workflow run {run_id} does not exist")
         return run
 
@@ -183,7 +171,7 @@ class WorkflowService:
             definition=definition,
             trigger_kinds=self._kinds(document),
             enabled=document.enabled,
-            api_key_id=self._creator(principal),
+            api_key_id=creator_key(principal),
             created_at=utcnow(),
             updated_at=utcnow(),
         )
@@ -200,7 +188,7 @@ class WorkflowService:
 
     async def search(self, *, limit: int, offset: int, principal: Principal | None = None) -> WorkflowPage:
         rows, total = await self._repository.search(
-            api_key_id=self._owner(principal), limit=limit, offset=offset
+            api_key_id=owner_filter(principal), limit=limit, offset=offset
         )
         return WorkflowPage(
             items=[workflow_out(row) for row in rows],
@@ -440,7 +428,7 @@ class WorkflowService:
         if workflow_id is not None:
             await self._workflow(workflow_id, principal)
         rows, total = await self._repository.search_runs(
-            workflow_id=workflow_id, api_key_id=self._owner(principal), limit=limit, offset=offset
+            workflow_id=workflow_id, api_key_id=owner_filter(principal), limit=limit, offset=offset
         )
         return RunPage(
             items=[run_out(row) for row in rows],

@@ -37,14 +37,8 @@ async def create_batch(
     ],
 ) -> BatchOut:
     return await service.create_batch(
+        form.task_spec(await speakers.with_references(form, form.decode_options())),
         uploads=[(file, file.filename) for file in files],
-        task_type=form.task_type,
-        priority=form.priority,
-        model=form.model,
-        engine=form.engine,
-        options=await speakers.with_references(form, form.decode_options()),
-        callback_url=form.callback_url,
-        platform=form.platform,
     )
 
 

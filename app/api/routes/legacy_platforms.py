@@ -96,7 +96,7 @@ async def _create(request: Request, service: LinkServiceDep) -> LegacyVideoTaskO
         body = LinkTaskCreate.model_validate(known)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
-    task = await service.create_from_request(body)
+    task = await service.create(body.url, body.task_spec())
     return LegacyVideoTaskOut(task_id=task.id, status=task.status, platform=task.platform, link=task.link)
 
 

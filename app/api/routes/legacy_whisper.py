@@ -107,10 +107,11 @@ async def legacy_create_task(
         File(description="Audio or video file (or give `file_url`). / 音频或视频文件（或提供 file_url）。"),
     ] = None,
 ) -> JSONResponse:
-    task = await service.create_from_form(
-        options,
+    task = await service.create(
+        options.task_spec(),
         upload=file_upload,
         upload_name=file_upload.filename if file_upload is not None else None,
+        file_url=options.file_url,
     )
     return envelope(request, task, params=options.model_dump(mode="json", exclude_defaults=True))
 

@@ -35,6 +35,6 @@ router = APIRouter(prefix="/api/v1/tasks", tags=["links"])
 async def create_task_from_link(
     service: LinkServiceDep, speakers: SpeakerServiceDep, body: LinkTaskCreate
 ) -> TaskOut:
-    return await service.create_from_request(
-        body, options=await speakers.with_references(body, body.decode_options())
+    return await service.create(
+        body.url, body.task_spec(await speakers.with_references(body, body.decode_options()))
     )

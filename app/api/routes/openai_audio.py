@@ -30,6 +30,7 @@ from app.schemas.task import (
     DecodeOptions,
     KnownSpeaker,
     TaskPriority,
+    TaskSpec,
     TaskStatus,
     TaskType,
 )
@@ -159,15 +160,15 @@ async def _transcribe(
     stream: bool = False,
 ) -> Response:
     created = await service.create(
+        TaskSpec(
+            task_type=task_type,
+            priority=TaskPriority.high,  # interactive requests go first
+            model=resolve_model(model, settings),
+            options=options,
+            platform=PLATFORM,
+        ),
         upload=file,
         upload_name=file.filename,
-        file_url=None,
-        task_type=task_type,
-        priority=TaskPriority.high,  # interactive requests go first
-        model=resolve_model(model, settings),
-        options=options,
-        callback_url=None,
-        platform=PLATFORM,
     )
     headers = {"X-Tingxie-Task-Id": created.id}
     if stream:

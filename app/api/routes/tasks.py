@@ -53,12 +53,12 @@ async def create_task(
         File(description="Audio or video file. / 音频或视频文件。"),
     ] = None,
 ) -> TaskOut:
-    return await service.create_from_form(
-        form,
+    return await service.create(
+        form.task_spec(await speakers.with_references(form, form.decode_options())),
         upload=file,
         upload_name=file.filename if file is not None else None,
+        file_url=form.file_url,
         principal=principal,
-        options=await speakers.with_references(form, form.decode_options()),
     )
 
 
