@@ -28,7 +28,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, nullcontext, suppress
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from app.background import BackgroundLoop
 from app.engines.base import SAMPLE_RATE, SpeechModel
 from app.engines.batch_scheduler import BatchScheduler
 from app.engines.devices import Device, cpu_threads_per_instance, parse_devices
@@ -191,7 +192,15 @@ class AsyncModelPool:
         self._load_lock = asyncio.Lock()
         self._numbers = itertools.count(1)
         self._background: set[asyncio.Task[None]] = set()
-        self._maintenance: asyncio.Task[None] | None = None
+        interval = min(5.0, max(0.2, (settings.idle_ttl_seconds or 60.0) / 4))
+        self._maintenance = BackgroundLoop(
+            "model-pool-maintenance",
+            self.maintain_once,
+            interval=min(interval, settings.load_retry_seconds),
+            wait_first=True,
+            failure="model pool maintenance failed",
+            log=logger,
+        )
         if settings.cpu_threads and settings.cpu_threads != self.cpu_threads:
             logger.warning(
                 "cpu_threads=%d × %d instance(s) would oversubscribe the cores; using %d",
@@ -268,13 +277,10 @@ class AsyncModelPool:
         self._desired[self.default_key] = min(self._settings.min_size, self.max_size)
         if self._settings.load_mode == "eager":
             await self._fill(self.default_key)
-        self._maintenance = asyncio.create_task(self._maintain(), name="model-pool-maintenance")
+        self._maintenance.start()
 
     async def stop(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._maintenance
+        await self._maintenance.stop()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -538,16 +544,6 @@ class AsyncModelPool:
                 logger.info("retrying the load of %s/%s", key.engine, key.model)
                 self._failed_at[key] = time.monotonic()  # one retry per interval
                 await self._fill(key)
-
-    async def _maintain(self) -> None:
-        interval = min(5.0, max(0.2, (self._settings.idle_ttl_seconds or 60.0) / 4))
-        interval = min(interval, self._settings.load_retry_seconds)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.maintain_once()
-            except Exception:
-                logger.exception("model pool maintenance failed")
 
 
 def _warm_up(model: SpeechModel) -> None:

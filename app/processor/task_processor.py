@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from app.background import BackgroundLoop
 from app.db.models import utcnow
 from app.db.outages import is_disconnect, through_outage
 from app.db.task_repository import Claim, TaskRepository
@@ -100,13 +101,25 @@ class TaskProcessor:
         self._devices = [device.name for device in pool.devices]
         # Cross-task batching needs enough tasks running to fill its batches.
         self._slots = asyncio.Semaphore(max(settings.max_concurrent_tasks, pool.task_capacity))
-        self._wake = asyncio.Event()
         self._resumed = asyncio.Event()
         # Keyed by claim, not task id: a task cancelled and queued again can be claimed anew
         # while its first run is still winding down here, and each run ends its own entry.
         self._running: dict[Claim, _Running] = {}
-        self._loop_task: asyncio.Task[None] | None = None
-        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._claims = BackgroundLoop(
+            "task-processor",
+            self._claim_next,
+            interval=settings.poll_interval_seconds,
+            failure="claiming a task failed; retrying",
+            log=logger,
+        )
+        self._heartbeats = BackgroundLoop(
+            "worker-heartbeat",
+            self._beat,
+            interval=settings.heartbeat_interval_seconds,
+            wait_first=True,
+            failure="heartbeat failed; retrying",
+            log=logger,
+        )
         self._registry = registry
         self._role = role
         self._peer_secret = peer_secret
@@ -128,7 +141,7 @@ class TaskProcessor:
 
     @property
     def started(self) -> bool:
-        return self._loop_task is not None and not self._loop_task.done()
+        return self._claims.running
 
     async def start(self, *, paused: bool = False) -> None:
         self._worker_id = await self._registry.claim_identity(
@@ -149,8 +162,8 @@ class TaskProcessor:
         await self._heartbeat()
         if not paused:
             self._resumed.set()
-        self._loop_task = asyncio.create_task(self._claim_loop(), name="task-processor")
-        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat")
+        self._claims.start()
+        self._heartbeats.start()
 
     async def _heartbeat(self) -> None:
         """Renew leases (dropping tasks whose lease was lost), reap expired ones, refresh the registry."""
@@ -174,16 +187,13 @@ class TaskProcessor:
             started_at=self._started_at,
         )
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.heartbeat_interval_seconds)
-            try:
-                await self._heartbeat()
-            except Exception as exc:
-                if not is_disconnect(exc):
-                    logger.exception("heartbeat failed; retrying")
-                else:
-                    logger.warning("heartbeat: database unavailable (%s); retrying", type(exc).__name__)
+    async def _beat(self) -> None:
+        try:
+            await self._heartbeat()
+        except Exception as exc:
+            if not is_disconnect(exc):
+                raise
+            logger.warning("heartbeat: database unavailable (%s); retrying", type(exc).__name__)
 
     def pause(self) -> None:
         """Stop claiming new tasks; running ones finish."""
@@ -195,7 +205,7 @@ class TaskProcessor:
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
-        self._wake.set()
+        self._claims.wake()
 
     def live(self, task_id: str) -> LiveTranscript | None:
         """The segments (and speaker turns) of a task running here so far; None when it is not."""
@@ -223,11 +233,8 @@ class TaskProcessor:
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming; wait for running tasks, then give unfinished ones back to the queue."""
         self.pause()
-        for background in (self._loop_task, self._heartbeat_task):
-            if background is not None:
-                background.cancel()
-                with suppress(asyncio.CancelledError):
-                    await background
+        await self._claims.stop()
+        await self._heartbeats.stop()
         jobs = [r.job for r in self._running.values() if r.job is not None]
         if jobs:
             _done, pending = await asyncio.wait(jobs, timeout=timeout)
@@ -237,31 +244,28 @@ class TaskProcessor:
         with suppress(Exception):
             await self._registry.remove(self._worker_id)
 
-    async def _claim_loop(self) -> None:
-        while True:
-            await self._resumed.wait()
-            await self._slots.acquire()
-            claim: Claim | None = None
-            try:
-                self._wake.clear()
-                claim = await self._repository.claim_next(self._worker_id, self._settings.lease_seconds)
-            except Exception as exc:
-                if not is_disconnect(exc):
-                    logger.exception("claiming a task failed; retrying")
-                else:
-                    logger.warning("claim: database unavailable (%s); retrying", type(exc).__name__)
-            if claim is None:
-                self._slots.release()
-                # asyncio.timeout, unlike wait_for on 3.11, never swallows a cancellation.
-                with suppress(TimeoutError):
-                    async with asyncio.timeout(self._settings.poll_interval_seconds):
-                        await self._wake.wait()
-                continue
-            running = _Running(claim)
-            self._running[claim] = running
-            self._events.changed(claim.task_id)
-            running.job = asyncio.create_task(self._run(running), name=f"task-{claim.task_id}")
-            running.job.add_done_callback(functools.partial(self._finished, claim))
+    async def _claim_next(self) -> bool:
+        """Claim one task once claiming is resumed and a slot is free, and start running it;
+        False when none was claimed."""
+        await self._resumed.wait()
+        await self._slots.acquire()
+        claim: Claim | None = None
+        try:
+            claim = await self._repository.claim_next(self._worker_id, self._settings.lease_seconds)
+        except Exception as exc:
+            if not is_disconnect(exc):
+                logger.exception("claiming a task failed; retrying")
+            else:
+                logger.warning("claim: database unavailable (%s); retrying", type(exc).__name__)
+        if claim is None:
+            self._slots.release()
+            return False
+        running = _Running(claim)
+        self._running[claim] = running
+        self._events.changed(claim.task_id)
+        running.job = asyncio.create_task(self._run(running), name=f"task-{claim.task_id}")
+        running.job.add_done_callback(functools.partial(self._finished, claim))
+        return True
 
     def _finished(self, claim: Claim, _job: asyncio.Task[None]) -> None:
         self._running.pop(claim, None)
