@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +18,7 @@ from app.db.outages import is_disconnect, through_outage
 from app.db.task_repository import Claim, TaskRepository
 from app.db.worker_registry import WorkerRegistry
 from app.engines.batch_scheduler import StreamDroppedError
-from app.engines.longform import streams_supported
-from app.engines.model_pool import AsyncModelPool, Lease
+from app.engines.model_pool import AsyncModelPool
 from app.logging_setup import task_log_context
 from app.media.storage import MediaStorage
 from app.observability.metrics import Metrics
@@ -499,52 +498,31 @@ class TaskProcessor:
         media_seconds: float | None = None,
     ) -> TranscriptionResult:
         """``media_seconds``: the probed length, which lets a short file skip the queue for
-        preparation behind a long one (see ``Lease.prepare``)."""
+        preparation behind a long one (see ``Lease.transcribe``)."""
         segments: list[Segment] = running.segments
         try:
             async with self._pool.lease(model_name, engine) as lease:
-                batcher = lease.batcher
-                prepare = getattr(lease.model, "prepare", None)
-                if batcher is not None and prepare is not None and streams_supported(options):
-                    # Batching: this task's streams join batches with other tasks' streams.
-                    express = media_seconds is not None and media_seconds <= batcher.express_seconds
-                    prepared = await lease.prepare(
-                        prepare,
-                        audio,
-                        options,
-                        None if express else batcher.yield_to_short,  # a short task would wait on itself
-                        admit=batcher.room,
-                        express=express,
-                    )
-                    duration = prepared.duration
-                    batched = await batcher.transcribe(
-                        prepared,
-                        task_type,
-                        options,
-                        task_id=running.claim.task_id,
-                        priority=priority,
-                        cancelled=lambda: running.cancelled,
-                    )
-                    language, probability = batched.language, batched.language_probability
-                    source, decoded = batched.segments, batched.decoded
-                else:
-                    stream = await lease.run(lease.model.transcribe, audio, task_type, options)
-                    duration, language, probability = (
-                        stream.duration,
-                        stream.language,
-                        stream.language_probability,
-                    )
-                    source, decoded = _stepwise(lease, stream.segments), None
+                decoding = await lease.transcribe(
+                    audio,
+                    task_type,
+                    options,
+                    task_id=running.claim.task_id,
+                    priority=priority,
+                    cancelled=lambda: running.cancelled,
+                    media_seconds=media_seconds,
+                )
                 stop_reporting = asyncio.Event()
-                reporter = asyncio.create_task(self._report_progress(running, stop_reporting, decoded))
-                async with aclosing(source):
+                reporter = asyncio.create_task(
+                    self._report_progress(running, stop_reporting, decoding.decoded)
+                )
+                async with aclosing(decoding.segments):
                     try:
-                        async for segment in source:
+                        async for segment in decoding.segments:
                             if running.cancelled:
                                 raise TaskCancelledError
                             segments.append(segment)
-                            if duration > 0:
-                                reached = round(min(99.0, 100.0 * segment.end / duration), 1)
+                            if decoding.duration > 0:
+                                reached = round(min(99.0, 100.0 * segment.end / decoding.duration), 1)
                                 running.progress = max(running.progress, reached)
                     finally:
                         stop_reporting.set()
@@ -553,9 +531,9 @@ class TaskProcessor:
                 raise TaskCancelledError
             result = TranscriptionResult(
                 text="".join(segment.text for segment in segments).strip(),
-                language=language,
-                language_probability=probability,
-                duration=duration,
+                language=decoding.language,
+                language_probability=decoding.language_probability,
+                duration=decoding.duration,
                 segments=segments,
             )
             # The one point where Chinese output gets its script: every reader of the stored
@@ -565,12 +543,3 @@ class TaskProcessor:
             if running.cancelled:
                 raise TaskCancelledError from None
             raise
-
-
-async def _stepwise(lease: Lease, segments: Iterator[Segment]) -> AsyncGenerator[Segment, None]:
-    """A lazy segment iterator, advanced one step (one segment) at a time through the lease."""
-    while True:
-        segment = await lease.run(next, segments, None)
-        if segment is None:
-            return
-        yield segment
