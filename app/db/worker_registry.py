@@ -66,11 +66,6 @@ class WorkerRegistry:
             )
             return rows.all()
 
-    async def prune(self, older_than_seconds: float) -> None:
-        cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-        async with self._sessions() as session, session.begin():
-            await session.execute(delete(Worker).where(Worker.heartbeat_at < cutoff))
-
 
 def _pid_alive(pid: int) -> bool:
     try:

@@ -261,10 +261,8 @@ class Services:
         )
         await janitor.sweep()
         janitor.start()
-        if processor is not None:
-            # Only nodes that run tasks hold models.
+        if processor is not None:  # only nodes that run tasks hold models
             await pool.start()
-        if processor is not None:
             await processor.start(paused=start_processor_paused)
         if dispatcher is not None:
             await dispatcher.start(identity=processor.worker_id if processor is not None else None)

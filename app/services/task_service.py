@@ -249,7 +249,7 @@ class TaskService:
             raise ProblemError(422, "give exactly one of `file` or `file_url`")
 
         if upload is not None:
-            stored = await self._store(self._storage.save_upload(upload))
+            stored = await self.store_upload(upload)
         else:
             assert file_url is not None
             stored = await self.download(file_url)
@@ -666,7 +666,7 @@ class TaskService:
             for index, (upload, upload_name) in enumerate(uploads):
                 label = f"file {index + 1} ({display_name(upload_name) or 'unnamed'})"
                 try:
-                    media = await self._store(self._storage.save_upload(upload))
+                    media = await self.store_upload(upload)
                 except ProblemError as exc:
                     raise ProblemError(exc.status, f"{label}: {exc.detail}", file_index=index) from exc
                 stored.append(media)

@@ -9,7 +9,6 @@ error the HTTP status stays the real one (400, 404, 415, 422, ...), ``code`` rep
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
@@ -142,18 +141,12 @@ async def legacy_query_tasks(
         platform=query.platform,
         engine=query.engine,
         model=query.model,
-        created_after=_aware(query.created_after),
-        created_before=_aware(query.created_before),
+        created_after=query.created_after,
+        created_before=query.created_before,
         has_error=query.has_error,
     )
     page = await service.search(filters, limit=query.limit, offset=query.offset)
     return envelope(request, page, params=query.model_dump(mode="json", exclude_defaults=True))
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 @router.get(
