@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Worker, utcnow
+from app.schemas.worker import NodeRole
 
 
 class WorkerRegistry:
@@ -33,7 +34,7 @@ class WorkerRegistry:
         return f"{wanted}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
     async def heartbeat(
-        self, worker_id: str, *, role: str, devices: list[str], running: list[str], started_at: datetime
+        self, worker_id: str, *, role: NodeRole, devices: list[str], running: list[str], started_at: datetime
     ) -> None:
         async with self._sessions() as session, session.begin():
             row = await session.get(Worker, worker_id)

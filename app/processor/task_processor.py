@@ -25,6 +25,7 @@ from app.observability.metrics import Metrics
 from app.processor.task_events import TaskEvents
 from app.schemas.result import Segment, TranscriptionResult
 from app.schemas.task import DecodeOptions, TaskStatus, TaskType
+from app.schemas.worker import NodeRole
 from app.services.chinese_script import convert_result
 from config.settings import DiarizationSettings, ProcessorSettings
 
@@ -81,7 +82,7 @@ class TaskProcessor:
         events: TaskEvents,
         registry: WorkerRegistry,
         delete_media_after_processing: bool,
-        role: str = "all",
+        role: NodeRole = "all",
         peer_secret: str | None = None,
         metrics: Metrics | None = None,
         speakers: SpeakerRepository | None = None,

@@ -32,7 +32,7 @@ from app.db.task_repository import TaskRepository
 from app.logging_setup import task_log_context
 from app.net.pinned import guarded_client
 from app.net.url_guard import BlockedUrlError, UrlGuard
-from app.services.task_service import to_out
+from app.services.task_service import task_out
 from config.settings import CallbacksSettings
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class CallbackDispatcher:
         payload = {
             "event": claimed.event,
             "delivery_id": claimed.id,
-            "task": to_out(task).model_dump(mode="json", exclude={"callback"}),
+            "task": task_out(task).model_dump(mode="json", exclude={"callback"}),
         }
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         timestamp = str(int(time.time()))

@@ -30,6 +30,7 @@ from app.net.url_guard import UrlGuard
 from app.observability.metrics import Metrics
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
+from app.schemas.worker import NodeRole
 from app.services.admission import AdmissionControl
 from app.services.auth import AuthService
 from app.services.callbacks import CallbackDispatcher
@@ -79,7 +80,7 @@ class Services:
 
     @classmethod
     async def start(
-        cls, settings: Settings, *, start_processor_paused: bool = False, role: str = "all"
+        cls, settings: Settings, *, start_processor_paused: bool = False, role: NodeRole = "all"
     ) -> Services:
         """Migrate the database, sweep orphans, load the default model and start the processor."""
         # Custom workflow components are imported and checked first: a bad entry stops the start.

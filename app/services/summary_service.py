@@ -27,7 +27,7 @@ from config.settings import LLMSettings
 logger = logging.getLogger(__name__)
 
 
-def to_out(summary: Summary) -> SummaryOut:
+def summary_out(summary: Summary) -> SummaryOut:
     return SummaryOut(
         id=summary.id,
         task_id=summary.task_id,
@@ -84,7 +84,7 @@ class SummaryService:
         404: unknown task; 409: not completed; 422: a chat model that is not allowed; 503: no key;
         502: the LLM API failed (the failed row is stored too).
         """
-        task = await self._tasks.get_task(task_id)  # 404, also for another API key's task
+        task = await self._tasks.get_row(task_id)  # 404, also for another API key's task
         if task.status != TaskStatus.completed.value or task.result is None:
             raise ProblemError(409, f"task {task_id} is {task.status}; summaries need a completed task")
         result = TranscriptionResult.model_validate(task.result)
@@ -126,7 +126,7 @@ class SummaryService:
                 raise ProblemError(404, f"task {task_id} does not exist") from exc
         if failure is not None:
             raise ProblemError(502, failure.message, title="LLM API error", summary_id=row.id) from None
-        return to_out(row)
+        return summary_out(row)
 
     def _model(self, options: SummaryOptions) -> str:
         """The chat model a request asked for, or the configured one; 422 unless allowed
@@ -151,15 +151,15 @@ class SummaryService:
         )
 
     async def list_for_task(self, task_id: str) -> SummaryList:
-        await self._tasks.get_task(task_id)
-        return SummaryList(items=[to_out(row) for row in await self._summaries.for_task(task_id)])
+        await self._tasks.get_row(task_id)
+        return SummaryList(items=[summary_out(row) for row in await self._summaries.for_task(task_id)])
 
     async def get(self, task_id: str, summary_id: str) -> SummaryOut:
-        await self._tasks.get_task(task_id)
+        await self._tasks.get_row(task_id)
         summary = await self._summaries.get(task_id, summary_id)
         if summary is None:
             raise ProblemError(404, f"summary {summary_id} of task {task_id} does not exist")
-        return to_out(summary)
+        return summary_out(summary)
 
     def _key(self, api_key: str | None) -> str | None:
         """The request's key, else ``None`` (the configured key); 503 when there is neither."""

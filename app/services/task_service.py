@@ -19,7 +19,7 @@ from pathlib import Path, PurePath
 import anyio
 
 from app.db.callback_repository import CallbackRepository, DeliveryStatus, event_for
-from app.db.models import Batch, CallbackAttempt, CallbackDelivery, Task, new_task_id, utcnow
+from app.db.models import Batch, CallbackAttempt, CallbackDelivery, Task, new_id, utcnow
 from app.db.task_repository import TaskFilters, TaskRepository
 from app.engines.model_pool import AsyncModelPool, ModelNotAllowedError
 from app.engines.registry import ENGINES, engine_for_model
@@ -80,7 +80,7 @@ def _script_column(options: DecodeOptions) -> str | None:
     return options.chinese_script.value if options.chinese_script is not None else None
 
 
-def to_out(task: Task, *, include_result: bool = True, callback: CallbackDelivery | None = None) -> TaskOut:
+def task_out(task: Task, *, include_result: bool = True, callback: CallbackDelivery | None = None) -> TaskOut:
     return TaskOut(
         id=task.id,
         status=TaskStatus(task.status),
@@ -372,7 +372,7 @@ class TaskService:
         try:
             info = await self.probe(stored.path)
             task = Task(
-                id=task_id or new_task_id(),
+                id=task_id or new_id(),
                 status=TaskStatus.queued.value,
                 priority=priority.rank,
                 task_type=task_type.value,
@@ -418,7 +418,7 @@ class TaskService:
             )
         if self._processor is not None:
             self._processor.wake()
-        return to_out(task)
+        return task_out(task)
 
     async def _store(self, saving: Awaitable[StoredMedia]) -> StoredMedia:
         try:
@@ -430,8 +430,9 @@ class TaskService:
         except MediaDownloadError as exc:
             raise ProblemError(422, str(exc)) from exc
 
-    async def get_task(self, task_id: str, principal: Principal | None = None) -> Task:
-        """The task, or 404 when it does not exist or belongs to another API key."""
+    async def get_row(self, task_id: str, principal: Principal | None = None) -> Task:
+        """The task's database row, or 404 when it does not exist or belongs to another API key
+        (``get`` gives the API's view of it)."""
         task = await self._repository.get(task_id)
         owner = self._owner(principal)
         if task is None or (owner is not None and task.api_key_id != owner):
@@ -439,14 +440,14 @@ class TaskService:
         return task
 
     async def get(self, task_id: str, *, wait: float = 0.0, principal: Principal | None = None) -> TaskOut:
-        """Return the task; with ``wait`` > 0, long-poll until it finishes or the time is up."""
+        """The task as the API shows it; with ``wait`` > 0, long-poll until it finishes or the time is up."""
         deadline = time.monotonic() + wait
         while True:
-            task = await self.get_task(task_id, principal)
+            task = await self.get_row(task_id, principal)
             remaining = deadline - time.monotonic()
             if TaskStatus(task.status).finished or remaining <= 0 or self._events.closing:
                 # At shutdown a long poll answers with the task as it is; the client polls again.
-                return to_out(task, callback=await self._latest_callback(task))
+                return task_out(task, callback=await self._latest_callback(task))
             await self._events.wait(task_id, min(remaining, self._poll_interval))
 
     async def search(
@@ -463,7 +464,7 @@ class TaskService:
         )
         next_offset = offset + len(rows) if offset + len(rows) < total else None
         return TaskPage(
-            items=[to_out(row, include_result=False, callback=latest.get(row.id)) for row in rows],
+            items=[task_out(row, include_result=False, callback=latest.get(row.id)) for row in rows],
             total=total,
             limit=limit,
             offset=offset,
@@ -500,9 +501,9 @@ class TaskService:
     async def cancel(self, task_id: str, principal: Principal | None = None) -> TaskOut:
         """Cancel a queued or running task (409 otherwise). A run on this node stops at its next
         segment; a run on another node stops at its next progress write or lease renewal."""
-        task = await self.get_task(task_id, principal)
+        task = await self.get_row(task_id, principal)
         if not await self._repository.cancel(task_id):
-            current = await self.get_task(task_id, principal)
+            current = await self.get_row(task_id, principal)
             raise ProblemError(
                 409,
                 f"task {task_id} is {current.status}; only queued or processing tasks can be cancelled",
@@ -512,11 +513,11 @@ class TaskService:
             stopped = self._processor.cancel(task_id) if self._processor else False
             logger.info("cancelled (was %s%s)", task.status, ", stopping the local run" if stopped else "")
         self._events.changed(task_id)
-        return to_out(await self.get_task(task_id, principal))
+        return task_out(await self.get_row(task_id, principal))
 
     async def retry(self, task_id: str, principal: Principal | None = None) -> TaskOut:
         """Queue a failed or cancelled task again (409 in other states or when its media is gone)."""
-        task = await self.get_task(task_id, principal)
+        task = await self.get_row(task_id, principal)
         if task.status not in (TaskStatus.failed.value, TaskStatus.cancelled.value):
             raise ProblemError(
                 409,
@@ -532,7 +533,7 @@ class TaskService:
             )
         await self.admit()
         if not await self._repository.requeue_finished(task_id):
-            current = await self.get_task(task_id, principal)
+            current = await self.get_row(task_id, principal)
             raise ProblemError(
                 409,
                 f"task {task_id} is {current.status}; only failed or cancelled tasks can be retried",
@@ -543,7 +544,7 @@ class TaskService:
         if self._processor is not None:
             self._processor.wake()
         self._events.changed(task_id)
-        return to_out(await self.get_task(task_id, principal))
+        return task_out(await self.get_row(task_id, principal))
 
     def _media_retained(self, task: Task) -> bool:
         if task.media_path is None:
@@ -573,14 +574,14 @@ class TaskService:
             while True:
                 changed.clear()
                 try:
-                    task = await self.get_task(task_id, principal)
+                    task = await self.get_row(task_id, principal)
                 except ProblemError:
                     return
                 state = (task.status, task.progress)
                 if state != last:
                     last = state
                     quiet_since = time.monotonic()
-                    yield to_out(task, include_result=False)
+                    yield task_out(task, include_result=False)
                     if TaskStatus(task.status).finished:
                         return
                 elif time.monotonic() - quiet_since >= keepalive:
@@ -593,7 +594,7 @@ class TaskService:
                         await changed.wait()
 
     async def media(self, task_id: str, principal: Principal | None = None) -> tuple[Task, str]:
-        task = await self.get_task(task_id, principal)
+        task = await self.get_row(task_id, principal)
         if task.media_path is None or not self._storage.path_of(task.media_path).is_file():
             raise ProblemError(410, "the media of this task is no longer retained")
         return task, str(self._storage.path_of(task.media_path))
@@ -604,7 +605,7 @@ class TaskService:
         return (await self._callbacks.latest_for([task.id])).get(task.id)
 
     async def callback_history(self, task_id: str) -> CallbackHistory:
-        await self.get_task(task_id)
+        await self.get_row(task_id)
         history = await self._callbacks.history(task_id) if self._callbacks is not None else []
         return CallbackHistory(
             task_id=task_id, deliveries=[delivery_out(delivery, attempts) for delivery, attempts in history]
@@ -612,7 +613,7 @@ class TaskService:
 
     async def resend_callback(self, task_id: str) -> CallbackStatus:
         """Queue a new delivery of a finished task's callback (409 when that makes no sense)."""
-        task = await self.get_task(task_id)
+        task = await self.get_row(task_id)
         if not task.callback_url:
             raise ProblemError(409, f"task {task_id} has no callback_url")
         if not TaskStatus(task.status).finished:
@@ -658,7 +659,7 @@ class TaskService:
         try:
             tasks: list[Task] = []
             batch = Batch(
-                id=new_task_id(),
+                id=new_id(),
                 total=len(uploads),
                 created_at=utcnow(),
                 api_key_id=creator.key_id if creator is not None else None,

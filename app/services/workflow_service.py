@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.db.models import Task, Workflow, WorkflowRun, WorkflowStep, new_task_id, utcnow
+from app.db.models import Task, Workflow, WorkflowRun, WorkflowStep, new_id, utcnow
 from app.db.task_repository import TaskRepository
 from app.db.workflow_repository import ACTIVE, RunStatus, StepStatus, WorkflowRepository
 from app.errors import ProblemError
@@ -246,7 +246,7 @@ class WorkflowService:
         definition = self.check(document)
         await self.check_urls(document)
         workflow = Workflow(
-            id=new_task_id(),
+            id=new_id(),
             name=document.name,
             definition=definition,
             trigger_kinds=self._kinds(document),
@@ -423,7 +423,7 @@ class WorkflowService:
                 )
             elif kind is InputKind.task:
                 assert task_id is not None
-                task = await self._tasks.get_task(task_id, principal)
+                task = await self._tasks.get_row(task_id, principal)
                 run_input.update(self._task_input(task))
                 if task.media_path is not None and self._storage.path_of(task.media_path).is_file():
                     stored = await self._storage.copy(task.media_path)
@@ -463,7 +463,7 @@ class WorkflowService:
         now = utcnow()
         document = WorkflowDocument.model_validate(workflow.definition)
         run = WorkflowRun(
-            id=new_task_id(),
+            id=new_id(),
             workflow_id=workflow.id,
             definition=workflow.definition,
             status=RunStatus.pending.value,

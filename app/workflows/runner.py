@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from app.background import BackgroundLoop
-from app.db.models import Task, WorkflowRun, WorkflowStep, new_task_id, utcnow
+from app.db.models import Task, WorkflowRun, WorkflowStep, new_id, utcnow
 from app.db.task_repository import TaskRepository
 from app.db.workflow_repository import ACTIVE, RunClaim, RunStatus, StepStatus, WorkflowRepository
 from app.errors import ProblemError
@@ -497,7 +497,7 @@ class WorkflowRunner:
             reused = run.input.get("task_id")
         if reused is not None:
             try:  # another key's task does not exist for this run (404 through the API)
-                await self._tasks.get_task(str(reused), owner)
+                await self._tasks.get_row(str(reused), owner)
             except ProblemError as exc:
                 await self._begin_attempt(claim, row)
                 await self._attempt_failed(claim, run, row, spec, exc.detail, retry=False)
@@ -507,7 +507,7 @@ class WorkflowRunner:
             row.history[-1]["reused"] = True
             await self._set(claim, row, history=row.history)
             return
-        task_id = new_task_id()
+        task_id = new_id()
         # The id is recorded first; the task is inserted with it (see _ensure_task).
         await self._begin_attempt(claim, row, task_id=task_id)
         await self._ensure_task(claim, run, row, spec, inputs)

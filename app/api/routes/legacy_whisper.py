@@ -196,7 +196,7 @@ async def legacy_generate_subtitles(
         Literal["srt", "vtt"], Query(description="srt or vtt. / 字幕格式：srt 或 vtt。")
     ] = "srt",
 ) -> JSONResponse:
-    task = await service.get_task(task_id)
+    task = await service.get_row(task_id)
     if task.status != TaskStatus.completed.value or task.result is None:
         raise ProblemError(409, f"task {task_id} is {task.status}; subtitles need a completed task")
     subtitles = render_subtitles(

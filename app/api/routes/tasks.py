@@ -176,7 +176,7 @@ async def get_subtitles(
         SubtitleFormat, Query(description="srt | vtt | txt | tsv | json. / 字幕格式。")
     ] = SubtitleFormat.SRT,
 ) -> Response:
-    task = await service.get_task(task_id, principal)
+    task = await service.get_row(task_id, principal)
     if task.status != TaskStatus.completed.value or task.result is None:
         raise ProblemError(409, f"task {task_id} is {task.status}; subtitles need a completed task")
     body = render_subtitles(TranscriptionResult.model_validate(task.result), format)
@@ -302,7 +302,7 @@ async def task_events(
         Query(ge=1, le=300, description="Seconds between keep-alive comments. / 保活注释的间隔秒数。"),
     ] = 15,
 ) -> StreamingResponse:
-    await service.get_task(task_id, principal)  # 404 before the stream starts
+    await service.get_row(task_id, principal)  # 404 before the stream starts
     poll_interval = min(1.0, settings.processor.wait_recheck_seconds)
 
     async def stream() -> AsyncIterator[str]:
