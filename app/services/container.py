@@ -105,7 +105,7 @@ class Services:
             headers={"User-Agent": "Tingxie/1.0"},
         )
         storage = MediaStorage(
-            settings.storage.temp_dir,
+            settings.storage.media_dir,
             max_bytes=settings.storage.max_upload_bytes,
             http=public_http,
             peer_http=http,
@@ -147,7 +147,7 @@ class Services:
                 max_media_seconds=max_media_seconds,
             )
         janitor = MediaJanitor(settings.storage, storage, repository)
-        admission = AdmissionControl(settings.limits, settings.storage.temp_dir, repository)
+        admission = AdmissionControl(settings.limits, settings.storage.media_dir, repository)
         dispatcher = None
         if settings.callbacks.enabled:
             dispatcher = CallbackDispatcher(

@@ -94,4 +94,4 @@ async def test_restarts_mid_run_resume_without_repeating_work(
     assert {r.headers["idempotency-key"] for r in requests} == {f"{run_id}:notify"}
     payload = verify(requests[-1], SECRET)
     assert "fellow americans" in normalize_en(payload["data"]["srt"])
-    assert {p.name for p in settings.storage.temp_dir.iterdir()} == {task.media_path}, "run media is removed"
+    assert {p.name for p in settings.storage.media_dir.iterdir()} == {task.media_path}, "run media is removed"
