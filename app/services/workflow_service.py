@@ -667,8 +667,8 @@ class WorkflowService:
         stopped before firing): tasks completed within ``WORKFLOWS__EVENT_CATCHUP_SECONDS``, and not
         before the workflow was created or last changed, that match and have not fired it. Up to
         ``limit`` tasks per workflow and call; returns how many runs this node started."""
-        window = self._settings.event_catchup_seconds
-        if window <= 0:
+        lookback = self._settings.event_catchup_seconds
+        if lookback <= 0:
             return 0
         now = now or utcnow()
         event = EventName.task_completed
@@ -680,7 +680,7 @@ class WorkflowService:
             tasks = await self._repository.unfired_completed_tasks(
                 workflow.id,
                 event=event.value,
-                since=max(workflow.updated_at, now - timedelta(seconds=window)),
+                since=max(workflow.updated_at, now - timedelta(seconds=lookback)),
                 api_key_id=workflow.api_key_id,
                 matches=[trigger.match for _index, trigger in triggers],
                 limit=limit,
