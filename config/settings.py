@@ -11,9 +11,18 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from config.engines import check_engine_name
@@ -52,13 +61,17 @@ class ServerSettings(BaseModel):
     """Base URL at which other nodes reach this one (e.g. ``http://10.0.0.5:8000``). Set it, with ``STORAGE__PEER_SECRET``, when workers on other nodes cannot see this node's media directory."""
 
 
+FORMER_MEDIA_DIR = Path("temp_files")
+"""The media directory's default before it was called ``media``."""
+
+
 class StorageSettings(BaseModel):
     """Where media files live and how long they are kept."""
 
     model_config = _GROUP_CONFIG
 
-    temp_dir: Path = Path("temp_files")
-    """Directory for uploaded and downloaded media. Files are named by the server, never by the user."""
+    media_dir: Path = Field(default=Path("media"), validation_alias=AliasChoices("media_dir", "temp_dir"))
+    """Directory for uploaded and downloaded media, kept until ``STORAGE__MEDIA_RETENTION_HOURS`` after their task finishes. Files are named by the server, never by the user. ``STORAGE__TEMP_DIR``, its former name, is still read; without either, an existing ``temp_files`` directory (the former default) is used while ``media`` does not exist."""
 
     max_upload_mb: float = Field(default=1024.0, gt=0)
     """Largest accepted media file in MiB, for uploads and ``file_url`` downloads alike (413 beyond it)."""
@@ -73,7 +86,7 @@ class StorageSettings(BaseModel):
     """Delete media of finished tasks older than this many hours (0 keeps it until the task is deleted)."""
 
     sweep_interval_seconds: float = Field(default=600.0, gt=0)
-    """How often expired media and orphaned temp files are swept."""
+    """How often expired media and orphaned media files are swept."""
 
     peer_secret: SecretStr | None = None
     """Shared secret with which workers on other nodes fetch media from the node that received it."""
@@ -81,6 +94,16 @@ class StorageSettings(BaseModel):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _former_default_dir(self) -> Self:
+        if (
+            "media_dir" not in self.model_fields_set
+            and not self.media_dir.exists()
+            and FORMER_MEDIA_DIR.is_dir()
+        ):
+            self.media_dir = FORMER_MEDIA_DIR
+        return self
 
 
 class WhisperSettings(BaseModel):

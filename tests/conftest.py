@@ -70,7 +70,7 @@ def isolated_settings(root: Path, model_dir: Path, **overrides: Any) -> Settings
     """Settings isolated in ``root`` (database, media, logs); keyword groups override single fields."""
     values: dict[str, Any] = {
         "database_url": f"sqlite+aiosqlite:///{root / 'tingxie.db'}",
-        "storage": {"temp_dir": root / "media"},
+        "storage": {"media_dir": root / "media"},
         "whisper": {
             "default_model": "tiny.en",
             "model_dir": model_dir,

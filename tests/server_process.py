@@ -27,7 +27,7 @@ def server_env(root: Path, model_dir: Path, **settings: str) -> dict[str, str]:
     return {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{root / 'tingxie.db'}",
-        "STORAGE__TEMP_DIR": str(root / "media"),
+        "STORAGE__MEDIA_DIR": str(root / "media"),
         "LOGGING__DIR": str(root / "logs"),
         "WHISPER__MODEL_DIR": str(model_dir),
         **settings,

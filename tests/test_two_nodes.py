@@ -26,7 +26,7 @@ async def test_worker_on_another_node_fetches_media_over_http(
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{database}",
-        "STORAGE__TEMP_DIR": str(tmp_path / "media-a"),
+        "STORAGE__MEDIA_DIR": str(tmp_path / "media-a"),
         "STORAGE__PEER_SECRET": SECRET,
         "SERVER__PUBLIC_URL": node_a,
         "LOGGING__DIR": str(tmp_path / "logs-a"),
@@ -36,7 +36,7 @@ async def test_worker_on_another_node_fetches_media_over_http(
     try:
         settings_b = make_settings(
             database_url=f"sqlite+aiosqlite:///{database}",
-            storage={"temp_dir": tmp_path / "media-b", "peer_secret": SECRET},
+            storage={"media_dir": tmp_path / "media-b", "peer_secret": SECRET},
             processor={"node_id": "node-b"},
         )
         async with running_app(settings_b) as node_b, httpx.AsyncClient(base_url=node_a) as client_a:

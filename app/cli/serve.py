@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import signal
 
+from app.schemas.worker import NodeRole
 from config.settings import Settings
 
 
@@ -38,7 +39,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, roles: tuple[str, .
     )
 
 
-def serve(settings: Settings, *, host: str | None, port: int | None, role: str) -> None:
+def serve(settings: Settings, *, host: str | None, port: int | None, role: NodeRole) -> None:
     """Serve ``create_app(settings)`` until SIGTERM/SIGINT (see :mod:`app.server` for the shutdown)."""
     from app.main import create_app
     from app.server import serve as serve_app

@@ -31,7 +31,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def new_task_id() -> str:
+def new_id() -> str:
+    """A fresh row id (32 hex digits) for tasks, batches, workflows, runs and every other table."""
     return uuid.uuid4().hex
 
 
@@ -74,7 +75,7 @@ class Task(Base):
         Index("ix_tasks_status_completed", "status", "completed_at"),
     )
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     priority: Mapped[int] = mapped_column(SmallInteger, default=1)
     """Rank: 0 high, 1 normal, 2 low. Lower runs first."""
@@ -141,7 +142,7 @@ class Batch(Base):
 
     __tablename__ = "batches"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     total: Mapped[int] = mapped_column(Integer)
     """Tasks created in the batch (some may have been deleted since)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -171,7 +172,7 @@ class CallbackDelivery(Base):
     __tablename__ = "callback_deliveries"
     __table_args__ = (Index("ix_callback_deliveries_due", "status", "next_attempt_at"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     """Also the ``Idempotency-Key`` header: the same on every retry of this delivery."""
     task_id: Mapped[str] = mapped_column(String(32), index=True)
     """No foreign key (SQLite batch migrations of ``tasks`` would cascade); deleted with the task."""
@@ -215,7 +216,7 @@ class Summary(Base):
     __tablename__ = "summaries"
     __table_args__ = (Index("ix_summaries_task_created", "task_id", "created_at"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     task_id: Mapped[str] = mapped_column(String(32), ForeignKey("tasks.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16))
     """``completed`` or ``failed``."""
@@ -237,7 +238,7 @@ class ApiKey(Base):
 
     __tablename__ = "api_keys"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(128))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     """Hex SHA-256 of the key (keys are 256-bit random tokens, so a fast hash is enough)."""
@@ -254,7 +255,7 @@ class Speaker(Base):
 
     __tablename__ = "speakers"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(64))
     embedding: Mapped[list[float]] = mapped_column(JSON)
     """The 256-d voice embedding of the sample (the sample itself is not kept)."""
@@ -269,7 +270,7 @@ class Workflow(Base):
 
     __tablename__ = "workflows"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(128))
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     """The validated document, as given (aliases such as ``with`` and ``if`` kept)."""
@@ -287,7 +288,7 @@ class WorkflowRun(Base):
     __tablename__ = "workflow_runs"
     __table_args__ = (Index("ix_workflow_runs_due", "status", "next_check_at"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_task_id)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     workflow_id: Mapped[str] = mapped_column(String(32), index=True)
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     """The workflow document when the run started: later edits do not change a running run."""

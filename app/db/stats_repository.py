@@ -17,7 +17,7 @@ from app.schemas.task import TaskStatus
 
 
 @dataclass(frozen=True)
-class WindowStats:
+class FinishedStats:
     """Tasks that finished at or after ``since``."""
 
     completed: int
@@ -47,7 +47,7 @@ class StatsRepository:
             )
             return {int(priority): int(count) for priority, count in rows}
 
-    async def window(self, since: datetime) -> WindowStats:
+    async def finished_since(self, since: datetime) -> FinishedStats:
         finished_since = Task.completed_at >= since
         completed = Task.status == TaskStatus.completed.value
         async with self._sessions() as session:
@@ -71,7 +71,7 @@ class StatsRepository:
                     Task.processing_time.is_not(None),
                 )
             )
-        return WindowStats(
+        return FinishedStats(
             completed=int(totals[0]),
             failed=int(failed or 0),
             audio_seconds=float(totals[1] or 0.0),

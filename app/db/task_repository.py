@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select, update
@@ -28,6 +28,7 @@ class TaskFilters:
     engine: str | None = None
     model: str | None = None
     created_after: datetime | None = None
+    """Naive datetimes (a query without a zone) are read as UTC, here and in ``created_before``."""
     created_before: datetime | None = None
     has_error: bool | None = None
     api_key_id: str | None = None
@@ -50,14 +51,18 @@ class TaskFilters:
             if value is not None:
                 clauses.append(column == value)
         if self.created_after is not None:
-            clauses.append(Task.created_at >= self.created_after)
+            clauses.append(Task.created_at >= _as_utc(self.created_after))
         if self.created_before is not None:
-            clauses.append(Task.created_at < self.created_before)
+            clauses.append(Task.created_at < _as_utc(self.created_before))
         if self.has_error is not None:
             clauses.append(Task.error.is_not(None) if self.has_error else Task.error.is_(None))
         if self.api_key_id is not None:
             clauses.append(Task.api_key_id == self.api_key_id)
         return clauses
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Worker, utcnow
+from app.schemas.worker import NodeRole
 
 
 class WorkerRegistry:
@@ -33,7 +34,7 @@ class WorkerRegistry:
         return f"{wanted}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
     async def heartbeat(
-        self, worker_id: str, *, role: str, devices: list[str], running: list[str], started_at: datetime
+        self, worker_id: str, *, role: NodeRole, devices: list[str], running: list[str], started_at: datetime
     ) -> None:
         async with self._sessions() as session, session.begin():
             row = await session.get(Worker, worker_id)
@@ -65,11 +66,6 @@ class WorkerRegistry:
                 select(Worker).where(Worker.heartbeat_at >= cutoff).order_by(Worker.id)
             )
             return rows.all()
-
-    async def prune(self, older_than_seconds: float) -> None:
-        cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-        async with self._sessions() as session, session.begin():
-            await session.execute(delete(Worker).where(Worker.heartbeat_at < cutoff))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -424,10 +424,3 @@ class WorkflowRepository:
             # Every run: artifacts outlive the run (until it is deleted); input media lives while active.
             rows = (await session.execute(select(WorkflowRun.input_media, WorkflowRun.artifacts))).all()
         return {name for row in rows for name in [row[0], *(row[1] or [])] if name}
-
-    async def tasks_of_run(self, run_id: str) -> Sequence[Task]:
-        async with self._sessions() as session:
-            rows = await session.scalars(
-                select(Task).where(Task.workflow_run_id == run_id).order_by(Task.created_at)
-            )
-            return rows.all()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,10 @@ from app.media.samples import SAMPLE_RATE as SAMPLE_RATE
 from app.schemas.result import Segment
 from app.schemas.task import DecodeOptions, TaskType
 from config.settings import SenseVoiceSettings, WhisperSettings
+
+if TYPE_CHECKING:
+    from app.engines.batch_scheduler import PreparedAudio
+    from app.engines.batched import BatchedDecoder
 
 Audio: TypeAlias = Path | npt.NDArray[np.float32]
 """A media file, or 16 kHz mono float32 samples."""
@@ -44,6 +48,24 @@ class SpeechModel(Protocol):
 
     def close(self) -> None:
         """Release the weights."""
+        ...
+
+
+@runtime_checkable
+class BatchCapableModel(SpeechModel, Protocol):
+    """A model whose tasks the pool's ``BatchScheduler`` decodes together, many streams of many
+    tasks per batch (faster-whisper). The pool checks for it with ``isinstance``."""
+
+    @property
+    def batch_decoder(self) -> BatchedDecoder | None:
+        """The decoder the scheduler drives; ``None`` when this instance does not batch."""
+        ...
+
+    def prepare(
+        self, audio: Audio, options: DecodeOptions, pause: Callable[[], None] | None = None
+    ) -> PreparedAudio:
+        """Blocking: a task's audio ready for the scheduler (decoded samples, what to decode,
+        where it may be split); ``pause`` is called between pieces of long CPU work."""
         ...
 
 

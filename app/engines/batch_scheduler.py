@@ -202,7 +202,7 @@ class BatchScheduler:
     async def room(self) -> None:
         """Wait until the queued tasks hold less than ``max_held_seconds`` of decoded audio, so
         that many long files running at once cannot exhaust memory (one always gets in). Await
-        it in turn with the decoding that follows (``Lease.prepare(admit=...)``)."""
+        it in turn with the decoding that follows (``Lease.transcribe``)."""
         while self._jobs and self.held_seconds >= self.max_held_seconds:
             self._released.clear()
             await self._released.wait()

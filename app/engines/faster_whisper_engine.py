@@ -22,7 +22,7 @@ import numpy.typing as npt
 from faster_whisper import WhisperModel
 from faster_whisper.transcribe import Segment as FwSegment
 
-from app.engines.base import SAMPLE_RATE, Audio, ModelLoad, TranscriptionStream
+from app.engines.base import SAMPLE_RATE, Audio, BatchCapableModel, ModelLoad, TranscriptionStream
 from app.engines.batch_scheduler import PreparedAudio
 from app.engines.batched import BatchedDecoder
 from app.engines.longform import Clip, Stream, decode_step, seconds_to_frames, streams_supported
@@ -90,7 +90,7 @@ def convert_segments(segments: Iterable[FwSegment], offset: float = 0.0) -> Iter
         )
 
 
-class FasterWhisperModel:
+class FasterWhisperModel(BatchCapableModel):
     """One loaded ``WhisperModel`` and its batched decoder (see the module doc)."""
 
     engine = "faster_whisper"
@@ -236,7 +236,7 @@ def _stepped(decoder: BatchedDecoder, stream: Stream) -> Iterator[Segment]:
 
 
 def create_model(load: ModelLoad) -> FasterWhisperModel:
-    """The engine's entry in ``app.engines.registry``: resolve the model and load it."""
+    """The engine's entry in ``config.engines``: resolve the model and load it."""
     settings, device = load.whisper, load.device
     resolved = load.resolver.resolve(load.model)
     compute_type = settings.resolved_compute_type(device.kind)

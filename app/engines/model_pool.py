@@ -27,19 +27,23 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, nullcontext, suppress
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from app.engines.base import SAMPLE_RATE, SpeechModel
+from app.background import BackgroundLoop
+from app.engines.base import SAMPLE_RATE, BatchCapableModel, SpeechModel
 from app.engines.batch_scheduler import BatchScheduler
 from app.engines.devices import Device, cpu_threads_per_instance, parse_devices
 from app.engines.factory import ModelFactory
+from app.engines.longform import streams_supported
 from app.schemas.model import InstanceState
+from app.schemas.result import Segment
 from app.schemas.task import DecodeOptions, TaskType
 from config.engines import ENGINES, engine_for_model
 from config.settings import WhisperSettings
@@ -111,6 +115,21 @@ def _device_memory_used(device: Device) -> int | None:
     return None
 
 
+@dataclass
+class Decoding:
+    """A task's transcription under way on its lease: what is known up front, and the segments
+    in order as they are decoded."""
+
+    language: str | None
+    language_probability: float | None
+    duration: float
+    segments: AsyncGenerator[Segment, None]
+    """Read it inside ``contextlib.aclosing``, so that leaving early stops the decoding."""
+    decoded: Callable[[], float] | None = None
+    """The share (0 to 1) of the task's audio already decoded, when parts of it are decoded side
+    by side (batched); ``None``: the end of the latest segment tells."""
+
+
 class Lease:
     """A task's hold on one instance. ``run`` executes a blocking step in a worker thread."""
 
@@ -125,35 +144,70 @@ class Lease:
             raise ModelUnavailableError(f"{self.instance.id} is not loaded")
         return model
 
-    @property
-    def batcher(self) -> BatchScheduler | None:
-        """The instance's cross-task batch scheduler, or ``None`` (decode sequentially with ``run``)."""
-        return self.instance.batcher
-
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._pool._run_step(self.instance, fn, *args)
 
-    async def prepare(
+    async def transcribe(
         self,
-        fn: Callable[..., T],
-        *args: Any,
-        admit: Callable[[], Awaitable[None]] | None = None,
-        express: bool = False,
-    ) -> T:
-        """Run CPU-side preparation (decoding, VAD) in a worker thread outside the device gate,
-        one at a time per device, so the next batch's chunks get ready while a batch runs.
-        ``admit`` is awaited first, in turn (the batch scheduler's room for more audio).
-        ``express`` (a short file) takes a queue of its own, so a short clip is not prepared
-        after the seconds of VAD a long file needs."""
+        audio: Path,
+        task_type: TaskType,
+        options: DecodeOptions,
+        *,
+        task_id: str,
+        priority: int,
+        cancelled: Callable[[], bool],
+        media_seconds: float | None = None,
+    ) -> Decoding:
+        """Start decoding a task's ``audio``: in the instance's batches with other tasks' audio
+        when it batches, else one step (one segment) at a time through the device gate.
+
+        ``media_seconds``, the probed length, lets a short file take the express queue (see
+        ``_prepare``); ``cancelled`` is asked before each batch, and drops the task's streams."""
+        model = self.model
         batcher = self.instance.batcher
+        if batcher is None or not isinstance(model, BatchCapableModel) or not streams_supported(options):
+            stream = await self.run(model.transcribe, audio, task_type, options)
+            return Decoding(
+                stream.language, stream.language_probability, stream.duration, self._stepwise(stream.segments)
+            )
+        express = media_seconds is not None and media_seconds <= batcher.express_seconds
+        prepared = await self._prepare(
+            batcher,
+            model.prepare,
+            audio,
+            options,
+            None if express else batcher.yield_to_short,  # a short task would wait on itself
+            express=express,
+        )
+        batched = await batcher.transcribe(
+            prepared, task_type, options, task_id=task_id, priority=priority, cancelled=cancelled
+        )
+        return Decoding(
+            batched.language,
+            batched.language_probability,
+            prepared.duration,
+            batched.segments,
+            batched.decoded,
+        )
+
+    async def _prepare(self, batcher: BatchScheduler, fn: Callable[..., T], *args: Any, express: bool) -> T:
+        """Run CPU-side preparation (decoding, VAD) in a worker thread outside the device gate,
+        one at a time per device, so the next batch's chunks get ready while a batch runs. It
+        waits its turn for the scheduler's room for more audio first. ``express`` (a short file)
+        takes a queue of its own, so a short clip is not prepared after the seconds of VAD a long
+        file needs."""
         gates = self._pool._express_prep_gates if express else self._pool._prep_gates
-        async with (
-            batcher.arriving(short=express) if batcher is not None else nullcontext(),
-            gates[self.instance.device],
-        ):
-            if admit is not None:
-                await admit()
+        async with batcher.arriving(short=express), gates[self.instance.device]:
+            await batcher.room()
             return await asyncio.to_thread(fn, *args)
+
+    async def _stepwise(self, segments: Iterator[Segment]) -> AsyncGenerator[Segment, None]:
+        """A lazy segment iterator, advanced one step (one segment) at a time through the lease."""
+        while True:
+            segment = await self.run(next, segments, None)
+            if segment is None:
+                return
+            yield segment
 
 
 class AsyncModelPool:
@@ -184,7 +238,15 @@ class AsyncModelPool:
         self._load_lock = asyncio.Lock()
         self._numbers = itertools.count(1)
         self._background: set[asyncio.Task[None]] = set()
-        self._maintenance: asyncio.Task[None] | None = None
+        interval = min(5.0, max(0.2, (settings.idle_ttl_seconds or 60.0) / 4))
+        self._maintenance = BackgroundLoop(
+            "model-pool-maintenance",
+            self.maintain_once,
+            interval=min(interval, settings.load_retry_seconds),
+            wait_first=True,
+            failure="model pool maintenance failed",
+            log=logger,
+        )
         if settings.cpu_threads and settings.cpu_threads != self.cpu_threads:
             logger.warning(
                 "cpu_threads=%d × %d instance(s) would oversubscribe the cores; using %d",
@@ -261,13 +323,10 @@ class AsyncModelPool:
         self._desired[self.default_key] = min(self._settings.min_size, self.max_size)
         if self._settings.load_mode == "eager":
             await self._fill(self.default_key)
-        self._maintenance = asyncio.create_task(self._maintain(), name="model-pool-maintenance")
+        self._maintenance.start()
 
     async def stop(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._maintenance
+        await self._maintenance.stop()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -416,8 +475,10 @@ class AsyncModelPool:
         logger.info("%s is ready", instance.id)
 
     def _batcher(self, instance: ModelInstance, model: SpeechModel) -> BatchScheduler | None:
-        decoder = getattr(model, "batch_decoder", None)
-        if decoder is None or not self.batches_across_tasks:
+        if not self.batches_across_tasks or not isinstance(model, BatchCapableModel):
+            return None
+        decoder = model.batch_decoder
+        if decoder is None:
             return None
         # The scheduler bounds its own batches (lanes + express), so they skip the device gate.
         return BatchScheduler(
@@ -531,16 +592,6 @@ class AsyncModelPool:
                 logger.info("retrying the load of %s/%s", key.engine, key.model)
                 self._failed_at[key] = time.monotonic()  # one retry per interval
                 await self._fill(key)
-
-    async def _maintain(self) -> None:
-        interval = min(5.0, max(0.2, (self._settings.idle_ttl_seconds or 60.0) / 4))
-        interval = min(interval, self._settings.load_retry_seconds)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.maintain_once()
-            except Exception:
-                logger.exception("model pool maintenance failed")
 
 
 def _warm_up(model: SpeechModel) -> None:

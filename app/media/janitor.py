@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
 from datetime import timedelta
 
+from app.background import BackgroundLoop
 from app.db.models import utcnow
 from app.db.task_repository import TaskRepository
 from app.media.storage import MediaStorage
@@ -32,10 +32,17 @@ class MediaJanitor:
         self._repository = repository
         self._other_references = list(other_references)
         """Other owners of media files (workflow runs), asked before each orphan sweep."""
+        self._loop = BackgroundLoop(
+            "media-janitor",
+            self.sweep,
+            interval=settings.sweep_interval_seconds,
+            wait_first=True,
+            failure="media sweep failed",
+            log=logger,
+        )
 
     def add_references(self, source: Callable[[], Awaitable[set[str]]]) -> None:
         self._other_references.append(source)
-        self._loop_task: asyncio.Task[None] | None = None
 
     async def sweep(self, *, grace_seconds: float = 600.0) -> None:
         if self._settings.media_retention_hours > 0:
@@ -50,18 +57,7 @@ class MediaJanitor:
         await asyncio.to_thread(self._storage.sweep_orphans, referenced, grace_seconds=grace_seconds)
 
     def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._loop(), name="media-janitor")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._loop_task
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.sweep_interval_seconds)
-            try:
-                await self.sweep()
-            except Exception:
-                logger.exception("media sweep failed")
+        await self._loop.stop()

@@ -6,19 +6,19 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from app.background import BackgroundLoop
 from app.db.models import utcnow
 from app.db.outages import is_disconnect, through_outage
 from app.db.task_repository import Claim, TaskRepository
 from app.db.worker_registry import WorkerRegistry
 from app.engines.batch_scheduler import StreamDroppedError
-from app.engines.longform import streams_supported
-from app.engines.model_pool import AsyncModelPool, Lease
+from app.engines.model_pool import AsyncModelPool
 from app.logging_setup import task_log_context
 from app.media.storage import MediaStorage
 from app.observability.metrics import Metrics
@@ -26,6 +26,7 @@ from app.processor.chinese_script import convert_result
 from app.processor.task_events import TaskEvents
 from app.schemas.result import Segment, TranscriptionResult
 from app.schemas.task import DecodeOptions, TaskStatus, TaskType
+from app.schemas.worker import NodeRole
 from config.settings import DiarizationSettings, ProcessorSettings
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class TaskProcessor:
         events: TaskEvents,
         registry: WorkerRegistry,
         delete_media_after_processing: bool,
-        role: str = "all",
+        role: NodeRole = "all",
         peer_secret: str | None = None,
         metrics: Metrics | None = None,
         speakers: SpeakerRepository | None = None,
@@ -100,13 +101,25 @@ class TaskProcessor:
         self._devices = [device.name for device in pool.devices]
         # Cross-task batching needs enough tasks running to fill its batches.
         self._slots = asyncio.Semaphore(max(settings.max_concurrent_tasks, pool.task_capacity))
-        self._wake = asyncio.Event()
         self._resumed = asyncio.Event()
         # Keyed by claim, not task id: a task cancelled and queued again can be claimed anew
         # while its first run is still winding down here, and each run ends its own entry.
         self._running: dict[Claim, _Running] = {}
-        self._loop_task: asyncio.Task[None] | None = None
-        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._claims = BackgroundLoop(
+            "task-processor",
+            self._claim_next,
+            interval=settings.poll_interval_seconds,
+            failure="claiming a task failed; retrying",
+            log=logger,
+        )
+        self._heartbeats = BackgroundLoop(
+            "worker-heartbeat",
+            self._beat,
+            interval=settings.heartbeat_interval_seconds,
+            wait_first=True,
+            failure="heartbeat failed; retrying",
+            log=logger,
+        )
         self._registry = registry
         self._role = role
         self._peer_secret = peer_secret
@@ -128,7 +141,7 @@ class TaskProcessor:
 
     @property
     def started(self) -> bool:
-        return self._loop_task is not None and not self._loop_task.done()
+        return self._claims.running
 
     async def start(self, *, paused: bool = False) -> None:
         self._worker_id = await self._registry.claim_identity(
@@ -149,8 +162,8 @@ class TaskProcessor:
         await self._heartbeat()
         if not paused:
             self._resumed.set()
-        self._loop_task = asyncio.create_task(self._claim_loop(), name="task-processor")
-        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat")
+        self._claims.start()
+        self._heartbeats.start()
 
     async def _heartbeat(self) -> None:
         """Renew leases (dropping tasks whose lease was lost), reap expired ones, refresh the registry."""
@@ -174,16 +187,13 @@ class TaskProcessor:
             started_at=self._started_at,
         )
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.heartbeat_interval_seconds)
-            try:
-                await self._heartbeat()
-            except Exception as exc:
-                if not is_disconnect(exc):
-                    logger.exception("heartbeat failed; retrying")
-                else:
-                    logger.warning("heartbeat: database unavailable (%s); retrying", type(exc).__name__)
+    async def _beat(self) -> None:
+        try:
+            await self._heartbeat()
+        except Exception as exc:
+            if not is_disconnect(exc):
+                raise
+            logger.warning("heartbeat: database unavailable (%s); retrying", type(exc).__name__)
 
     def pause(self) -> None:
         """Stop claiming new tasks; running ones finish."""
@@ -195,7 +205,7 @@ class TaskProcessor:
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
-        self._wake.set()
+        self._claims.wake()
 
     def live(self, task_id: str) -> LiveTranscript | None:
         """The segments (and speaker turns) of a task running here so far; None when it is not."""
@@ -223,11 +233,8 @@ class TaskProcessor:
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming; wait for running tasks, then give unfinished ones back to the queue."""
         self.pause()
-        for background in (self._loop_task, self._heartbeat_task):
-            if background is not None:
-                background.cancel()
-                with suppress(asyncio.CancelledError):
-                    await background
+        await self._claims.stop()
+        await self._heartbeats.stop()
         jobs = [r.job for r in self._running.values() if r.job is not None]
         if jobs:
             _done, pending = await asyncio.wait(jobs, timeout=timeout)
@@ -237,31 +244,28 @@ class TaskProcessor:
         with suppress(Exception):
             await self._registry.remove(self._worker_id)
 
-    async def _claim_loop(self) -> None:
-        while True:
-            await self._resumed.wait()
-            await self._slots.acquire()
-            claim: Claim | None = None
-            try:
-                self._wake.clear()
-                claim = await self._repository.claim_next(self._worker_id, self._settings.lease_seconds)
-            except Exception as exc:
-                if not is_disconnect(exc):
-                    logger.exception("claiming a task failed; retrying")
-                else:
-                    logger.warning("claim: database unavailable (%s); retrying", type(exc).__name__)
-            if claim is None:
-                self._slots.release()
-                # asyncio.timeout, unlike wait_for on 3.11, never swallows a cancellation.
-                with suppress(TimeoutError):
-                    async with asyncio.timeout(self._settings.poll_interval_seconds):
-                        await self._wake.wait()
-                continue
-            running = _Running(claim)
-            self._running[claim] = running
-            self._events.changed(claim.task_id)
-            running.job = asyncio.create_task(self._run(running), name=f"task-{claim.task_id}")
-            running.job.add_done_callback(functools.partial(self._finished, claim))
+    async def _claim_next(self) -> bool:
+        """Claim one task once claiming is resumed and a slot is free, and start running it;
+        False when none was claimed."""
+        await self._resumed.wait()
+        await self._slots.acquire()
+        claim: Claim | None = None
+        try:
+            claim = await self._repository.claim_next(self._worker_id, self._settings.lease_seconds)
+        except Exception as exc:
+            if not is_disconnect(exc):
+                logger.exception("claiming a task failed; retrying")
+            else:
+                logger.warning("claim: database unavailable (%s); retrying", type(exc).__name__)
+        if claim is None:
+            self._slots.release()
+            return False
+        running = _Running(claim)
+        self._running[claim] = running
+        self._events.changed(claim.task_id)
+        running.job = asyncio.create_task(self._run(running), name=f"task-{claim.task_id}")
+        running.job.add_done_callback(functools.partial(self._finished, claim))
+        return True
 
     def _finished(self, claim: Claim, _job: asyncio.Task[None]) -> None:
         self._running.pop(claim, None)
@@ -495,52 +499,31 @@ class TaskProcessor:
         media_seconds: float | None = None,
     ) -> TranscriptionResult:
         """``media_seconds``: the probed length, which lets a short file skip the queue for
-        preparation behind a long one (see ``Lease.prepare``)."""
+        preparation behind a long one (see ``Lease.transcribe``)."""
         segments: list[Segment] = running.segments
         try:
             async with self._pool.lease(model_name, engine) as lease:
-                batcher = lease.batcher
-                prepare = getattr(lease.model, "prepare", None)
-                if batcher is not None and prepare is not None and streams_supported(options):
-                    # Batching: this task's streams join batches with other tasks' streams.
-                    express = media_seconds is not None and media_seconds <= batcher.express_seconds
-                    prepared = await lease.prepare(
-                        prepare,
-                        audio,
-                        options,
-                        None if express else batcher.yield_to_short,  # a short task would wait on itself
-                        admit=batcher.room,
-                        express=express,
-                    )
-                    duration = prepared.duration
-                    batched = await batcher.transcribe(
-                        prepared,
-                        task_type,
-                        options,
-                        task_id=running.claim.task_id,
-                        priority=priority,
-                        cancelled=lambda: running.cancelled,
-                    )
-                    language, probability = batched.language, batched.language_probability
-                    source, decoded = batched.segments, batched.decoded
-                else:
-                    stream = await lease.run(lease.model.transcribe, audio, task_type, options)
-                    duration, language, probability = (
-                        stream.duration,
-                        stream.language,
-                        stream.language_probability,
-                    )
-                    source, decoded = _stepwise(lease, stream.segments), None
+                decoding = await lease.transcribe(
+                    audio,
+                    task_type,
+                    options,
+                    task_id=running.claim.task_id,
+                    priority=priority,
+                    cancelled=lambda: running.cancelled,
+                    media_seconds=media_seconds,
+                )
                 stop_reporting = asyncio.Event()
-                reporter = asyncio.create_task(self._report_progress(running, stop_reporting, decoded))
-                async with aclosing(source):
+                reporter = asyncio.create_task(
+                    self._report_progress(running, stop_reporting, decoding.decoded)
+                )
+                async with aclosing(decoding.segments):
                     try:
-                        async for segment in source:
+                        async for segment in decoding.segments:
                             if running.cancelled:
                                 raise TaskCancelledError
                             segments.append(segment)
-                            if duration > 0:
-                                reached = round(min(99.0, 100.0 * segment.end / duration), 1)
+                            if decoding.duration > 0:
+                                reached = round(min(99.0, 100.0 * segment.end / decoding.duration), 1)
                                 running.progress = max(running.progress, reached)
                     finally:
                         stop_reporting.set()
@@ -549,9 +532,9 @@ class TaskProcessor:
                 raise TaskCancelledError
             result = TranscriptionResult(
                 text="".join(segment.text for segment in segments).strip(),
-                language=language,
-                language_probability=probability,
-                duration=duration,
+                language=decoding.language,
+                language_probability=decoding.language_probability,
+                duration=decoding.duration,
                 segments=segments,
             )
             # The one point where Chinese output gets its script: every reader of the stored
@@ -561,12 +544,3 @@ class TaskProcessor:
             if running.cancelled:
                 raise TaskCancelledError from None
             raise
-
-
-async def _stepwise(lease: Lease, segments: Iterator[Segment]) -> AsyncGenerator[Segment, None]:
-    """A lazy segment iterator, advanced one step (one segment) at a time through the lease."""
-    while True:
-        segment = await lease.run(next, segments, None)
-        if segment is None:
-            return
-        yield segment

@@ -57,9 +57,9 @@ def lowest_free_disk(directories: list[Path]) -> tuple[Path, int]:
 
 
 class AdmissionControl:
-    def __init__(self, limits: LimitsSettings, temp_dir: Path, repository: TaskRepository) -> None:
+    def __init__(self, limits: LimitsSettings, media_dir: Path, repository: TaskRepository) -> None:
         self._limits = limits
-        self._temp_dir = temp_dir
+        self._media_dir = media_dir
         self._repository = repository
 
     def _refuse(self, limit: str, detail: str) -> Unavailable:
@@ -83,9 +83,11 @@ class AdmissionControl:
                 )
         if limits.min_free_disk_mb > 0:
             # Uploads land in the spool directory first, then in the media directory.
-            directory, free = await asyncio.to_thread(lowest_free_disk, [self._temp_dir, spool_dir()])
+            directory, free = await asyncio.to_thread(lowest_free_disk, [self._media_dir, spool_dir()])
             if free < limits.min_free_disk_mb * MIB:
-                where = "the upload spool directory" if directory != self._temp_dir else "the media directory"
+                where = (
+                    "the upload spool directory" if directory != self._media_dir else "the media directory"
+                )
                 raise self._refuse(
                     "free_disk",
                     f"free disk space is low in {where}: {free / MIB:.0f} MiB, "

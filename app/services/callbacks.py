@@ -20,6 +20,7 @@ from datetime import timedelta
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
+from app.background import BackgroundLoop
 from app.db.callback_repository import (
     AttemptRecord,
     CallbackRepository,
@@ -83,8 +84,13 @@ class CallbackDispatcher:
             max=settings.backoff_max_seconds,
             jitter=settings.backoff_base_seconds,
         )
-        self._wake = asyncio.Event()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop(
+            "callback-dispatcher",
+            self._send_next,
+            interval=settings.poll_interval_seconds,
+            failure="claiming a callback delivery failed; retrying",
+            log=logger,
+        )
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -108,7 +114,7 @@ class CallbackDispatcher:
 
     def wake(self, _task_id: str | None = None) -> None:
         """Look for due deliveries now instead of at the next poll."""
-        self._wake.set()
+        self._loop.wake()
 
     async def start(self, *, identity: str | None = None) -> None:
         """Start sending. ``identity`` is this process's unique worker id (from the workers registry):
@@ -118,44 +124,37 @@ class CallbackDispatcher:
             released = await self._repository.release_node(identity)
             if released:
                 logger.warning("released %d callback delivery claim(s) left by a previous run", released)
-        self._loop_task = asyncio.create_task(self._loop(), name="callback-dispatcher")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._loop_task
+        await self._loop.stop()
         # Deliveries in flight hand their claims back (see ``_deliver_claimed``).
         for sending in list(self._sending):
             sending.cancel()
         await asyncio.gather(*self._sending, return_exceptions=True)
         await self._http.aclose()
 
-    async def _loop(self) -> None:
-        """Claim one due delivery per free slot and send each on its own: a delivery that takes
-        its whole deadline holds one slot, never the others."""
-        while True:
-            await self._slots.acquire()
-            self._wake.clear()
-            claimed: list[ClaimedDelivery] = []
+    async def _send_next(self) -> bool:
+        """Claim one due delivery once a slot is free and send it on its own (a delivery that
+        takes its whole deadline holds one slot, never the others); False when none was due."""
+        await self._slots.acquire()
+        try:
             claimed_at = time.monotonic()
-            try:
-                claimed = await self._repository.claim_due(
-                    self._node_id, lease_seconds=self.lease_seconds, limit=1
-                )
-            except Exception:
-                logger.exception("claiming a callback delivery failed; retrying")
-            if not claimed:
-                self._slots.release()
-                with suppress(TimeoutError):
-                    async with asyncio.timeout(self._settings.poll_interval_seconds):
-                        await self._wake.wait()
-                continue
-            sending = asyncio.create_task(
-                self._deliver_claimed(claimed[0], claimed_at), name=f"callback-{claimed[0].id}"
+            claimed = await self._repository.claim_due(
+                self._node_id, lease_seconds=self.lease_seconds, limit=1
             )
-            self._sending.add(sending)
-            sending.add_done_callback(self._sent)
+        except BaseException:
+            self._slots.release()
+            raise
+        if not claimed:
+            self._slots.release()
+            return False
+        sending = asyncio.create_task(
+            self._deliver_claimed(claimed[0], claimed_at), name=f"callback-{claimed[0].id}"
+        )
+        self._sending.add(sending)
+        sending.add_done_callback(self._sent)
+        return True
 
     def _sent(self, sending: asyncio.Task[None]) -> None:
         self._sending.discard(sending)

@@ -66,7 +66,7 @@ class SummaryService:
         404: unknown task; 409: not completed; 422: a chat model that is not allowed; 503: no key;
         502: the LLM API failed (the failed row is stored too).
         """
-        task = await self._tasks.get_task(task_id)  # 404, also for another API key's task
+        task = await self._tasks.get_row(task_id)  # 404, also for another API key's task
         if task.status != TaskStatus.completed.value or task.result is None:
             raise Conflict(f"task {task_id} is {task.status}; summaries need a completed task")
         result = TranscriptionResult.model_validate(task.result)
@@ -133,11 +133,11 @@ class SummaryService:
         )
 
     async def list_for_task(self, task_id: str) -> SummaryList:
-        await self._tasks.get_task(task_id)
+        await self._tasks.get_row(task_id)
         return SummaryList(items=[summary_out(row) for row in await self._summaries.for_task(task_id)])
 
     async def get(self, task_id: str, summary_id: str) -> SummaryOut:
-        await self._tasks.get_task(task_id)
+        await self._tasks.get_row(task_id)
         summary = await self._summaries.get(task_id, summary_id)
         if summary is None:
             raise NotFound(f"summary {summary_id} of task {task_id} does not exist")

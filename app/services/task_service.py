@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 
 from app.db.callback_repository import CallbackRepository, event_for
-from app.db.models import Batch, CallbackDelivery, Task, new_task_id, utcnow
+from app.db.models import Batch, CallbackDelivery, Task, new_id, utcnow
 from app.db.task_repository import TaskFilters, TaskRepository
 from app.engines.model_pool import AsyncModelPool, ModelNotAllowedError
 from app.errors import BadRequest, Conflict, DomainError, Gone, Invalid, NotFound, TooLarge, Unsupported
@@ -143,7 +143,7 @@ class TaskService:
             raise Invalid("give exactly one of `file` or `file_url`")
 
         if upload is not None:
-            stored = await self._store(self._storage.save_upload(upload))
+            stored = await self.store_upload(upload)
         else:
             assert file_url is not None
             stored = await self.download(file_url)
@@ -229,7 +229,7 @@ class TaskService:
                 file_url=file_url,
                 api_key_id=creator_key(principal),
                 link=link,
-                id=task_id or new_task_id(),
+                id=task_id or new_id(),
                 workflow_run_id=workflow_run_id,
             )
             await self._repository.add(task)
@@ -308,18 +308,19 @@ class TaskService:
         except MediaDownloadError as exc:
             raise Invalid(str(exc)) from exc
 
-    async def get_task(self, task_id: str, principal: Principal | None = None) -> Task:
-        """The task, or 404 when it does not exist or belongs to another API key."""
+    async def get_row(self, task_id: str, principal: Principal | None = None) -> Task:
+        """The task's database row, or 404 when it does not exist or belongs to another API key
+        (``get`` gives the API's view of it)."""
         task = await self._repository.get(task_id)
         if task is None or not visible_to(task.api_key_id, principal):
             raise NotFound(f"task {task_id} does not exist")
         return task
 
     async def get(self, task_id: str, *, wait: float = 0.0, principal: Principal | None = None) -> TaskOut:
-        """Return the task; with ``wait`` > 0, long-poll until it finishes or the time is up."""
+        """The task as the API shows it; with ``wait`` > 0, long-poll until it finishes or the time is up."""
         deadline = time.monotonic() + wait
         while True:
-            task = await self.get_task(task_id, principal)
+            task = await self.get_row(task_id, principal)
             remaining = deadline - time.monotonic()
             if TaskStatus(task.status).finished or remaining <= 0 or self._events.closing:
                 # At shutdown a long poll answers with the task as it is; the client polls again.
@@ -377,9 +378,9 @@ class TaskService:
     async def cancel(self, task_id: str, principal: Principal | None = None) -> TaskOut:
         """Cancel a queued or running task (409 otherwise). A run on this node stops at its next
         segment; a run on another node stops at its next progress write or lease renewal."""
-        task = await self.get_task(task_id, principal)
+        task = await self.get_row(task_id, principal)
         if not await self._repository.cancel(task_id):
-            current = await self.get_task(task_id, principal)
+            current = await self.get_row(task_id, principal)
             raise Conflict(
                 f"task {task_id} is {current.status}; only queued or processing tasks can be cancelled",
                 task_status=current.status,
@@ -388,11 +389,11 @@ class TaskService:
             stopped = self._processor.cancel(task_id) if self._processor else False
             logger.info("cancelled (was %s%s)", task.status, ", stopping the local run" if stopped else "")
         self._events.changed(task_id)
-        return task_out(await self.get_task(task_id, principal))
+        return task_out(await self.get_row(task_id, principal))
 
     async def retry(self, task_id: str, principal: Principal | None = None) -> TaskOut:
         """Queue a failed or cancelled task again (409 in other states or when its media is gone)."""
-        task = await self.get_task(task_id, principal)
+        task = await self.get_row(task_id, principal)
         if task.status not in (TaskStatus.failed.value, TaskStatus.cancelled.value):
             raise Conflict(
                 f"task {task_id} is {task.status}; only failed or cancelled tasks can be retried",
@@ -406,7 +407,7 @@ class TaskService:
             )
         await self.admit()
         if not await self._repository.requeue_finished(task_id):
-            current = await self.get_task(task_id, principal)
+            current = await self.get_row(task_id, principal)
             raise Conflict(
                 f"task {task_id} is {current.status}; only failed or cancelled tasks can be retried",
                 task_status=current.status,
@@ -416,7 +417,7 @@ class TaskService:
         if self._processor is not None:
             self._processor.wake()
         self._events.changed(task_id)
-        return task_out(await self.get_task(task_id, principal))
+        return task_out(await self.get_row(task_id, principal))
 
     def _media_retained(self, task: Task) -> bool:
         if task.media_path is None:
@@ -446,7 +447,7 @@ class TaskService:
             while True:
                 changed.clear()
                 try:
-                    task = await self.get_task(task_id, principal)
+                    task = await self.get_row(task_id, principal)
                 except DomainError:
                     return
                 state = (task.status, task.progress)
@@ -466,7 +467,7 @@ class TaskService:
                         await changed.wait()
 
     async def media(self, task_id: str, principal: Principal | None = None) -> tuple[Task, str]:
-        task = await self.get_task(task_id, principal)
+        task = await self.get_row(task_id, principal)
         if task.media_path is None or not self._storage.path_of(task.media_path).is_file():
             raise Gone("the media of this task is no longer retained")
         return task, str(self._storage.path_of(task.media_path))
@@ -477,7 +478,7 @@ class TaskService:
         return (await self._callbacks.latest_for([task.id])).get(task.id)
 
     async def callback_history(self, task_id: str) -> CallbackHistory:
-        await self.get_task(task_id)
+        await self.get_row(task_id)
         history = await self._callbacks.history(task_id) if self._callbacks is not None else []
         return CallbackHistory(
             task_id=task_id, deliveries=[delivery_out(delivery, attempts) for delivery, attempts in history]
@@ -485,7 +486,7 @@ class TaskService:
 
     async def resend_callback(self, task_id: str) -> CallbackStatus:
         """Queue a new delivery of a finished task's callback (409 when that makes no sense)."""
-        task = await self.get_task(task_id)
+        task = await self.get_row(task_id)
         if not task.callback_url:
             raise Conflict(f"task {task_id} has no callback_url")
         if not TaskStatus(task.status).finished:
@@ -521,7 +522,7 @@ class TaskService:
         try:
             tasks: list[Task] = []
             batch = Batch(
-                id=new_task_id(),
+                id=new_id(),
                 total=len(uploads),
                 created_at=utcnow(),
                 api_key_id=creator_key(principal),
@@ -529,7 +530,7 @@ class TaskService:
             for index, (upload, upload_name) in enumerate(uploads):
                 label = f"file {index + 1} ({display_name(upload_name) or 'unnamed'})"
                 try:
-                    media = await self._store(self._storage.save_upload(upload))
+                    media = await self.store_upload(upload)
                 except DomainError as exc:
                     raise type(exc)(f"{label}: {exc.detail}", file_index=index) from exc
                 stored.append(media)

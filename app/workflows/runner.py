@@ -30,7 +30,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from app.db.models import Task, WorkflowRun, WorkflowStep, new_task_id, utcnow
+from app.background import BackgroundLoop
+from app.db.models import Task, WorkflowRun, WorkflowStep, new_id, utcnow
 from app.db.task_repository import TaskRepository
 from app.db.workflow_repository import ACTIVE, RunClaim, RunStatus, StepStatus, WorkflowRepository
 from app.errors import DomainError
@@ -122,15 +123,16 @@ class WorkflowRunner:
         self._node_id = node_id
         self._prepare_input = prepare_input
         self._resolve_owner = resolve_owner
-        self._wake = asyncio.Event()
-        self._loop_task: asyncio.Task[None] | None = None
-
-    @property
-    def node_id(self) -> str:
-        return self._node_id
+        self._loop = BackgroundLoop(
+            "workflow-runner",
+            self._round,
+            interval=settings.poll_interval_seconds,
+            failure="workflow round failed; retrying",
+            log=logger,
+        )
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     async def start(self, *, identity: str | None = None) -> None:
         """Start advancing runs. Claims an earlier process under the same ``identity`` left behind
@@ -140,28 +142,14 @@ class WorkflowRunner:
         released = await self._repository.release_node(self._node_id)
         if released:
             logger.warning("released %d workflow run claim(s) left by a previous run of this node", released)
-        self._loop_task = asyncio.create_task(self._loop(), name="workflow-runner")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+        await self._loop.stop()
 
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                claimed = await self.run_once()
-            except Exception:
-                logger.exception("workflow round failed; retrying")
-                claimed = 0
-            if claimed >= self._settings.max_concurrent_runs:
-                continue
-            with suppress(TimeoutError):
-                async with asyncio.timeout(self._settings.poll_interval_seconds):
-                    await self._wake.wait()
+    async def _round(self) -> bool:
+        """One batch of due runs; True when it was full (more may be due at once)."""
+        return await self.run_once() >= self._settings.max_concurrent_runs
 
     async def run_once(self) -> int:
         """Claim and advance one batch of due runs; returns how many were claimed."""
@@ -507,7 +495,7 @@ class WorkflowRunner:
             reused = run.input.get("task_id")
         if reused is not None:
             try:  # another key's task does not exist for this run (404 through the API)
-                await self._tasks.get_task(str(reused), owner)
+                await self._tasks.get_row(str(reused), owner)
             except DomainError as exc:
                 await self._begin_attempt(claim, row)
                 await self._attempt_failed(claim, run, row, spec, exc.detail, retry=False)
@@ -517,7 +505,7 @@ class WorkflowRunner:
             row.history[-1]["reused"] = True
             await self._set(claim, row, history=row.history)
             return
-        task_id = new_task_id()
+        task_id = new_id()
         # The id is recorded first; the task is inserted with it (see _ensure_task).
         await self._begin_attempt(claim, row, task_id=task_id)
         await self._ensure_task(claim, run, row, spec, inputs)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.db.models import Task, Workflow, WorkflowRun, WorkflowStep, new_task_id, utcnow
+from app.db.models import Task, Workflow, WorkflowRun, WorkflowStep, new_id, utcnow
 from app.db.task_repository import TaskRepository
 from app.db.workflow_repository import ACTIVE, RunStatus, StepStatus, WorkflowRepository
 from app.errors import Conflict, DomainError, Gone, Invalid, NotFound
@@ -166,7 +166,7 @@ class WorkflowService:
         definition = self.check(document)
         await self.check_urls(document)
         workflow = Workflow(
-            id=new_task_id(),
+            id=new_id(),
             name=document.name,
             definition=definition,
             trigger_kinds=self._kinds(document),
@@ -343,7 +343,7 @@ class WorkflowService:
                 )
             elif kind is InputKind.task:
                 assert task_id is not None
-                task = await self._tasks.get_task(task_id, principal)
+                task = await self._tasks.get_row(task_id, principal)
                 run_input.update(self._task_input(task))
                 if task.media_path is not None and self._storage.path_of(task.media_path).is_file():
                     stored = await self._storage.copy(task.media_path)
@@ -383,7 +383,7 @@ class WorkflowService:
         now = utcnow()
         document = WorkflowDocument.model_validate(workflow.definition)
         run = WorkflowRun(
-            id=new_task_id(),
+            id=new_id(),
             workflow_id=workflow.id,
             definition=workflow.definition,
             status=RunStatus.pending.value,
@@ -586,8 +586,8 @@ class WorkflowService:
         stopped before firing): tasks completed within ``WORKFLOWS__EVENT_CATCHUP_SECONDS``, and not
         before the workflow was created or last changed, that match and have not fired it. Up to
         ``limit`` tasks per workflow and call; returns how many runs this node started."""
-        window = self._settings.event_catchup_seconds
-        if window <= 0:
+        lookback = self._settings.event_catchup_seconds
+        if lookback <= 0:
             return 0
         now = now or utcnow()
         event = EventName.task_completed
@@ -599,7 +599,7 @@ class WorkflowService:
             tasks = await self._repository.unfired_completed_tasks(
                 workflow.id,
                 event=event.value,
-                since=max(workflow.updated_at, now - timedelta(seconds=window)),
+                since=max(workflow.updated_at, now - timedelta(seconds=lookback)),
                 api_key_id=workflow.api_key_id,
                 matches=[trigger.match for _index, trigger in triggers],
                 limit=limit,

@@ -14,7 +14,6 @@ them for tasks completed recently (see ``WorkflowService.catch_up_events``) thro
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,6 +23,7 @@ from typing import Any
 
 from croniter import croniter
 
+from app.background import BackgroundLoop
 from app.db.models import Task, Workflow, utcnow
 from app.workflows.definition import CronTrigger, EventTrigger
 from app.workflows.url_patterns import UrlPatternError, glob_matches, regex_matches
@@ -79,35 +79,31 @@ class Scheduler:
         fire: FireCron,
         catch_up: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
-        self._tick_seconds = tick_seconds
         self._load = load
         self._fire = fire
         self._catch_up = catch_up
         self._seen: dict[tuple[str, str], None] = {}
-        self._loop_task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop(
+            "workflow-scheduler",
+            self._round,
+            interval=tick_seconds,
+            failure="workflow event catch-up failed; retrying",
+            log=logger,
+        )
 
     def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._loop(), name="workflow-scheduler")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+        await self._loop.stop()
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                logger.exception("workflow schedule tick failed; retrying")
-            if self._catch_up is not None:
-                try:
-                    await self._catch_up()
-                except Exception:
-                    logger.exception("workflow event catch-up failed; retrying")
-            await asyncio.sleep(self._tick_seconds)
+    async def _round(self) -> None:
+        try:
+            await self.tick()
+        except Exception:
+            logger.exception("workflow schedule tick failed; retrying")
+        if self._catch_up is not None:
+            await self._catch_up()
 
     async def tick(self, now: datetime | None = None) -> int:
         """Fire every due slot not fired yet; returns how many runs this node started."""

@@ -39,7 +39,7 @@ async def test_low_disk_or_memory_refuses_new_tasks(
             response = await upload(client, clips["jfk.flac"].path)
             assert_503(response, limit, 30)
             assert "MiB" in response.json()["detail"]
-            assert list(settings.storage.temp_dir.iterdir()) == []
+            assert list(settings.storage.media_dir.iterdir()) == []
             assert (await client.get("/api/v1/tasks")).json()["total"] == 0
 
 

@@ -46,5 +46,5 @@ async def test_file_url_is_downloaded_and_transcribed(
             )
             assert both.status_code == 422
 
-            stored = sorted(p.name for p in settings.storage.temp_dir.iterdir())
+            stored = sorted(p.name for p in settings.storage.media_dir.iterdir())
             assert len(stored) == 1, f"failed downloads leaked files: {stored}"

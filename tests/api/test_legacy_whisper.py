@@ -114,7 +114,7 @@ def test_create_from_file_url_then_delete(
     )
     assert body["data"] == {"task_id": created["id"], "deleted": True}
     assert http.get(f"/api/v1/tasks/{created['id']}").status_code == 404
-    stored = {p.name for p in server.settings.storage.temp_dir.iterdir()}
+    stored = {p.name for p in server.settings.storage.media_dir.iterdir()}
     assert len(stored) == 1, f"only the shared task's media is kept: {stored}"
 
 
@@ -168,5 +168,5 @@ def test_extract_audio_returns_the_audio(
         stream = container.streams.audio[0]
         assert (stream.rate, stream.channels) == (8000, 1)
         assert abs(float(container.duration or 0) / av.time_base - clips["jfk.flac"].duration) < 0.2
-    stored = {p.name for p in server.settings.storage.temp_dir.iterdir()}
+    stored = {p.name for p in server.settings.storage.media_dir.iterdir()}
     assert len(stored) == 1, f"extraction leaves no file behind: {stored}"

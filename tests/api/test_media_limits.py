@@ -60,7 +60,7 @@ async def test_a_file_longer_than_the_default_four_hours_is_refused_at_submissio
         body = assert_problem(await upload(client, long_file), 413, "duration")
         assert "14400" in str(body["detail"])
         assert (await client.get("/api/v1/tasks")).json()["total"] == 0
-    assert list(settings.storage.temp_dir.iterdir()) == []
+    assert list(settings.storage.media_dir.iterdir()) == []
 
 
 async def test_a_lowered_limit_applies_to_batches_too(
@@ -78,7 +78,7 @@ async def test_a_lowered_limit_applies_to_batches_too(
         body = assert_problem(response, 413, "duration")
         assert body["file_index"] == 1
         assert (await client.get("/api/v1/tasks")).json()["total"] == 0
-    assert list(settings.storage.temp_dir.iterdir()) == []
+    assert list(settings.storage.media_dir.iterdir()) == []
 
 
 def test_decoding_stops_at_the_limit_whatever_the_header_says(tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ async def test_extract_audio_refuses_audio_past_the_duration_limit(
     settings = make_settings(limits={"max_media_seconds": 60})
     async with api_client(settings) as client:
         assert_problem(await extract(client, source), 413, "duration")
-    assert list(settings.storage.temp_dir.iterdir()) == []
+    assert list(settings.storage.media_dir.iterdir()) == []
 
 
 async def test_extract_audio_output_is_capped(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ async def test_extract_audio_output_is_capped(make_settings: Callable[..., Setti
         assert body["max_bytes"] == 1024 * 1024
         small = await extract(client, source, format="mp3", sample_rate=8000)
         assert small.status_code == 200, small.text
-    assert list(settings.storage.temp_dir.iterdir()) == []
+    assert list(settings.storage.media_dir.iterdir()) == []
 
 
 async def test_extract_audio_is_behind_admission(
@@ -142,4 +142,4 @@ async def test_extract_audio_is_behind_admission(
         response = await extract(client, source)
         assert_problem(response, 503, "free_disk")
         assert response.headers["retry-after"] == "30"
-    assert list(settings.storage.temp_dir.iterdir()) == []
+    assert list(settings.storage.media_dir.iterdir()) == []

@@ -113,7 +113,7 @@ def test_models_and_errors(client: openai.OpenAI, server: LiveServer, clips: dic
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-4o")
 
-    media = server.settings.storage.temp_dir
+    media = server.settings.storage.media_dir
     before = sorted(media.iterdir())
     with clips["goforward.wav"].path.open("rb") as audio, pytest.raises(openai.APIStatusError) as caught:
         client.audio.transcriptions.create(model="large-v9", file=audio)
@@ -159,7 +159,7 @@ def test_client_disconnect_deletes_its_task(server: LiveServer, clips: dict[str,
             sdk.audio.transcriptions.create(model="whisper-1", file=audio)
         watcher.join()
         assert len(seen) == 1, "the request queued a task"
-        media = server.settings.storage.temp_dir
+        media = server.settings.storage.media_dir
         deadline = time.monotonic() + 10
         while True:
             response = httpx.get(f"{server.base_url}/api/v1/tasks/{seen[0]}")

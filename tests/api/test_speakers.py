@@ -157,5 +157,5 @@ async def test_bad_speaker_options_are_refused(
             assert refused.status_code == 422, (fields, refused.text)
         tasks = (await running.client.get("/api/v1/tasks")).json()
         assert tasks["total"] == 0
-        media = running.services.settings.storage.temp_dir
+        media = running.services.settings.storage.media_dir
         assert not [path for path in media.rglob("*") if path.is_file()], "no media kept"

@@ -142,7 +142,7 @@ async def test_full_queue_refuses_new_tasks_and_loses_none(node: Node, clips: di
     assert_503(by_url, "queue_depth", 7)
     # Nothing of the refused requests is kept: three queued tasks, no extra media file.
     assert (await client.get("/api/v1/tasks", params={"status": "queued"})).json()["total"] == 3
-    stored = {path.name for path in node.settings.storage.temp_dir.iterdir()}
+    stored = {path.name for path in node.settings.storage.media_dir.iterdir()}
     rows = [await node.services.repository.get(task_id) for task_id in accepted]
     assert {row.media_path for row in rows if row is not None} <= stored
     assert len(stored) == len(await node.services.repository.media_paths())

@@ -146,7 +146,7 @@ async def test_bad_input(
     settings = make_settings(storage={"max_upload_mb": 0.5})
     async with running_app(settings, paused=True) as running:
         client = running.client
-        media_dir = settings.storage.temp_dir
+        media_dir = settings.storage.media_dir
 
         empty = tmp_path / "empty.wav"
         empty.write_bytes(b"")

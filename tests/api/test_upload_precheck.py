@@ -125,7 +125,7 @@ async def test_a_full_queue_refuses_uploads_before_reading_them(
             assert response.status_code == 503, (path, response.text)
             assert response.headers["retry-after"] == "30"
             streamed.assert_not_read()
-    assert len(list(settings.storage.temp_dir.iterdir())) == 1
+    assert len(list(settings.storage.media_dir.iterdir())) == 1
 
 
 def _smaller_file_system() -> tuple[Path, int, int] | None:

@@ -136,7 +136,7 @@ async def test_file_url_and_callback_url_are_refused_with_422(
             assert refused.status_code == 422, refused.text
             assert "cloud metadata service" in refused.json()["detail"], refused.text
             assert (await client.get("/api/v1/tasks")).json()["total"] == 0
-            assert list(strict.storage.temp_dir.iterdir()) == [], "a refused request left files behind"
+            assert list(strict.storage.media_dir.iterdir()) == [], "a refused request left files behind"
 
         # 127.0.0.1 allowlisted (as make_settings does): the server passes, its redirects do not.
         open_loopback = make_settings(network={"allowed_hosts": ["127.0.0.1"]})
@@ -147,7 +147,7 @@ async def test_file_url_and_callback_url_are_refused_with_422(
                 assert refused.status_code == 422, refused.text
                 detail = refused.json()["detail"]
                 assert f"{address} is a cloud metadata address" in detail, detail
-            media = open_loopback.storage.temp_dir
+            media = open_loopback.storage.media_dir
             assert [p.name for p in media.iterdir()] == [], "a refused download left files behind"
             refused = await client.post(
                 "/api/v1/tasks",

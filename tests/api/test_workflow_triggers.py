@@ -15,7 +15,7 @@ from tests.api.test_links import site  # noqa: F401 - the module-scoped local si
 from tests.conftest import Clip, RunningApp, normalize_en, running_app, upload, wait_done
 from tests.live_server import module_settings
 from tests.llm_peer import ChatServer, serve_chat_api
-from tests.workflows.support import create_workflow, start_run, steps_of, wait_run
+from tests.workflows.support import create_workflow, start_run, steps_of, tasks_of_run, wait_run
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -107,7 +107,7 @@ async def test_completed_task_starts_a_run_with_components_summary_and_audio(
     again = steps["again"]
     assert again["status"] == "completed" and again["task_id"] not in (task["id"], other["id"])
     assert "fellow americans" in normalize_en(again["output"]["text"])
-    (own,) = await api.services.workflows.repository.tasks_of_run(run["id"])
+    (own,) = await tasks_of_run(api.services, run["id"])
     assert own.id == again["task_id"] and own.platform == "podcast"
     # The workflow's own task matches the filter too, but tasks of workflows never fire triggers.
     assert [item["id"] for item in await runs_of(api, workflow_id)] == [run["id"]]

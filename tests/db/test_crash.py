@@ -41,7 +41,7 @@ async def test_sigkilled_worker_loses_no_task_and_runs_none_twice(
     base_env = {
         **os.environ,
         "DATABASE_URL": mysql_url,
-        "STORAGE__TEMP_DIR": str(tmp_path / "media"),
+        "STORAGE__MEDIA_DIR": str(tmp_path / "media"),
         "WHISPER__MODEL_DIR": str(model_dir),
         "WHISPER__DEFAULT_MODEL": "tiny.en",
         "WHISPER__CPU_THREADS": "1",

@@ -46,7 +46,7 @@ async def test_counts_queue_depth_and_last_hour(database_url: str) -> None:
     sessions = create_session_factory(engine)
     tasks, stats = TaskRepository(sessions), StatsRepository(sessions)
     try:
-        empty = await stats.window(utcnow() - timedelta(hours=1))
+        empty = await stats.finished_since(utcnow() - timedelta(hours=1))
         assert (empty.completed, empty.failed, empty.audio_seconds, empty.mean_real_time_factor) == (
             0,
             0,
@@ -77,7 +77,7 @@ async def test_counts_queue_depth_and_last_hour(database_url: str) -> None:
             "failed": 2,
         }
         assert await stats.queue_depth() == {TaskPriority.high.rank: 1, TaskPriority.low.rank: 2}
-        hour = await stats.window(utcnow() - timedelta(hours=1))
+        hour = await stats.finished_since(utcnow() - timedelta(hours=1))
         assert hour.completed == 3 and hour.failed == 1
         assert hour.audio_seconds == pytest.approx(40.0)
         assert hour.processing_seconds == pytest.approx(10.5)

@@ -20,7 +20,7 @@ async def test_startup_sweeps_orphaned_files(
     settings = make_settings()
     async with running_app(settings, paused=True) as first:
         kept = (await upload(first.client, clips["goforward.wav"].path)).json()["id"]
-    media = settings.storage.temp_dir
+    media = settings.storage.media_dir
     old = time.time() - 3600
     orphan = media / "0123456789abcdef0123456789abcdef.media"
     partial = media / "fedcba9876543210fedcba9876543210.media.part"
@@ -46,7 +46,7 @@ async def test_media_deleted_after_processing_when_configured(
         assert task["status"] == "completed"
         after = (await running.client.get(f"/api/v1/tasks/{task_id}")).json()
         assert after["media_available"] is False
-        assert list(settings.storage.temp_dir.iterdir()) == []
+        assert list(settings.storage.media_dir.iterdir()) == []
         gone = await running.client.get(f"/api/v1/tasks/{task_id}/media")
         assert gone.status_code == 410
         assert (await running.client.get(f"/api/v1/tasks/{task_id}/subtitles")).status_code == 200
@@ -68,4 +68,4 @@ async def test_retention_expires_old_media(
         await running.services.janitor.sweep()
         assert (await running.client.get(f"/api/v1/tasks/{old_id}/media")).status_code == 410
         assert (await running.client.get(f"/api/v1/tasks/{new_id}/media")).status_code == 200
-        assert len(list(settings.storage.temp_dir.iterdir())) == 1
+        assert len(list(settings.storage.media_dir.iterdir())) == 1

@@ -23,7 +23,7 @@ def _settings(root: Path, model_dir: Path, **whisper: Any) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=f"sqlite+aiosqlite:///{root / 'tingxie.db'}",
-        storage={"temp_dir": root / "media"},
+        storage={"media_dir": root / "media"},
         whisper={
             "default_model": "tiny.en",
             "model_dir": model_dir,

@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
+
+from app.container import Services
+from app.db.models import Task
+from app.db.session import create_session_factory
 
 
 async def create_workflow(client: httpx.AsyncClient, document: dict[str, Any]) -> str:
@@ -72,3 +77,12 @@ async def wait_step(
 
 def steps_of(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {step["id"]: step for step in run["steps"]}
+
+
+async def tasks_of_run(services: Services, run_id: str) -> list[Task]:
+    """The tasks a workflow run queued, oldest first."""
+    async with create_session_factory(services.engine)() as session:
+        rows = await session.scalars(
+            select(Task).where(Task.workflow_run_id == run_id).order_by(Task.created_at)
+        )
+        return list(rows.all())

@@ -13,7 +13,7 @@ from config.settings import Settings
 from tests.api.test_callbacks import verify
 from tests.callback_receiver import callback_receiver
 from tests.conftest import Clip, normalize_en, running_app
-from tests.workflows.support import create_workflow, start_run, steps_of, wait_run, wait_step
+from tests.workflows.support import create_workflow, start_run, steps_of, tasks_of_run, wait_run, wait_step
 
 SECRET = "resume-secret"
 
@@ -82,7 +82,7 @@ async def test_restarts_mid_run_resume_without_repeating_work(
             for key in ("transcribe", "subtitles"):
                 assert steps[key]["attempts"] == 1 and len(steps[key]["history"]) == 1, steps[key]
                 assert steps[key]["completed_at"] == finished_before[key], "a finished step ran again"
-            (task,) = await third.services.workflows.repository.tasks_of_run(run_id)
+            (task,) = await tasks_of_run(third.services, run_id)
             assert task.id == task_id and task.attempts == 1 and task.status == "completed"
             notify = steps["notify"]
             assert notify["status"] == "completed" and notify["attempts"] == failed_deliveries + 1
@@ -94,4 +94,4 @@ async def test_restarts_mid_run_resume_without_repeating_work(
     assert {r.headers["idempotency-key"] for r in requests} == {f"{run_id}:notify"}
     payload = verify(requests[-1], SECRET)
     assert "fellow americans" in normalize_en(payload["data"]["srt"])
-    assert {p.name for p in settings.storage.temp_dir.iterdir()} == {task.media_path}, "run media is removed"
+    assert {p.name for p in settings.storage.media_dir.iterdir()} == {task.media_path}, "run media is removed"

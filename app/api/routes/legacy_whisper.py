@@ -9,7 +9,6 @@ error the HTTP status stays the real one (400, 404, 415, 422, ...), ``code`` rep
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
@@ -142,18 +141,12 @@ async def legacy_query_tasks(
         platform=query.platform,
         engine=query.engine,
         model=query.model,
-        created_after=_aware(query.created_after),
-        created_before=_aware(query.created_before),
+        created_after=query.created_after,
+        created_before=query.created_before,
         has_error=query.has_error,
     )
     page = await service.search(filters, limit=query.limit, offset=query.offset)
     return envelope(request, page, params=query.model_dump(mode="json", exclude_defaults=True))
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 @router.get(
@@ -203,7 +196,7 @@ async def legacy_generate_subtitles(
         Literal["srt", "vtt"], Query(description="srt or vtt. / 字幕格式：srt 或 vtt。")
     ] = "srt",
 ) -> JSONResponse:
-    task = await service.get_task(task_id)
+    task = await service.get_row(task_id)
     if task.status != TaskStatus.completed.value or task.result is None:
         raise ProblemError(409, f"task {task_id} is {task.status}; subtitles need a completed task")
     subtitles = render_subtitles(

@@ -14,7 +14,8 @@ from app.schemas.task import TaskPriority, TaskStatus
 
 router = APIRouter(prefix="/api/v1/stats", tags=["stats"])
 
-WINDOW = timedelta(hours=1)
+THROUGHPUT_PERIOD = timedelta(hours=1)
+"""How far back the throughput figures look."""
 
 
 class Throughput(BaseModel):
@@ -54,18 +55,18 @@ async def stats(services: ServicesDep, _admin: AdminDep) -> Stats:
     repository = services.stats
     counts = await repository.counts_by_status()
     depth = await repository.queue_depth()
-    window = await repository.window(utcnow() - WINDOW)
+    recent = await repository.finished_since(utcnow() - THROUGHPUT_PERIOD)
     return Stats(
         counts={status.value: counts.get(status.value, 0) for status in TaskStatus},
         queue_depth={priority.value: depth.get(priority.rank, 0) for priority in TaskPriority},
         last_hour=Throughput(
-            window_seconds=int(WINDOW.total_seconds()),
-            completed=window.completed,
-            failed=window.failed,
-            audio_seconds=round(window.audio_seconds, 3),
-            processing_seconds=round(window.processing_seconds, 3),
+            window_seconds=int(THROUGHPUT_PERIOD.total_seconds()),
+            completed=recent.completed,
+            failed=recent.failed,
+            audio_seconds=round(recent.audio_seconds, 3),
+            processing_seconds=round(recent.processing_seconds, 3),
             mean_real_time_factor=(
-                None if window.mean_real_time_factor is None else round(window.mean_real_time_factor, 4)
+                None if recent.mean_real_time_factor is None else round(recent.mean_real_time_factor, 4)
             ),
         ),
     )

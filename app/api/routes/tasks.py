@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile, status
@@ -106,17 +106,11 @@ async def list_tasks(
         platform=platform,
         engine=engine,
         model=model,
-        created_after=_aware(created_after),
-        created_before=_aware(created_before),
+        created_after=created_after,
+        created_before=created_before,
         has_error=has_error,
     )
     return await service.search(filters, limit=limit, offset=offset, principal=principal)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 @router.get(
@@ -181,7 +175,7 @@ async def get_subtitles(
         SubtitleFormat, Query(description="srt | vtt | txt | tsv | json. / 字幕格式。")
     ] = SubtitleFormat.SRT,
 ) -> Response:
-    task = await service.get_task(task_id, principal)
+    task = await service.get_row(task_id, principal)
     if task.status != TaskStatus.completed.value or task.result is None:
         raise ProblemError(409, f"task {task_id} is {task.status}; subtitles need a completed task")
     body = render_subtitles(TranscriptionResult.model_validate(task.result), format)
@@ -307,7 +301,7 @@ async def task_events(
         Query(ge=1, le=300, description="Seconds between keep-alive comments. / 保活注释的间隔秒数。"),
     ] = 15,
 ) -> StreamingResponse:
-    await service.get_task(task_id, principal)  # 404 before the stream starts
+    await service.get_row(task_id, principal)  # 404 before the stream starts
     poll_interval = min(1.0, settings.processor.wait_recheck_seconds)
 
     async def stream() -> AsyncIterator[str]:
