@@ -1,4 +1,6 @@
-"""Builds and owns the long-lived services of one app instance (no module-level singletons)."""
+"""The composition root: builds and owns the long-lived parts of one app instance (no
+module-level singletons): its services, the repositories the routes read directly, the model
+pool, the processor and the background loops."""
 
 from __future__ import annotations
 
@@ -47,16 +49,25 @@ from config.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Repositories:
+    """The database access that routes (and tests) use directly, beside the services."""
+
+    tasks: TaskRepository
+    workers: WorkerRegistry
+    callbacks: CallbackRepository
+    stats: StatsRepository
+
+
 @dataclass
-class Services:
+class Container:
     settings: Settings
     engine: AsyncEngine
     http: httpx.AsyncClient
     """For node-to-node requests only; user-supplied URLs go through ``public_http``."""
     public_http: httpx.AsyncClient
     """Pinned to addresses the SSRF guard checked (see :mod:`app.net.pinned`)."""
-    repository: TaskRepository
-    registry: WorkerRegistry
+    repositories: Repositories
     storage: MediaStorage
     pool: AsyncModelPool
     events: TaskEvents
@@ -64,7 +75,6 @@ class Services:
     janitor: MediaJanitor
     tasks: TaskService
     guard: UrlGuard
-    callbacks: CallbackRepository
     dispatcher: CallbackDispatcher | None
     llm: ChatClient
     summaries: SummaryService
@@ -72,7 +82,6 @@ class Services:
     links: LinkService
     auth: AuthService
     admission: AdmissionControl
-    stats: StatsRepository
     metrics: Metrics
     workflows: WorkflowService
     workflow_steps: InlineSteps
@@ -81,7 +90,7 @@ class Services:
     @classmethod
     async def start(
         cls, settings: Settings, *, start_processor_paused: bool = False, role: NodeRole = "all"
-    ) -> Services:
+    ) -> Container:
         """Migrate the database, sweep orphans, load the default model and start the processor."""
         # Custom workflow components are imported and checked first: a bad entry stops the start.
         components = ComponentRegistry.from_entries(settings.workflows.components)
@@ -233,13 +242,12 @@ class Services:
                 resolve_owner=auth.owner,
             )
         janitor.add_references(workflows.media_paths)
-        services = cls(
+        container = cls(
             settings=settings,
             engine=engine,
             http=http,
             public_http=public_http,
-            repository=repository,
-            registry=registry,
+            repositories=Repositories(tasks=repository, workers=registry, callbacks=callbacks, stats=stats),
             storage=storage,
             pool=pool,
             events=events,
@@ -247,7 +255,6 @@ class Services:
             janitor=janitor,
             tasks=tasks,
             guard=guard,
-            callbacks=callbacks,
             dispatcher=dispatcher,
             llm=llm,
             summaries=summaries,
@@ -255,7 +262,6 @@ class Services:
             links=links,
             auth=auth,
             admission=admission,
-            stats=stats,
             metrics=metrics,
             workflows=workflows,
             workflow_steps=workflow_steps,
@@ -268,7 +274,7 @@ class Services:
         if dispatcher is not None:
             await dispatcher.start(identity=processor.worker_id if processor is not None else None)
         await workflows.start(identity=processor.worker_id if processor is not None else None)
-        return services
+        return container
 
     def begin_shutdown(self, *, forced: bool = False) -> None:
         """The first shutdown signal: stop claiming tasks, answer long polls and end live-event

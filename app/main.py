@@ -37,7 +37,7 @@ from app.api.routes.api_docs import mount_api_docs
 from app.api.routes.dashboard import mount_dashboard
 from app.api.stream_slots import StreamSlots
 from app.api.upload_precheck import UploadPrecheckMiddleware
-from app.container import Services
+from app.container import Container
 from app.logging_setup import configure_logging
 from app.schemas.worker import NodeRole
 from config.settings import Settings
@@ -68,12 +68,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.logging)
-        services = await Services.start(settings, start_processor_paused=start_processor_paused, role=role)
-        app.state.services = services
+        container = await Container.start(settings, start_processor_paused=start_processor_paused, role=role)
+        app.state.container = container
         try:
             yield
         finally:
-            await services.stop()
+            await container.stop()
 
     app = FastAPI(
         title="Tingxie 听写",

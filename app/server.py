@@ -2,10 +2,10 @@
 
 uvicorn alone waits, on SIGTERM, for every open connection to close before the app's shutdown
 runs, so one client on a live-event stream kept the whole server (and its running tasks) up.
-Here the first signal also tells the services (:meth:`Services.begin_shutdown`): claiming stops,
+Here the first signal also tells the container (:meth:`Container.begin_shutdown`): claiming stops,
 long polls answer and event streams end at once; whatever is still open after
 ``SERVER__GRACEFUL_SHUTDOWN_SECONDS`` is cut. A second signal hands running tasks back to the
-queue at once, and even when uvicorn skips the app's shutdown (a forced exit), the services stop
+queue at once, and even when uvicorn skips the app's shutdown (a forced exit), the container stops
 so that running tasks are re-queued rather than left to their leases.
 """
 
@@ -19,14 +19,14 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from app.container import Services
+from app.container import Container
 from config.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 class GracefulServer(uvicorn.Server):
-    """A ``uvicorn.Server`` that tells the app's services about shutdown signals as they come."""
+    """A ``uvicorn.Server`` that tells the app's container about shutdown signals as they come."""
 
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
         super().__init__(config)
@@ -34,9 +34,9 @@ class GracefulServer(uvicorn.Server):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._signals = 0
 
-    def _services(self) -> Services | None:
-        services: Services | None = getattr(self._app.state, "services", None)
-        return services
+    def _container(self) -> Container | None:
+        container: Container | None = getattr(self._app.state, "container", None)
+        return container
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -50,16 +50,16 @@ class GracefulServer(uvicorn.Server):
             self._loop.call_soon_threadsafe(self._begin_shutdown, self._signals > 1)
 
     def _begin_shutdown(self, forced: bool) -> None:
-        services = self._services()
-        if services is not None:
-            services.begin_shutdown(forced=forced)
+        container = self._container()
+        if container is not None:
+            container.begin_shutdown(forced=forced)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
-        services = self._services()
-        if self.force_exit and services is not None:
+        container = self._container()
+        if self.force_exit and container is not None:
             # uvicorn skips the lifespan's shutdown on a forced exit: running tasks still go back.
-            await services.stop()
+            await container.stop()
 
 
 def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:

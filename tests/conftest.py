@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.container import Services
+from app.container import Container
 from app.main import create_app
 from config.settings import Settings
 
@@ -107,9 +107,9 @@ class RunningApp:
     client: httpx.AsyncClient
 
     @property
-    def services(self) -> Services:
-        services: Services = self.app.state.services
-        return services
+    def container(self) -> Container:
+        container: Container = self.app.state.container
+        return container
 
 
 @asynccontextmanager

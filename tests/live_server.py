@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from app.container import Services
+from app.container import Container
 from app.main import create_app
 from config.settings import Settings
 from tests.conftest import isolated_settings
@@ -47,9 +47,9 @@ class LiveServer:
         assert done.wait(10), "the server's loop did not run the call"
 
     @property
-    def services(self) -> Services:
-        services: Services = self.app.state.services
-        return services
+    def container(self) -> Container:
+        container: Container = self.app.state.container
+        return container
 
 
 @contextmanager

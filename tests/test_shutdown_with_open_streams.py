@@ -173,7 +173,7 @@ async def test_shutdown_answers_waiting_requests_in_process(
             await asyncio.sleep(0.5)
             assert not poll.done() and not transcription.done() and not events.done()
 
-            running.services.begin_shutdown()
+            running.container.begin_shutdown()
             async with asyncio.timeout(10):
                 answered, refused, streamed = await asyncio.gather(poll, transcription, events)
         assert answered.status_code == 200 and answered.json()["status"] == "queued"

@@ -57,7 +57,7 @@ class ApiKeyMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        auth: AuthService = scope["app"].state.services.auth
+        auth: AuthService = scope["app"].state.container.auth
         principal: Principal | None
         if is_public(scope["path"]):
             principal = None

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.api.problems import ProblemError
-from app.container import Services
+from app.container import Container
 from app.media.storage import MediaStorage
 from app.services.auth import ANONYMOUS, Principal
 from app.services.link_service import LinkService
@@ -18,37 +18,37 @@ from app.workflows.service import WorkflowService
 from config.settings import Settings
 
 
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
 
 
 def get_task_service(request: Request) -> TaskService:
-    return get_services(request).tasks
+    return get_container(request).tasks
 
 
 def get_summary_service(request: Request) -> SummaryService:
-    return get_services(request).summaries
+    return get_container(request).summaries
 
 
 def get_speaker_service(request: Request) -> SpeakerService:
-    return get_services(request).speakers
+    return get_container(request).speakers
 
 
 def get_link_service(request: Request) -> LinkService:
-    return get_services(request).links
+    return get_container(request).links
 
 
 def get_workflow_service(request: Request) -> WorkflowService:
-    return get_services(request).workflows
+    return get_container(request).workflows
 
 
 def get_storage(request: Request) -> MediaStorage:
-    return get_services(request).storage
+    return get_container(request).storage
 
 
 def get_settings(request: Request) -> Settings:
-    return get_services(request).settings
+    return get_container(request).settings
 
 
 def get_principal(request: Request) -> Principal:
@@ -72,10 +72,10 @@ def require_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Pr
 
 async def check_admission(request: Request) -> None:
     """Refuse new work with 503 + Retry-After past the queue, disk or memory limits."""
-    await get_services(request).admission.check()
+    await get_container(request).admission.check()
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+ContainerDep = Annotated[Container, Depends(get_container)]
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SummaryServiceDep = Annotated[SummaryService, Depends(get_summary_service)]

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import ProblemError, ProblemHTTPError
 from app.api.routes.openai_audio import resolve_model
-from app.container import Services
+from app.container import Container
 from app.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -36,19 +36,19 @@ PEEK_LIMIT_BYTES = 256 * 1024
 FIELD_LIMIT_BYTES = 4096
 """Longest field value kept while peeking (model names are short)."""
 
-FieldCheck = Callable[[Services, Mapping[str, str]], None]
+FieldCheck = Callable[[Container, Mapping[str, str]], None]
 
 
-def _task_fields(services: Services, fields: Mapping[str, str]) -> None:
-    services.tasks.check_model(fields.get("model") or None, fields.get("engine") or None)
+def _task_fields(container: Container, fields: Mapping[str, str]) -> None:
+    container.tasks.check_model(fields.get("model") or None, fields.get("engine") or None)
 
 
-def _openai_fields(services: Services, fields: Mapping[str, str]) -> None:
+def _openai_fields(container: Container, fields: Mapping[str, str]) -> None:
     if fields.get("model"):  # the route's own rule
-        resolve_model(fields["model"], services.settings)
+        resolve_model(fields["model"], container.settings)
 
 
-def _no_fields(services: Services, fields: Mapping[str, str]) -> None:
+def _no_fields(container: Container, fields: Mapping[str, str]) -> None:
     return None
 
 
@@ -165,9 +165,9 @@ class UploadPrecheckMiddleware:
 
 async def _precheck(scope: Scope, receive: Receive, check: FieldCheck) -> list[Message]:
     """Run the admission and field checks; the messages read ahead, to be replayed."""
-    services: Services = scope["app"].state.services
+    container: Container = scope["app"].state.container
     try:
-        await services.admission.check()
+        await container.admission.check()
     except (ProblemError, DomainError) as exc:
         raise ProblemHTTPError(exc) from exc
     except Exception:  # e.g. a lost database: the route's own checks answer it (503)
@@ -194,7 +194,7 @@ async def _precheck(scope: Scope, receive: Receive, check: FieldCheck) -> list[M
             return read
         fields.update(peek.fields)
     try:
-        check(services, fields)
+        check(container, fields)
     except (ProblemError, DomainError) as exc:
         raise ProblemHTTPError(exc) from exc
     return read

@@ -55,26 +55,26 @@ def serve(settings: Settings, *, host: str | None, port: int | None, role: NodeR
 async def run_worker(settings: Settings) -> None:
     """A processor without HTTP; SIGTERM/SIGINT let running tasks finish (within the shutdown
     timeout) or hand them back, then exit; a second signal hands them back at once."""
-    from app.container import Services
+    from app.container import Container
     from app.logging_setup import configure_logging
 
     configure_logging(settings.logging)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    services: Services | None = None
+    container: Container | None = None
 
     def on_signal() -> None:
-        if stop.is_set() and services is not None:
-            services.begin_shutdown(forced=True)
+        if stop.is_set() and container is not None:
+            container.begin_shutdown(forced=True)
         stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal)
-    services = await Services.start(settings, role="worker")
+    container = await Container.start(settings, role="worker")
     try:
         await stop.wait()
     finally:
-        await services.stop()
+        await container.stop()
 
 
 def _serve(args: argparse.Namespace, settings: Settings | None) -> int:

@@ -171,7 +171,7 @@ async def test_key_management_by_admin_only(api: RunningApp) -> None:
     assert listing.status_code == 200
     entry = next(item for item in listing.json() if item["id"] == alice["id"])
     assert "key" not in entry and entry["last_used_at"] is not None
-    async with api.services.engine.connect() as connection:
+    async with api.container.engine.connect() as connection:
         rows = (await connection.execute(text("SELECT * FROM api_keys"))).mappings().all()
     stored = next(row for row in rows if row["id"] == alice["id"])
     assert stored["key_hash"] == hashlib.sha256(alice["key"].encode()).hexdigest()

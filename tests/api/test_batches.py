@@ -71,6 +71,6 @@ async def test_batch_is_all_or_nothing(api: RunningApp, tmp_path: Path, clips: d
     assert (await api.client.post("/api/v1/tasks/batch", data={"language": "en"})).status_code == 422
 
     assert (await api.client.get("/api/v1/tasks")).json()["total"] == 0
-    assert list(api.services.storage.root.iterdir()) == [], "rejected batches left media behind"
+    assert list(api.container.storage.root.iterdir()) == [], "rejected batches left media behind"
     missing = await api.client.get("/api/v1/batches/0123456789abcdef0123456789abcdef")
     assert missing.status_code == 404 and missing.json()["status"] == 404

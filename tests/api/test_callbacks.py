@@ -148,4 +148,4 @@ async def test_callback_is_retried_across_a_restart_and_signed(
             # Deleting a task deletes its deliveries.
             assert (await client.delete(f"/api/v1/tasks/{task_id}")).status_code == 204
             assert (await client.get(f"/api/v1/tasks/{task_id}/callback")).status_code == 404
-            assert await second.services.callbacks.latest_for([task_id]) == {}
+            assert await second.container.repositories.callbacks.latest_for([task_id]) == {}

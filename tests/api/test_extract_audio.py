@@ -104,7 +104,7 @@ async def test_video_audio_comes_back_as_wav_and_mp3_with_the_speech(
         task = await wait_done(api.client, task_id)
         assert REFERENCE in normalize_en(task["result"]["text"]), (task["file_name"], task["result"]["text"])
         await api.client.delete(f"/api/v1/tasks/{task_id}")
-    assert list(api.services.storage.root.iterdir()) == [], "extraction left temp files"
+    assert list(api.container.storage.root.iterdir()) == [], "extraction left temp files"
 
 
 async def test_non_media_bad_options_and_big_files_are_problems(
@@ -136,7 +136,7 @@ async def test_non_media_bad_options_and_big_files_are_problems(
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     assert (await _extract(api.client, empty)).status_code == 400
-    assert list(api.services.storage.root.iterdir()) == [], "failed extractions left temp files"
+    assert list(api.container.storage.root.iterdir()) == [], "failed extractions left temp files"
 
 
 async def test_streamed_file_is_removed_when_the_client_disconnects(tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ async def test_a_link_task_is_diarized_when_asked(api: RunningApp, site: str) ->
 
 
 async def test_link_without_media_is_a_clear_422(api: RunningApp, site: str) -> None:
-    before = set(api.services.storage.root.iterdir())
+    before = set(api.container.storage.root.iterdir())
     for url, expected in (
         (f"{site}/empty.html", "Unsupported URL"),
         (f"{site}/missing.html", "404"),
@@ -124,12 +124,12 @@ async def test_link_without_media_is_a_clear_422(api: RunningApp, site: str) -> 
         "/api/v1/tasks/from-link", json={"url": f"{site}/jfk.html", "language": "zh"}
     )
     assert english_only.status_code == 422 and "English-only" in english_only.json()["detail"]
-    assert set(api.services.storage.root.iterdir()) == before, "failed links leaked files"
+    assert set(api.container.storage.root.iterdir()) == before, "failed links leaked files"
 
 
 async def test_legacy_platform_routes_accept_json_form_and_query(api: RunningApp, site: str) -> None:
     page = f"{site}/jfk.html"
-    api.services.processor.pause()  # type: ignore[union-attr]  # no model work for these tasks
+    api.container.processor.pause()  # type: ignore[union-attr]  # no model work for these tasks
     try:
         answers = [
             await api.client.post("/api/douyin/video_task", data={"url": f"看看这个 {page} 复制此链接"}),
@@ -144,7 +144,7 @@ async def test_legacy_platform_routes_accept_json_form_and_query(api: RunningApp
             assert task["link"]["original_url"] == page
             assert (await api.client.delete(f"/api/v1/tasks/{body['task_id']}")).status_code == 204
     finally:
-        api.services.processor.resume()  # type: ignore[union-attr]
+        api.container.processor.resume()  # type: ignore[union-attr]
     missing = await api.client.post("/api/douyin/video_task", json={"title": "no url"})
     assert missing.status_code == 422 and "url" in missing.json()["detail"]
     bad = await api.client.post("/api/tiktok/video_task", json={"url": page, "priority": "urgent"})
@@ -152,7 +152,7 @@ async def test_legacy_platform_routes_accept_json_form_and_query(api: RunningApp
 
 
 async def test_every_fetched_url_passes_the_check_and_limits_apply(api: RunningApp, site: str) -> None:
-    services = api.services
+    container = api.container
     page = f"{site}/jfk.html"
     checked: list[str] = []
 
@@ -165,19 +165,19 @@ async def test_every_fetched_url_passes_the_check_and_limits_apply(api: RunningA
 
     def service(check: UrlCheck | None, **settings: Any) -> LinkService:
         return LinkService(
-            tasks=services.tasks,
-            http=services.http,
+            tasks=container.tasks,
+            http=container.http,
             settings=LinksSettings(**settings),
-            max_bytes=services.storage.max_bytes,
+            max_bytes=container.storage.max_bytes,
             url_check=check,
         )
 
-    services.processor.pause()  # type: ignore[union-attr]
+    container.processor.pause()  # type: ignore[union-attr]
     try:
         task = await service(record).create(page)
         assert checked == [page, f"{site}/jfk.mp4"]
-        await services.tasks.delete(task.id)
-        before = set(services.storage.root.iterdir())
+        await container.tasks.delete(task.id)
+        before = set(container.storage.root.iterdir())
         with pytest.raises(Invalid) as blocked:
             await service(block_media).create(page)
         assert "is not allowed" in blocked.value.detail
@@ -185,17 +185,17 @@ async def test_every_fetched_url_passes_the_check_and_limits_apply(api: RunningA
             await service(None, max_duration_seconds=5).create(page)
         assert "more than the limit of 5 s" in too_long.value.detail
         small = LinkService(
-            tasks=services.tasks, http=services.http, settings=LinksSettings(), max_bytes=50_000
+            tasks=container.tasks, http=container.http, settings=LinksSettings(), max_bytes=50_000
         )
-        services.storage.max_bytes, saved = 50_000, services.storage.max_bytes
+        container.storage.max_bytes, saved = 50_000, container.storage.max_bytes
         try:
             with pytest.raises(TooLarge):
                 await small.create(page)
         finally:
-            services.storage.max_bytes = saved
-        assert set(services.storage.root.iterdir()) == before
+            container.storage.max_bytes = saved
+        assert set(container.storage.root.iterdir()) == before
     finally:
-        services.processor.resume()  # type: ignore[union-attr]
+        container.processor.resume()  # type: ignore[union-attr]
 
 
 class _Redirector(BaseHTTPRequestHandler):
@@ -233,10 +233,10 @@ async def test_short_links_resolve_to_the_real_platform(api: RunningApp) -> None
         proxy = f"http://127.0.0.1:{server.server_address[1]}"
         async with httpx.AsyncClient(proxy=proxy) as http:
             links = LinkService(
-                tasks=api.services.tasks,
+                tasks=api.container.tasks,
                 http=http,
                 settings=LinksSettings(max_redirects=3),
-                max_bytes=api.services.storage.max_bytes,
+                max_bytes=api.container.storage.max_bytes,
                 url_check=record,
             )
             bilibili = await links.resolve_short_link("http://b23.tv/a1B2c3D")

@@ -138,7 +138,7 @@ def test_models_and_errors(client: openai.OpenAI, server: LiveServer, clips: dic
 
 
 def test_client_disconnect_deletes_its_task(server: LiveServer, clips: dict[str, Clip]) -> None:
-    processor = server.services.processor
+    processor = server.container.processor
     assert processor is not None
     server.call(processor.pause)  # the task stays queued while the client waits
     try:

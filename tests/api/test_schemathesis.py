@@ -45,11 +45,11 @@ def api_schema(
     app = create_app(app_settings, start_processor_paused=True)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     yield schema
-    services = app.state.services
+    container = app.state.container
     try:
-        assert services.processor is not None and services.processor.paused
-        assert services.processor.running_task_ids == []
-        assert services.pool.instances() == [], "fuzzing must never load a model"
+        assert container.processor is not None and container.processor.paused
+        assert container.processor.running_task_ids == []
+        assert container.pool.instances() == [], "fuzzing must never load a model"
     finally:
         # Schemathesis keeps the app's lifespan running for the process; stop it (processor, pool, DB).
         schemathesis_asgi.shutdown_lifespans()

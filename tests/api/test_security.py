@@ -186,7 +186,7 @@ async def test_health_shows_counts_only_and_workers_need_an_admin_key(
         workers = await clients[name].get("/api/v1/workers")
         assert workers.status_code == 200, (name, workers.text)
         (worker,) = workers.json()
-        assert worker["id"] == api.services.settings.processor.node_id
+        assert worker["id"] == api.container.settings.processor.node_id
         assert isinstance(worker["running_tasks"], list)
 
 
@@ -250,7 +250,7 @@ async def test_a_revoked_keys_workflows_stop_firing(
     async with _client(api, carol_key["key"]) as carol, _client(api, dave_key["key"]) as dave:
         carols = await create_workflow(carol, document)
         daves = await create_workflow(dave, document)
-        processor = api.services.processor
+        processor = api.container.processor
         assert processor is not None
         processor.pause()
         try:
@@ -261,7 +261,7 @@ async def test_a_revoked_keys_workflows_stop_firing(
             processor.resume()
     root = clients["root"]
     assert (await wait_done(root, queued.json()["id"]))["status"] == "completed"
-    workflows = api.services.workflows
+    workflows = api.container.workflows
     await workflows.idle()
     assert await workflows.catch_up_events() == 0
     started = await workflows.scheduler.tick(utcnow() + timedelta(minutes=2))
@@ -318,7 +318,7 @@ async def test_a_catastrophic_url_regex_does_not_stall_the_server(
     evil = await create_workflow(alice, on_link("(a+)+$"))
     sane = await create_workflow(alice, on_link(r"jfk\.html\?ref=a{30}&"))
     url = f"{site}/jfk.html?ref={'a' * 30}&x=1"
-    processor = api.services.processor
+    processor = api.container.processor
     assert processor is not None
     processor.pause()  # no transcription competes for the CPU while the answers are timed
     try:
@@ -335,7 +335,7 @@ async def test_a_catastrophic_url_regex_does_not_stall_the_server(
     print(f"slowest /api/v1/health answer from the queueing of the link on: {slowest:.3f}s")
     assert slowest < 1.0, f"/api/v1/health took {slowest:.2f}s while the link was matched"
 
-    await api.services.workflows.idle()
+    await api.container.workflows.idle()
 
     async def runs(workflow_id: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = (await alice.get(f"/api/v1/workflows/{workflow_id}/runs")).json()[

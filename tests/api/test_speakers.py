@@ -95,7 +95,7 @@ async def test_enrolment_is_validated_listed_and_scoped_to_its_key(
         assert (
             await client.get(f"/api/v1/speakers/{speaker['id']}", headers=keys["alice"])
         ).status_code == 404
-        async with running.services.engine.connect() as connection:
+        async with running.container.engine.connect() as connection:
             assert (await connection.execute(text("SELECT COUNT(*) FROM speakers"))).scalar() == 0
 
 
@@ -136,7 +136,7 @@ async def test_diarized_upload_names_enrolled_voices_in_every_format(
         starts = [line.split(":")[0] for line in txt.splitlines() if ":" in line]
         assert starts[:3] == ["Kennedy", "Reader", "A"]
 
-        async with running.services.engine.connect() as connection:
+        async with running.container.engine.connect() as connection:
             flag = (await connection.execute(text("SELECT diarize FROM tasks"))).scalar()
         assert bool(flag) is True
 
@@ -157,5 +157,5 @@ async def test_bad_speaker_options_are_refused(
             assert refused.status_code == 422, (fields, refused.text)
         tasks = (await running.client.get("/api/v1/tasks")).json()
         assert tasks["total"] == 0
-        media = running.services.settings.storage.media_dir
+        media = running.container.settings.storage.media_dir
         assert not [path for path in media.rglob("*") if path.is_file()], "no media kept"

@@ -131,7 +131,7 @@ async def test_webhook_step_connects_to_the_checked_address_not_a_rebound_one(
                 default_body={},
             )
             with pytest.raises(BlockedUrlError) as blocked:
-                await running.services.workflow_steps.run(call)
+                await running.container.workflow_steps.run(call)
         assert receiver.requests == [], "the webhook reached the internal service"
         assert f"resolves to {INTERNAL_HOST}, which is a loopback address" in blocked.value.detail
 

@@ -68,8 +68,8 @@ async def app(
         task_id = created.json()["id"]
         while_queued = await running.client.post(f"/api/v1/tasks/{task_id}/summaries", json={})
         legacy_while_queued = await running.client.post("/api/chatgpt/summary", json={"task_id": task_id})
-        assert running.services.processor is not None
-        running.services.processor.resume()
+        assert running.container.processor is not None
+        running.container.processor.resume()
         task = await wait_done(running.client, task_id)
         assert task["status"] == "completed", task["error"]
         chat_api.take()
@@ -282,7 +282,7 @@ async def test_deleting_the_task_deletes_its_summaries(app: SummaryApp) -> None:
     app.llm.take()
     assert (await client.get(f"/api/v1/tasks/{app.task_id}/summaries")).json()["items"]
     assert (await client.delete(f"/api/v1/tasks/{app.task_id}")).status_code == 204
-    async with app.running.services.engine.connect() as connection:
+    async with app.running.container.engine.connect() as connection:
         left = await connection.execute(
             text("SELECT COUNT(*) FROM summaries WHERE task_id = :id"), {"id": app.task_id}
         )

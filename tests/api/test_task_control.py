@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
-from app.container import Services
+from app.container import Container
 from config.settings import Settings
 from tests.api.test_backpressure import assert_503
 from tests.conftest import Clip, upload, wait_done
@@ -32,17 +32,17 @@ class Node:
     settings: Settings
 
     @property
-    def services(self) -> Services:
-        services: Services = self.app.state.services
-        return services
+    def container(self) -> Container:
+        container: Container = self.app.state.container
+        return container
 
     def resume(self) -> None:
-        assert self.services.processor is not None
-        self.services.processor.resume()
+        assert self.container.processor is not None
+        self.container.processor.resume()
 
     def pause(self) -> None:
-        assert self.services.processor is not None
-        self.services.processor.pause()
+        assert self.container.processor is not None
+        self.container.processor.pause()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -143,9 +143,9 @@ async def test_full_queue_refuses_new_tasks_and_loses_none(node: Node, clips: di
     # Nothing of the refused requests is kept: three queued tasks, no extra media file.
     assert (await client.get("/api/v1/tasks", params={"status": "queued"})).json()["total"] == 3
     stored = {path.name for path in node.settings.storage.media_dir.iterdir()}
-    rows = [await node.services.repository.get(task_id) for task_id in accepted]
+    rows = [await node.container.repositories.tasks.get(task_id) for task_id in accepted]
     assert {row.media_path for row in rows if row is not None} <= stored
-    assert len(stored) == len(await node.services.repository.media_paths())
+    assert len(stored) == len(await node.container.repositories.tasks.media_paths())
 
     node.resume()
     try:
@@ -200,9 +200,9 @@ async def test_cancel_and_retry_a_queued_task(node: Node, clips: dict[str, Clip]
 async def test_retry_runs_a_failed_task_again(node: Node, clips: dict[str, Clip]) -> None:
     client = node.client
     task_id = (await upload(client, clips["goforward.wav"].path, beam_size=1, temperature=0)).json()["id"]
-    row = await node.services.repository.get(task_id)
+    row = await node.container.repositories.tasks.get(task_id)
     assert row is not None and row.media_path is not None
-    media = node.services.storage.path_of(row.media_path)
+    media = node.container.storage.path_of(row.media_path)
     aside = media.with_name("aside")
     media.rename(aside)  # the run fails: its media is gone
     node.resume()
@@ -246,7 +246,7 @@ async def test_cancel_from_another_node_stops_the_running_worker(
     audio = _long_audio(clips["jfk.wav"].path, tmp_path / "long.wav", repeat=8)
     # Greedy decoding keeps the model work short.
     task_id = (await upload(node.client, audio, beam_size=1, temperature=0)).json()["id"]
-    processor = node.services.processor
+    processor = node.container.processor
     assert processor is not None
     # An API-only node sharing the database: the worker can learn of the cancel only from the DB.
     api_node = app_for(node.settings, role="api")

@@ -63,8 +63,8 @@ async def test_priority_order(make_settings: Callable[..., Settings], clips: dic
         await asyncio.sleep(0.5)
         listing = (await running.client.get("/api/v1/tasks", params={"status": "queued"})).json()
         assert listing["total"] == 3, "a paused processor must not claim"
-        assert running.services.processor is not None
-        running.services.processor.resume()
+        assert running.container.processor is not None
+        running.container.processor.resume()
         done = [await wait_done(running.client, ids[p]) for p in ("high", "normal", "low")]
         assert all(task["status"] == "completed" for task in done)
         order = sorted(done, key=lambda task: task["completed_at"])
@@ -187,7 +187,7 @@ async def test_file_names_never_reach_paths(api: RunningApp, clips: dict[str, Cl
     assert response.status_code == 201, response.text
     task = response.json()
     assert task["file_name"].startswith("passwd") and "/" not in task["file_name"]
-    stored = [p.name for p in api.services.storage.root.iterdir()]
+    stored = [p.name for p in api.container.storage.root.iterdir()]
     assert len(stored) == 1 and re.fullmatch(r"[0-9a-f]{32}\.media", stored[0])
 
 
@@ -265,7 +265,7 @@ async def test_delete_removes_row_and_media(api: RunningApp, clips: dict[str, Cl
     assert media.content == clips["goforward.wav"].path.read_bytes()
     assert (await api.client.delete(f"/api/v1/tasks/{task_id}")).status_code == 204
     assert (await api.client.get(f"/api/v1/tasks/{task_id}")).status_code == 404
-    assert list(api.services.storage.root.iterdir()) == []
+    assert list(api.container.storage.root.iterdir()) == []
 
 
 async def test_delete_running_task_drops_result(
@@ -276,7 +276,7 @@ async def test_delete_running_task_drops_result(
     settings = make_settings(processor={"progress_interval_seconds": 0})
     async with running_app(settings) as running:
         task_id = (await upload(running.client, long_audio)).json()["id"]
-        processor = running.services.processor
+        processor = running.container.processor
         assert processor is not None
         for _ in range(200):
             task = (await running.client.get(f"/api/v1/tasks/{task_id}")).json()
@@ -292,7 +292,7 @@ async def test_delete_running_task_drops_result(
             await asyncio.sleep(0.1)
         assert task_id not in processor.running_task_ids, "the worker kept running a deleted task"
         assert (await running.client.get(f"/api/v1/tasks/{task_id}")).status_code == 404
-        assert list(running.services.storage.root.iterdir()) == []
+        assert list(running.container.storage.root.iterdir()) == []
         # The processor keeps working afterwards.
         next_id = (await upload(running.client, clips["goforward.wav"].path)).json()["id"]
         assert (await wait_done(running.client, next_id))["status"] == "completed"

@@ -45,7 +45,7 @@ async def api(
 
 
 async def runs_of(api: RunningApp, workflow_id: str) -> list[dict[str, Any]]:
-    await api.services.workflows.idle()
+    await api.container.workflows.idle()
     response = await api.client.get(f"/api/v1/workflows/{workflow_id}/runs")
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
@@ -107,15 +107,15 @@ async def test_completed_task_starts_a_run_with_components_summary_and_audio(
     again = steps["again"]
     assert again["status"] == "completed" and again["task_id"] not in (task["id"], other["id"])
     assert "fellow americans" in normalize_en(again["output"]["text"])
-    (own,) = await tasks_of_run(api.services, run["id"])
+    (own,) = await tasks_of_run(api.container, run["id"])
     assert own.id == again["task_id"] and own.platform == "podcast"
     # The workflow's own task matches the filter too, but tasks of workflows never fire triggers.
     assert [item["id"] for item in await runs_of(api, workflow_id)] == [run["id"]]
 
     # The artifact outlives the run until the run is deleted.
-    artifact = api.services.storage.path_of(audio["audio"])
+    artifact = api.container.storage.path_of(audio["audio"])
     assert artifact.is_file()
-    await api.services.janitor.sweep(grace_seconds=0)
+    await api.container.janitor.sweep(grace_seconds=0)
     assert artifact.is_file(), "the janitor must count run artifacts as referenced"
     assert (await api.client.delete(f"/api/v1/workflow-runs/{run['id']}")).status_code == 204
     assert not artifact.exists()
@@ -161,7 +161,7 @@ async def test_submitted_link_matching_the_pattern_starts_a_run(api: RunningApp,
     )
     assert manual.status_code == 201, manual.text
     assert (await wait_run(api.client, manual.json()["id"]))["status"] == "completed"
-    page_of_runs = await api.services.workflows.search_runs(None, limit=10, offset=0, principal=ANONYMOUS)
+    page_of_runs = await api.container.workflows.search_runs(None, limit=10, offset=0, principal=ANONYMOUS)
     assert page_of_runs.total >= 2
 
 

@@ -145,12 +145,12 @@ async def test_english_clip_skips_translation(
     cues = list(srt.parse(data["srt"]))
     assert "ask not what your country can do for you" in normalize_en(" ".join(cue.content for cue in cues))
     # The run's media is removed when it ends; the task keeps its own copy.
-    media = api.services.storage.root
+    media = api.container.storage.root
     assert {p.name for p in media.iterdir()} == {task_media for task_media in _task_media(api)}
 
 
 def _task_media(api: RunningApp) -> set[str]:
-    return {p.name for p in api.services.storage.root.iterdir() if p.suffix == ".media"}
+    return {p.name for p in api.container.storage.root.iterdir() if p.suffix == ".media"}
 
 
 async def test_german_clip_is_translated(
@@ -182,7 +182,7 @@ async def test_german_clip_is_translated(
 async def test_cancel_stops_the_run_and_its_task(
     api: RunningApp, workflow_id: str, receiver: Receiver, clips: dict[str, Clip]
 ) -> None:
-    processor = api.services.processor
+    processor = api.container.processor
     assert processor is not None
     processor.pause()
     try:
@@ -207,7 +207,7 @@ async def test_cancel_stops_the_run_and_its_task(
     finally:
         processor.resume()
     # Nothing more happens to a cancelled run.
-    await api.services.workflows.runner.run_once()  # type: ignore[union-attr]
+    await api.container.workflows.runner.run_once()  # type: ignore[union-attr]
     assert (await get_run(api.client, created["id"]))["status"] == "cancelled"
     assert delivery_for(receiver, created["id"]) == []
     listing = (await api.client.get(f"/api/v1/workflows/{workflow_id}/runs")).json()

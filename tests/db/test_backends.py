@@ -164,9 +164,9 @@ async def test_workers_registry_and_endpoint(
         assert workers[0]["devices"] == ["cpu"] and workers[0]["heartbeat_age_seconds"] < 5
         # A second live process asking for the same id gets a distinct one.
         async with running_app(settings) as second:
-            assert second.services.processor is not None
-            assert second.services.processor.worker_id.startswith("node-a-")
+            assert second.container.processor is not None
+            assert second.container.processor.worker_id.startswith("node-a-")
             ids = sorted(w["id"] for w in (await running.client.get("/api/v1/workers")).json())
             assert len(ids) == 2 and ids[0] == "node-a"
     async with running_app(settings, paused=True) as third:
-        assert third.services.processor is not None and third.services.processor.worker_id == "node-a"
+        assert third.container.processor is not None and third.container.processor.worker_id == "node-a"

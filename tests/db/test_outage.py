@@ -268,8 +268,8 @@ async def test_ten_second_outage_loses_no_task_and_redoes_none(
             response = await upload(client, audio)
             assert response.status_code == 201, response.text
             ids.append(response.json()["id"])
-        assert running.services.processor is not None
-        running.services.processor.resume()
+        assert running.container.processor is not None
+        running.container.processor.resume()
 
         # Wait until work is really under way, then take the database away.
         deadline = time.monotonic() + 120

@@ -17,7 +17,7 @@ async def test_migrations_create_schema_with_queue_index(
 ) -> None:
     settings = make_settings()
     async with running_app(settings) as running:
-        async with running.services.engine.connect() as connection:
+        async with running.container.engine.connect() as connection:
             version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar()
             indexes = await connection.run_sync(lambda sync: inspect(sync).get_indexes("tasks"))
         assert version is not None

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from app.container import Services
+from app.container import Container
 from app.db.models import Task, utcnow
 from app.services.auth import ANONYMOUS, Principal
 from app.workflows.definition import WorkflowDocument
@@ -31,7 +31,7 @@ async def test_cron_slot_fires_once_and_runs_are_claimed_by_one_node(
         # No loops: the test drives the scheduler and the claims itself.
         workflows={"enabled": False, "components": ["tests.workflows.components:word_stats"]},
     )
-    nodes = [await Services.start(settings), await Services.start(settings)]
+    nodes = [await Container.start(settings), await Container.start(settings)]
     try:
         a, b = (node.workflows for node in nodes)
         workflow = await a.create(WorkflowDocument.model_validate(SCHEDULED), ANONYMOUS)
@@ -92,7 +92,7 @@ PODCASTS: dict[str, object] = {
 }
 
 
-async def finish_elsewhere(services: Services, *, api_key_id: str | None, **fields: Any) -> str:
+async def finish_elsewhere(container: Container, *, api_key_id: str | None, **fields: Any) -> str:
     """A task completed by a worker that died before its in-process event fired: the same database
     writes as the processor's (insert, claim, fenced finish), and no event on any live node."""
     task = Task(
@@ -104,11 +104,11 @@ async def finish_elsewhere(services: Services, *, api_key_id: str | None, **fiel
         api_key_id=api_key_id,
         **fields,
     )
-    await services.repository.add(task)
-    claim = await services.repository.claim_next("dead-node")
+    await container.repositories.tasks.add(task)
+    claim = await container.repositories.tasks.claim_next("dead-node")
     assert claim is not None and claim.task_id == task.id
     result = {"text": "hello", "language": "en", "duration": 1.0, "segments": []}
-    assert await services.repository.finish_owned(
+    assert await container.repositories.tasks.finish_owned(
         claim, status="completed", result=result, language="en", completed_at=utcnow()
     )
     return task.id
@@ -122,7 +122,7 @@ async def test_completed_task_whose_event_was_lost_fires_once_by_the_catch_up(
         processor={"enabled": False},
         workflows={"enabled": False, "event_catchup_seconds": 600},
     )
-    nodes = [await Services.start(settings), await Services.start(settings)]
+    nodes = [await Container.start(settings), await Container.start(settings)]
     try:
         a, b = (node.workflows for node in nodes)
         # Only the workflows of keys that exist and are not revoked fire.

@@ -74,7 +74,7 @@ async def test_ten_clips_at_once_each_transcript_is_its_own(
     async with running_app(_batching(make_settings)) as running:
         ids = [(await upload(running.client, clip.path, temperature="0")).json()["id"] for clip in chosen]
         tasks = await asyncio.gather(*(wait_done(running.client, task_id) for task_id in ids))
-        (instance,) = running.services.pool.instances()
+        (instance,) = running.container.pool.instances()
         assert instance.batcher is not None
         history = list(instance.batcher.history)
     assert all(task["status"] == "completed" for task in tasks), [task["error"] for task in tasks]
@@ -137,7 +137,7 @@ async def test_short_clip_beside_a_long_file(
             return task
 
         watcher = asyncio.create_task(watch())
-        batchers = [i.batcher for i in running.services.pool.instances() if i.batcher is not None]
+        batchers = [i.batcher for i in running.container.pool.instances() if i.batcher is not None]
         assert len(batchers) == 1
         while not any(batcher.tasks for batcher in batchers):  # noqa: ASYNC110 (its chunks are being decoded)
             await asyncio.sleep(0.05)
@@ -273,7 +273,7 @@ async def test_deleting_a_running_task_drops_its_streams(
     build_long_file([clips[name] for name in TEN_CLIPS], long_file, total_seconds=300.0)
     settings = _batching(make_settings, batch_size=2, load_mode="eager", min_size=1)
     async with running_app(settings) as running:
-        (instance,) = running.services.pool.instances()
+        (instance,) = running.container.pool.instances()
         batcher = instance.batcher
         assert batcher is not None
         task_id = (await upload(running.client, long_file, temperature="0")).json()["id"]
@@ -281,7 +281,7 @@ async def test_deleting_a_running_task_drops_its_streams(
             await asyncio.sleep(0.02)
         assert (await running.client.delete(f"/api/v1/tasks/{task_id}")).status_code == 204
         batches = len(batcher.history)
-        processor = running.services.processor
+        processor = running.container.processor
         assert processor is not None
         while batcher.tasks or processor.running_task_ids:  # noqa: ASYNC110
             await asyncio.sleep(0.05)

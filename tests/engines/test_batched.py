@@ -121,6 +121,6 @@ async def test_batched_long_file_and_word_timestamps(
         words_id = (await upload(running.client, clips["jfk.flac"].path, word_timestamps="true")).json()["id"]
         words_task = await wait_done(running.client, words_id)
         assert all(segment["words"] for segment in words_task["result"]["segments"])
-        (instance,) = running.services.pool.instances()
+        (instance,) = running.container.pool.instances()
         assert instance.batcher is not None
         assert any(words_id in {task for task, _ in record.rows} for record in instance.batcher.history)

@@ -119,7 +119,7 @@ async def test_service_matches_the_library(
         for name in files:
             task_id = (await upload(running.client, clips[name].path, **options)).json()["id"]
             served.append(await wait_done(running.client, task_id))
-        threads = running.services.pool.cpu_threads
+        threads = running.container.pool.cpu_threads
 
     location = ModelResolver(model_dir).resolve("base").location
     library = WhisperModel(location, device="cpu", compute_type="int8", cpu_threads=threads)

@@ -13,8 +13,9 @@ import pytest
 
 from app.engines.devices import Device, cpu_threads_per_instance, parse_devices
 from app.engines.factory import ModelFactory
-from app.engines.model_pool import AsyncModelPool, InstanceState, ModelUnavailableError
+from app.engines.model_pool import AsyncModelPool, ModelUnavailableError
 from app.engines.model_resolver import ModelResolver
+from app.schemas.model import InstanceState
 from config.settings import Settings
 from tests.conftest import Clip, running_app, upload, wait_done
 
@@ -119,7 +120,7 @@ async def test_failed_load_is_reported_and_retried(
 
         # The pool keeps its desired size and retries; once the weights are fixed it recovers.
         for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt"):
-            source = Path(running.services.pool._factory._resolver.resolve("tiny.en").location) / name
+            source = Path(running.container.pool._factory._resolver.resolve("tiny.en").location) / name
             (broken / name).write_bytes(source.read_bytes())
         for _ in range(100):
             await asyncio.sleep(0.1)
@@ -161,7 +162,7 @@ async def test_out_of_memory_fails_one_task_and_rebuilds_instance(
         client = running.client
         first = (await upload(client, clips["goforward.wav"].path)).json()["id"]
         assert (await wait_done(client, first))["status"] == "completed"
-        [instance] = running.services.pool.instances()
+        [instance] = running.container.pool.instances()
         model = instance.model
         assert model is not None
         real = model.transcribe
@@ -178,11 +179,11 @@ async def test_out_of_memory_fails_one_task_and_rebuilds_instance(
         failed = await wait_done(client, doomed)
         assert failed["status"] == "failed" and "out of memory" in failed["error"]
         for _ in range(100):
-            instances = running.services.pool.instances()
+            instances = running.container.pool.instances()
             if instances and instances[0] is not instance and instances[0].state is InstanceState.ready:
                 break
             await asyncio.sleep(0.1)
-        [rebuilt] = running.services.pool.instances()
+        [rebuilt] = running.container.pool.instances()
         assert rebuilt is not instance and instance.model is None, "the instance was rebuilt"
         after = (await upload(client, clips["goforward.wav"].path)).json()["id"]
         assert (await wait_done(client, after))["status"] == "completed"

@@ -61,11 +61,11 @@ async def test_retention_expires_old_media(
         new_id = (await upload(running.client, clips["goforward.wav"].path)).json()["id"]
         await wait_done(running.client, old_id)
         await wait_done(running.client, new_id)
-        async with running.services.engine.begin() as connection:
+        async with running.container.engine.begin() as connection:
             await connection.execute(
                 update(Task).where(Task.id == old_id).values(completed_at=utcnow() - timedelta(hours=2))
             )
-        await running.services.janitor.sweep()
+        await running.container.janitor.sweep()
         assert (await running.client.get(f"/api/v1/tasks/{old_id}/media")).status_code == 410
         assert (await running.client.get(f"/api/v1/tasks/{new_id}/media")).status_code == 200
         assert len(list(settings.storage.media_dir.iterdir())) == 1

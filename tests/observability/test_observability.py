@@ -69,15 +69,15 @@ async def test_liveness_and_readiness_of_a_lazy_pool(observed: RunningApp) -> No
 
 
 async def test_readiness_fails_when_the_database_is_unreachable(observed: RunningApp) -> None:
-    services = observed.services
-    working = services.engine
-    services.engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:9/nothing")  # nothing listens
+    container = observed.container
+    working = container.engine
+    container.engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:9/nothing")  # nothing listens
     try:
         response = await observed.client.get("/api/v1/health/ready")
         live = await observed.client.get("/api/v1/health")
     finally:
-        await services.engine.dispose()
-        services.engine = working
+        await container.engine.dispose()
+        container.engine = working
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
@@ -89,7 +89,7 @@ async def test_readiness_fails_when_the_database_is_unreachable(observed: Runnin
 async def test_metrics_leave_out_the_queue_depth_when_the_database_fails(observed: RunningApp) -> None:
     dead = create_engine("postgresql+asyncpg://nobody@127.0.0.1:9/nothing")  # nothing listens
     try:
-        metrics = Metrics(stats=StatsRepository(create_session_factory(dead)), pool=observed.services.pool)
+        metrics = Metrics(stats=StatsRepository(create_session_factory(dead)), pool=observed.container.pool)
         page = (await metrics.render()).decode()
     finally:
         await dead.dispose()
@@ -109,7 +109,7 @@ async def test_completed_and_failed_tasks_in_stats_and_metrics(
     assert done["status"] == "completed", done
 
     # Queue depth per priority, from the database: pause the processor and queue two tasks.
-    processor = observed.services.processor
+    processor = observed.container.processor
     assert processor is not None
     processor.pause()
     high = (await upload(client, clips["jfk.flac"].path, priority="high")).json()["id"]
@@ -124,9 +124,9 @@ async def test_completed_and_failed_tasks_in_stats_and_metrics(
     assert (await client.delete(f"/api/v1/tasks/{high}")).status_code == 204
 
     # A task whose media vanished fails on the processor: counted as failed.
-    task = await observed.services.repository.get(low)
+    task = await observed.container.repositories.tasks.get(low)
     assert task is not None and task.media_path
-    observed.services.storage.remove(task.media_path)
+    observed.container.storage.remove(task.media_path)
     processor.resume()
     failed = await wait_done(client, low)
     assert failed["status"] == "failed" and "no longer available" in failed["error"]
@@ -161,14 +161,14 @@ async def test_completed_and_failed_tasks_in_stats_and_metrics(
 
 
 async def test_callback_failures_counter_is_exposed(observed: RunningApp) -> None:
-    observed.services.metrics.callback_failures.inc()
+    observed.container.metrics.callback_failures.inc()
     assert (await _metrics(observed))["tingxie_callback_failures_total"] == 1
 
 
 async def test_metrics_registries_are_per_app(tmp_path: Path, model_dir: Path, observed: RunningApp) -> None:
     """A second app in the same process has its own registry: no duplicate-metric errors, no shared counts."""
     async with running_app(_settings(tmp_path, model_dir), paused=True) as other:
-        assert other.services.metrics.registry is not observed.services.metrics.registry
+        assert other.container.metrics.registry is not observed.container.metrics.registry
         assert (await _metrics(other))["tingxie_callback_failures_total"] == 0
 
 

@@ -98,19 +98,19 @@ async def test_cancel_and_retry_while_the_first_run_is_still_going(
     peer_dir = tmp_path / "peer"
     peer_dir.mkdir()
     async with running_app(settings, paused=True) as running:
-        client, services = running.client, running.services
-        assert services.processor is not None
+        client, container = running.client, running.container
+        assert container.processor is not None
         created = await upload(client, long_audio)
         assert created.status_code == 201, created.text
         task_id = created.json()["id"]
         with media_peer(peer_dir) as peer:
             # The media lives on "another node": the worker fetches it from the peer.
-            task = await services.repository.get(task_id)
+            task = await container.repositories.tasks.get(task_id)
             assert task is not None and task.media_path is not None
-            services.storage.path_of(task.media_path).rename(peer_dir / task.media_path)
-            async with services.engine.begin() as connection:
+            container.storage.path_of(task.media_path).rename(peer_dir / task.media_path)
+            async with container.engine.begin() as connection:
                 await connection.execute(update(Task).where(Task.id == task_id).values(media_node=peer.url))
-            services.processor.resume()
+            container.processor.resume()
 
             await peer.wait_for(1)  # the first run is fetching, held by the peer
             cancelled = await client.post(f"/api/v1/tasks/{task_id}/cancel")

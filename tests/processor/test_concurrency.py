@@ -38,7 +38,7 @@ async def test_concurrency_bound_holds(
     settings = make_settings(processor={"max_concurrent_tasks": 2}, whisper={"batch_size": 1})
     async with running_app(settings, paused=True) as running:
         ids = [(await upload(running.client, clips["jfk.wav"].path)).json()["id"] for _ in range(5)]
-        processor = running.services.processor
+        processor = running.container.processor
         assert processor is not None
         processor.resume()
         peak = 0
@@ -54,7 +54,7 @@ async def test_concurrency_bound_holds(
             await asyncio.sleep(0.02)
         assert peak == 2
         # One instance per device: the two tasks share it, one inference step at a time.
-        assert list(running.services.pool.peak_running.values()) == [1]
+        assert list(running.container.pool.peak_running.values()) == [1]
 
 
 async def test_failed_task_records_error_and_processor_continues(
@@ -64,12 +64,12 @@ async def test_failed_task_records_error_and_processor_continues(
         task_id = (await upload(running.client, clips["goforward.wav"].path)).json()["id"]
         await wait_done(running.client, task_id)
         # Make the next task's media vanish before it runs: the task fails cleanly.
-        running.services.processor.pause()  # type: ignore[union-attr]
+        running.container.processor.pause()  # type: ignore[union-attr]
         doomed = (await upload(running.client, clips["goforward.wav"].path)).json()["id"]
-        task_row = await running.services.repository.get(doomed)
+        task_row = await running.container.repositories.tasks.get(doomed)
         assert task_row is not None and task_row.media_path
-        running.services.storage.path_of(task_row.media_path).unlink()
-        running.services.processor.resume()  # type: ignore[union-attr]
+        running.container.storage.path_of(task_row.media_path).unlink()
+        running.container.processor.resume()  # type: ignore[union-attr]
         failed = await wait_done(running.client, doomed)
         assert failed["status"] == "failed"
         assert "no longer available" in failed["error"]

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from app.container import Services
+from app.container import Container
 from app.db.models import Task
 from app.db.session import create_session_factory
 
@@ -79,9 +79,9 @@ def steps_of(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {step["id"]: step for step in run["steps"]}
 
 
-async def tasks_of_run(services: Services, run_id: str) -> list[Task]:
+async def tasks_of_run(container: Container, run_id: str) -> list[Task]:
     """The tasks a workflow run queued, oldest first."""
-    async with create_session_factory(services.engine)() as session:
+    async with create_session_factory(container.engine)() as session:
         rows = await session.scalars(
             select(Task).where(Task.workflow_run_id == run_id).order_by(Task.created_at)
         )

@@ -82,7 +82,7 @@ async def test_restarts_mid_run_resume_without_repeating_work(
             for key in ("transcribe", "subtitles"):
                 assert steps[key]["attempts"] == 1 and len(steps[key]["history"]) == 1, steps[key]
                 assert steps[key]["completed_at"] == finished_before[key], "a finished step ran again"
-            (task,) = await tasks_of_run(third.services, run_id)
+            (task,) = await tasks_of_run(third.container, run_id)
             assert task.id == task_id and task.attempts == 1 and task.status == "completed"
             notify = steps["notify"]
             assert notify["status"] == "completed" and notify["attempts"] == failed_deliveries + 1

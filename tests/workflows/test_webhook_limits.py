@@ -36,7 +36,7 @@ async def test_webhook_step_caps_an_endless_reply_and_times_out_a_trickling_one(
         workflows={"webhook_timeout_seconds": DEADLINE_SECONDS, "webhook_max_response_bytes": 100_000}
     )
     async with running_app(settings, paused=True) as running:
-        steps = running.services.workflow_steps
+        steps = running.container.workflow_steps
         with slow_peer(Body.ENDLESS) as endless:
             # Old behaviour: the whole (endless) body was read into memory; the guard below fails.
             async with asyncio.timeout(30):

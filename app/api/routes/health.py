@@ -7,9 +7,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app import __version__
-from app.api.deps import ServicesDep
+from app.api.deps import ContainerDep
 from app.api.problems import ProblemError, problem_responses
-from app.container import Services
+from app.container import Container
 from app.schemas.model import InstanceState, PoolOut
 from app.services.mappers import pool_out
 
@@ -59,13 +59,13 @@ class Readiness(BaseModel):
         "此接口公开，因此只给出数量，不含任务 ID（管理员密钥可通过 GET /api/v1/workers 查看）。"
     ),
 )
-async def health(services: ServicesDep) -> Health:
-    processor = services.processor
-    pool = services.pool
+async def health(container: ContainerDep) -> Health:
+    processor = container.processor
+    pool = container.pool
     errors = {f"{key.engine}/{key.model}": message for key, message in pool.failures.items()}
     engines = {name: problem or "ok" for name, problem in pool.engine_problems().items()}
     # An optional engine without its weights is reported, not a degradation; the default one is.
-    default_problem = engines.get(services.settings.whisper.engine, "ok") != "ok"
+    default_problem = engines.get(container.settings.whisper.engine, "ok") != "ok"
     return Health(
         status="degraded" if errors or default_problem else "ok",
         engines=engines,
@@ -79,27 +79,27 @@ async def health(services: ServicesDep) -> Health:
         ),
         pool=pool_out(
             pool,
-            allowed_models=services.settings.whisper.allowed_models,
-            instances_per_device=services.settings.whisper.instances_per_device,
+            allowed_models=container.settings.whisper.allowed_models,
+            instances_per_device=container.settings.whisper.instances_per_device,
         ),
         model_errors=errors,
     )
 
 
-async def _database_check(services: Services) -> tuple[bool, str]:
+async def _database_check(container: Container) -> tuple[bool, str]:
     try:
-        async with services.engine.connect() as connection:
+        async with container.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as exc:
         return False, f"{type(exc).__name__}: {exc}"
     return True, "ok"
 
 
-def _model_check(services: Services) -> tuple[bool, str]:
+def _model_check(container: Container) -> tuple[bool, str]:
     """The default model must be loaded (eager) or loadable (lazy, no failed load)."""
-    if services.processor is None:
+    if container.processor is None:
         return True, "not needed: this node runs no processor"
-    pool = services.pool
+    pool = container.pool
     key = pool.default_key
     ready = sum(1 for i in pool.instances(key) if i.state is InstanceState.ready)
     name = f"{key.engine}/{key.model}"
@@ -107,7 +107,7 @@ def _model_check(services: Services) -> tuple[bool, str]:
         return True, f"{name}: {ready} instance(s) loaded"
     if key in pool.failures:
         return False, f"{name} failed to load: {pool.failures[key]}"
-    if services.settings.whisper.load_mode == "eager" and pool.desired(key) > 0:
+    if container.settings.whisper.load_mode == "eager" and pool.desired(key) > 0:
         return False, f"{name} is still loading"
     return True, f"{name}: loaded on first use"
 
@@ -122,9 +122,9 @@ def _model_check(services: Services) -> tuple[bool, str]:
     ),
     responses=problem_responses(503),
 )
-async def ready(services: ServicesDep) -> Readiness:
-    database_ok, database = await _database_check(services)
-    models_ok, models = _model_check(services)
+async def ready(container: ContainerDep) -> Readiness:
+    database_ok, database = await _database_check(container)
+    models_ok, models = _model_check(container)
     checks = {"database": database, "models": models}
     if not (database_ok and models_ok):
         failed = ", ".join(name for name, ok in (("database", database_ok), ("models", models_ok)) if not ok)

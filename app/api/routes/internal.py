@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path
 from fastapi.responses import FileResponse
 
-from app.api.deps import ServicesDep
+from app.api.deps import ContainerDep
 from app.api.problems import ProblemError, problem_responses
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
@@ -26,20 +26,20 @@ router = APIRouter(prefix="/internal/v1", tags=["internal"])
     responses=problem_responses(401, 404),
 )
 async def peer_media(
-    services: ServicesDep,
+    container: ContainerDep,
     name: Annotated[str, Path(description="Server-generated media name. / 服务器生成的媒体文件名。")],
     authorization: Annotated[
         str | None, Header(description="`Bearer <peer secret>`. / 节点间共享密钥。")
     ] = None,
 ) -> FileResponse:
-    secret = services.settings.storage.peer_secret
+    secret = container.settings.storage.peer_secret
     if secret is None:
         raise ProblemError(404, "peer media is disabled on this node")
     expected = f"Bearer {secret.get_secret_value()}"
     if authorization is None or not hmac.compare_digest(authorization.encode(), expected.encode()):
         raise ProblemError(401, "a valid peer secret is required", headers={"WWW-Authenticate": "Bearer"})
     try:
-        path = services.storage.path_of(name)
+        path = container.storage.path_of(name)
     except ValueError as exc:
         raise ProblemError(404, "no such media") from exc
     if not path.is_file():

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from app.api.deps import AdminDep, ServicesDep
+from app.api.deps import AdminDep, ContainerDep
 from app.api.problems import ProblemError, problem_responses
 from app.schemas.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.services.mappers import api_key_out
@@ -24,8 +24,8 @@ router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
     ),
     responses=problem_responses(401, 403, 422),
 )
-async def create_key(services: ServicesDep, _admin: AdminDep, body: ApiKeyCreate) -> ApiKeyCreated:
-    created = await services.auth.create(body.name, is_admin=body.is_admin)
+async def create_key(container: ContainerDep, _admin: AdminDep, body: ApiKeyCreate) -> ApiKeyCreated:
+    created = await container.auth.create(body.name, is_admin=body.is_admin)
     return ApiKeyCreated(**api_key_out(created.key).model_dump(), key=created.plaintext)
 
 
@@ -36,13 +36,13 @@ async def create_key(services: ServicesDep, _admin: AdminDep, body: ApiKeyCreate
     responses=problem_responses(401, 403),
 )
 async def list_keys(
-    services: ServicesDep,
+    container: ContainerDep,
     _admin: AdminDep,
     include_revoked: Annotated[
         bool, Query(description="Also list revoked keys. / 是否包括已吊销的密钥。")
     ] = False,
 ) -> list[ApiKeyOut]:
-    return [api_key_out(key) for key in await services.auth.list(include_revoked=include_revoked)]
+    return [api_key_out(key) for key in await container.auth.list(include_revoked=include_revoked)]
 
 
 @router.delete(
@@ -56,10 +56,10 @@ async def list_keys(
     responses=problem_responses(401, 403, 404),
 )
 async def revoke_key(
-    services: ServicesDep,
+    container: ContainerDep,
     _admin: AdminDep,
     key_id: Annotated[str, Path(max_length=64, description="Key id. / 密钥 ID。")],
 ) -> Response:
-    if await services.auth.revoke(key_id) is None:
+    if await container.auth.revoke(key_id) is None:
         raise ProblemError(404, f"API key {key_id} does not exist")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

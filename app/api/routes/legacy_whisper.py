@@ -16,7 +16,7 @@ from fastapi import APIRouter, Body, File, Query, Request, Response, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ServicesDep, TaskServiceDep
+from app.api.deps import ContainerDep, TaskServiceDep
 from app.api.extract_audio import TempFileStreamingResponse, extracted_audio_response
 from app.api.problems import ProblemError, ProblemRenderingRoute
 from app.api.routes.health import health
@@ -213,8 +213,8 @@ async def legacy_generate_subtitles(
     ),
     response_model=Envelope,
 )
-async def legacy_health(request: Request, services: ServicesDep) -> JSONResponse:
-    return envelope(request, await health(services))
+async def legacy_health(request: Request, container: ContainerDep) -> JSONResponse:
+    return envelope(request, await health(container))
 
 
 @router.post(
@@ -232,7 +232,7 @@ async def legacy_health(request: Request, services: ServicesDep) -> JSONResponse
     responses={**AUDIO_RESPONSES, **ENVELOPE_ERRORS},
 )
 async def legacy_extract_audio(
-    services: ServicesDep,
+    container: ContainerDep,
     file: Annotated[UploadFile, File(description="Video or audio file. / 视频或音频文件。")],
     output_format: Annotated[
         AudioFormat, Query(description="wav | mp3 | flac | opus. / 输出格式。")
@@ -254,10 +254,10 @@ async def legacy_extract_audio(
         format=output_format, sample_rate=sample_rate, channels=channels, bit_depth=bit_depth
     )
     return await extracted_audio_response(
-        services.storage,
+        container.storage,
         file,
         options,
-        admission=services.admission,
-        limits=services.settings.limits,
+        admission=container.admission,
+        limits=container.settings.limits,
         upload_name=file.filename,
     )

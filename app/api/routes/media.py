@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from app.api.deps import ServicesDep
+from app.api.deps import ContainerDep
 from app.api.extract_audio import TempFileStreamingResponse, extracted_audio_response
 from app.api.problems import problem_responses
 from app.media.extract import AudioFormat, ExtractOptions
@@ -45,7 +45,7 @@ AUDIO_RESPONSES: dict[int | str, dict[str, object]] = {
     responses=AUDIO_RESPONSES,
 )
 async def extract_audio_route(
-    services: ServicesDep,
+    container: ContainerDep,
     file: Annotated[UploadFile, File(description="Video or audio file. / 视频或音频文件。")],
     format: Annotated[
         AudioFormat, Form(description="wav | mp3 | flac | opus. / 输出格式。")
@@ -70,10 +70,10 @@ async def extract_audio_route(
 ) -> TempFileStreamingResponse:
     options = ExtractOptions(format=format, sample_rate=sample_rate, channels=channels, bit_depth=bit_depth)
     return await extracted_audio_response(
-        services.storage,
+        container.storage,
         file,
         options,
-        admission=services.admission,
-        limits=services.settings.limits,
+        admission=container.admission,
+        limits=container.settings.limits,
         upload_name=file.filename,
     )

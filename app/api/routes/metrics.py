@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.api.deps import AdminDep, ServicesDep
+from app.api.deps import AdminDep, ContainerDep
 from app.api.problems import problem_responses
 from app.observability.metrics import CONTENT_TYPE
 
@@ -28,5 +28,5 @@ router = APIRouter(tags=["metrics"])
         **problem_responses(401, 403),
     },
 )
-async def metrics(services: ServicesDep, _admin: AdminDep) -> Response:
-    return Response(await services.metrics.render(), media_type=CONTENT_TYPE)
+async def metrics(container: ContainerDep, _admin: AdminDep) -> Response:
+    return Response(await container.metrics.render(), media_type=CONTENT_TYPE)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.api.deps import AdminDep, ServicesDep
+from app.api.deps import AdminDep, ContainerDep
 from app.api.problems import ProblemError, problem_responses
 from app.engines.model_pool import ModelKey, ModelNotAllowedError, ModelUnavailableError
 from app.schemas.model import ModelOut, PoolOut
@@ -34,10 +34,10 @@ EngineQuery = Annotated[
         "已配置和已加载的模型，包括实例、设备、忙闲状态与内存。"
     ),
 )
-async def list_models(services: ServicesDep) -> PoolOut:
-    whisper = services.settings.whisper
+async def list_models(container: ContainerDep) -> PoolOut:
+    whisper = container.settings.whisper
     return pool_out(
-        services.pool,
+        container.pool,
         allowed_models=whisper.allowed_models,
         instances_per_device=whisper.instances_per_device,
     )
@@ -53,15 +53,15 @@ async def list_models(services: ServicesDep) -> PoolOut:
     responses=problem_responses(401, 403, 422, 503),
 )
 async def load_model(
-    services: ServicesDep, _admin: AdminDep, name: ModelName, engine: EngineQuery = None
+    container: ContainerDep, _admin: AdminDep, name: ModelName, engine: EngineQuery = None
 ) -> ModelOut:
     try:
-        key = await services.pool.load(name, engine)
+        key = await container.pool.load(name, engine)
     except ModelNotAllowedError as exc:
         raise ProblemError(422, str(exc)) from exc
     except ModelUnavailableError as exc:
         raise ProblemError(503, str(exc)) from exc
-    return model_out(services.pool, key, allowed_models=services.settings.whisper.allowed_models)
+    return model_out(container.pool, key, allowed_models=container.settings.whisper.allowed_models)
 
 
 @router.post(
@@ -75,10 +75,10 @@ async def load_model(
     responses=problem_responses(401, 403, 404),
 )
 async def unload_model(
-    services: ServicesDep, _admin: AdminDep, name: ModelName, engine: EngineQuery = None
+    container: ContainerDep, _admin: AdminDep, name: ModelName, engine: EngineQuery = None
 ) -> ModelOut:
-    count = await services.pool.unload(name, engine)
-    key = ModelKey(engine or services.settings.whisper.engine, name)
-    if count == 0 and name not in services.settings.whisper.allowed_models:
+    count = await container.pool.unload(name, engine)
+    key = ModelKey(engine or container.settings.whisper.engine, name)
+    if count == 0 and name not in container.settings.whisper.allowed_models:
         raise ProblemError(404, f"model {name!r} is neither configured nor loaded")
-    return model_out(services.pool, key, allowed_models=services.settings.whisper.allowed_models)
+    return model_out(container.pool, key, allowed_models=container.settings.whisper.allowed_models)

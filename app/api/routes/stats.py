@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.api.deps import AdminDep, ServicesDep
+from app.api.deps import AdminDep, ContainerDep
 from app.api.problems import problem_responses
 from app.db.models import utcnow
 from app.schemas.task import TaskPriority, TaskStatus
@@ -51,8 +51,8 @@ class Stats(BaseModel):
     ),
     responses=problem_responses(401, 403),
 )
-async def stats(services: ServicesDep, _admin: AdminDep) -> Stats:
-    repository = services.stats
+async def stats(container: ContainerDep, _admin: AdminDep) -> Stats:
+    repository = container.repositories.stats
     counts = await repository.counts_by_status()
     depth = await repository.queue_depth()
     recent = await repository.finished_since(utcnow() - THROUGHPUT_PERIOD)

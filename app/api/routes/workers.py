@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.api.deps import AdminDep, ServicesDep
+from app.api.deps import AdminDep, ContainerDep
 from app.api.problems import problem_responses
 from app.db.models import utcnow
 
@@ -37,9 +37,9 @@ class WorkerOut(BaseModel):
     ),
     responses=problem_responses(401, 403),
 )
-async def list_workers(services: ServicesDep, _admin: AdminDep) -> list[WorkerOut]:
+async def list_workers(container: ContainerDep, _admin: AdminDep) -> list[WorkerOut]:
     now = utcnow()
-    rows = await services.registry.live(services.settings.processor.lease_seconds)
+    rows = await container.repositories.workers.live(container.settings.processor.lease_seconds)
     return [
         WorkerOut(
             id=row.id,
