@@ -56,6 +56,19 @@ class ChatServer:
             self.exchanges.clear()
         return taken
 
+    def take_settled(self, quiet: float = 1.0, limit: float = 10.0) -> list[Exchange]:
+        """The exchanges since the last call, once none has arrived for ``quiet`` seconds: after
+        a failed map step the summarizer cancels the other parts, but requests it had already
+        sent still reach this server, and must not be counted by the next test."""
+        taken: list[Exchange] = []
+        deadline = time.monotonic() + limit
+        while True:
+            arrived = self.take()
+            taken.extend(arrived)
+            if (not arrived and taken) or time.monotonic() > deadline:
+                return taken
+            time.sleep(quiet)
+
 
 def reply_for(kind: str, user: str) -> str:
     """Deterministic reply that depends on the input, so tests can follow map and reduce."""

@@ -54,10 +54,6 @@ PROMPT_RESET_ON_TEMPERATURE = 0.5
 MAX_INITIAL_TIMESTAMP_INDEX = 50
 """Whisper's ``max_initial_timestamp`` of 1 s, in timestamp positions."""
 
-CONTEXT_BUCKETS = (0, 16, 32, 64, 128, 224)
-"""Prompt lengths before ``<|startoftranscript|>`` that batched rows are cut to (224: the
-``<|startofprev|>`` token and the 223 previous-text tokens Whisper keeps at most)."""
-
 Clip = tuple[int, int]
 """A stretch to decode, in log-mel frames (10 ms) of the task's audio: start, end."""
 
@@ -113,6 +109,12 @@ class Stream:
     segments: list[Segment] = field(default_factory=list)
     """Segments decoded so far, on the task's timeline, in order."""
     initial_tokens_added: bool = False
+    horizon: int = 0
+    """For a stream cut off at a pause ahead of another stream of the same task: the frame up to
+    which its last window may read audio past its end (the end of the clip it was cut from). That
+    window is decoded from 30 s of real audio, as the library decodes it, instead of from audio
+    padded with silence, and the segments that start past the stream's end are left to the next
+    stream."""
     detected_at: int | None = None
     """The seek of the window the language was detected on: as in the library, that window is
     decoded (at every temperature) from the features of its audio padded with silence."""
@@ -144,9 +146,10 @@ class Stream:
             if self.seek >= end:
                 self.clip_index += 1
                 continue
-            size = min(WINDOW_FRAMES, end - self.seek)
+            last = self.clip_index == len(self.clips) - 1
+            size = min(WINDOW_FRAMES, max(end, self.horizon if last else 0) - self.seek)
             frames = WINDOW_FRAMES
-            if size < WINDOW_FRAMES and self.frames <= WINDOW_FRAMES:
+            if size < WINDOW_FRAMES and self.frames <= WINDOW_FRAMES and not self.horizon:
                 # Short windows for a stream that fits in one window only (a short clip): at the
                 # tail of a long stream, prompted with its text, tiny.en looped in them.
                 seconds = window_seconds(size / FRAMES_PER_SECOND, short=self.short_windows)
@@ -172,8 +175,7 @@ class Stream:
             return None
         mine = [(start, min(end, cut)) for start, end in self.clips if start < cut]
         theirs = [(max(start, cut), end) for start, end in self.clips if end > cut]
-        self.clips = mine
-        return Stream(
+        part = Stream(
             self.samples,
             theirs,
             self.task_type,
@@ -181,7 +183,12 @@ class Stream:
             self.language,
             self.language_probability,
             self.short_windows,
+            horizon=self.horizon,
         )
+        # Cut inside a clip: this stream's last window reads on into the next stream's audio.
+        self.horizon = theirs[0][1] if mine[-1][1] == cut and theirs[0][0] == cut else 0
+        self.clips = mine
+        return part
 
     # ------------------------------------------------------------------ decoding
     @property
@@ -208,14 +215,17 @@ class Stream:
             )
         return self.tokenizer
 
-    def context(self, model: WhisperModel, *, bucketed: bool) -> list[int]:
+    def context(self, model: WhisperModel) -> list[int]:
         """The prompt before ``<|startoftranscript|>``: ``<|startofprev|>``, the hotwords and the
         text decoded since the last reset, as ``WhisperModel.get_prompt`` builds it.
 
-        CTranslate2 decodes a batch only when ``<|startoftranscript|>`` is at the same position
-        in every row, so with ``bucketed`` the previous text is cut (oldest tokens first) to the
-        longest of ``CONTEXT_BUCKETS`` it fills: rows of a batch then share a few lengths, and a
-        row's text never depends on which rows it was batched with."""
+        Never cut to share a length with other rows: CTranslate2 batches rows only when
+        ``<|startoftranscript|>`` is at the same position in each, and cutting the previous
+        text (oldest tokens first) to a few bucket lengths made tiny.en skip a sentence it had
+        decoded with its whole prompt. Rows of equal length share a ``generate`` call instead:
+        every stream's first window (no prompt) and every window once the previous text fills
+        its 223 tokens, which is from about the third window on. A row's text therefore never
+        depends on the rows it is batched with."""
         if not self.initial_tokens_added:
             self.initial_tokens_added = True
             if self.options.initial_prompt:
@@ -225,11 +235,6 @@ class Stream:
         hotwords = _encode(model, " " + self.options.hotwords.strip()) if self.options.hotwords else []
         if len(hotwords) >= model.max_length // 2:
             hotwords = hotwords[:limit]
-        if bucketed and previous:
-            length = 1 + len(hotwords) + len(previous)
-            target = max((bucket for bucket in CONTEXT_BUCKETS if bucket <= length), default=0)
-            keep = max(0, target - 1 - len(hotwords))
-            previous = previous[len(previous) - keep :] if keep else []
         if not previous and not hotwords:
             return []
         return [model.hf_tokenizer.token_to_id("<|startofprev|>"), *hotwords, *previous]
@@ -292,6 +297,10 @@ class Stream:
         tokens = result.sequences_ids[0]
         current, seek, single_timestamp_ending = split_by_timestamps(tokenizer, tokens, window)
         self.seek = seek
+        if window.seek + window.size > self.end:  # read past the end: the rest is the next stream's
+            own = self._own_speech(model, tokenizer, window, current, encoder_output)
+            if own != current or self.seek >= self.end:
+                current, self.seek, single_timestamp_ending = own, self.end, True
         if options.word_timestamps and current:
             model.add_word_timestamps(
                 current,
@@ -345,6 +354,52 @@ class Stream:
             )
         if not options.condition_on_previous_text or temperature > PROMPT_RESET_ON_TEMPERATURE:
             self.prompt_reset_since = len(self.all_tokens)
+
+    def _own_speech(
+        self,
+        model: WhisperModel,
+        tokenizer: Tokenizer,
+        window: Window,
+        pieces: list[dict[str, Any]],
+        encoder_output: Callable[[], ctranslate2.StorageView],
+    ) -> list[dict[str, Any]]:
+        """The part of a window's segments spoken before this stream's end, for a window that
+        read on into the next stream's audio. The stream ends in a pause, but Whisper's segment
+        times are coarse and a segment may run on across the pause, so where one spans the end,
+        the window's words are aligned (as for word timestamps) and each word is kept when its
+        middle lies before the end."""
+        limit = self.end / FRAMES_PER_SECOND
+        if all(piece["end"] <= limit or piece["start"] >= limit for piece in pieces):
+            return [piece for piece in pieces if piece["start"] < limit]
+        texts = [[token for token in piece["tokens"] if token < tokenizer.eot] for piece in pieces]
+        alignment = model.find_alignment(
+            tokenizer, [token for text in texts for token in text], encoder_output(), window.size
+        )
+        offset = window.seek / FRAMES_PER_SECOND
+        own: list[dict[str, Any]] = []
+        index = 0
+        for piece, text in zip(pieces, texts, strict=True):
+            kept: list[int] = []
+            end = piece["start"]
+            taken = 0
+            while index < len(alignment) and taken < len(text):
+                word = alignment[index]
+                index += 1
+                taken += len(word["tokens"])
+                if offset + (word["start"] + word["end"]) / 2 < limit:
+                    kept.extend(word["tokens"])
+                    end = offset + word["end"]
+            if len(kept) == len(text):
+                own.append(piece)
+            elif kept:
+                own.append(
+                    {
+                        **piece,
+                        "tokens": [piece["tokens"][0], *kept],
+                        "end": min(max(end, piece["start"]), limit),
+                    }
+                )
+        return own
 
 
 def split_by_timestamps(
@@ -439,7 +494,7 @@ def decode_step(
         )
         for stream, window in zip(streams, windows_, strict=True)
     ]
-    contexts = [stream.context(model, bucketed=decoder.batch_size > 1) for stream in streams]
+    contexts = [stream.context(model) for stream in streams]
     keys = [(stream.search_key(), len(context)) for stream, context in zip(streams, contexts, strict=True)]
     encoded = decoder.encode(features, keys, pause=pause)
     unknown = [number for number, stream in enumerate(streams) if stream.language is None]

