@@ -14,6 +14,7 @@ import webvtt
 from app.schemas.task import WHISPER_TEMPERATURES
 from config.settings import Settings
 from tests.conftest import Clip, RunningApp, normalize_en, running_app, upload, wait_done
+from tests.long_audio import concat_wav
 
 
 async def test_jfk_transcript(api: RunningApp, clips: dict[str, Clip]) -> None:
@@ -272,7 +273,7 @@ async def test_delete_running_task_drops_result(
     make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
     long_audio = tmp_path / "long.wav"
-    _concat_wav([clips["jfk.wav"].path] * 12, long_audio)  # ~2 minutes
+    concat_wav([clips["jfk.wav"].path] * 12, long_audio)  # ~2 minutes
     settings = make_settings(processor={"progress_interval_seconds": 0})
     async with running_app(settings) as running:
         task_id = (await upload(running.client, long_audio)).json()["id"]
@@ -317,7 +318,7 @@ async def test_progress_is_reported(
     make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
     long_audio = tmp_path / "long.wav"
-    _concat_wav([clips["jfk.wav"].path] * 6, long_audio)
+    concat_wav([clips["jfk.wav"].path] * 6, long_audio)
     async with running_app(make_settings(processor={"progress_interval_seconds": 0})) as running:
         task_id = (await upload(running.client, long_audio)).json()["id"]
         seen: list[float] = []
@@ -332,24 +333,3 @@ async def test_progress_is_reported(
         partial = [p for p in seen if 0 < p < 100]
         assert partial, f"no intermediate progress seen: {seen}"
         assert partial == sorted(partial)
-
-
-def _concat_wav(sources: list[Path], target: Path, gap_seconds: float = 0.0) -> None:
-    import wave
-
-    with wave.open(str(target), "wb") as out:
-        params_set = False
-        for source in sources:
-            with wave.open(str(source), "rb") as clip:
-                if not params_set:
-                    out.setparams(clip.getparams())
-                    params_set = True
-                    silence = (
-                        b"\x00"
-                        * int(clip.getframerate() * gap_seconds)
-                        * clip.getsampwidth()
-                        * clip.getnchannels()
-                    )
-                out.writeframes(clip.readframes(clip.getnframes()))
-                if gap_seconds:
-                    out.writeframes(silence)
