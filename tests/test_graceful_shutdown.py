@@ -7,10 +7,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import Clip
 from tests.long_audio import concat_wav
 from tests.server_process import free_port, server_env, start_server
+
+pytestmark = pytest.mark.slow
 
 
 def test_sigterm_releases_running_task_and_restart_resumes(

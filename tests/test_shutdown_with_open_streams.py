@@ -25,6 +25,8 @@ from tests.conftest import Clip, running_app, upload
 from tests.long_audio import concat_wav
 from tests.server_process import free_port, server_env, start_server
 
+pytestmark = pytest.mark.slow
+
 
 @dataclass
 class OpenStream:

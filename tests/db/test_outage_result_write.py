@@ -25,6 +25,8 @@ from tests.conftest import Clip, running_app, upload
 from tests.db.test_outage import PrivateMariaDB
 from tests.long_audio import concat_wav
 
+pytestmark = pytest.mark.slow
+
 OUTAGE_BUDGET_SECONDS = 6.0
 RETRY_WAIT_MAX_SECONDS = 2.25
 """The longest wait between two retries (``through_outage``): the last retry may start that much

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.callback_receiver import Received, callback_receiver, verified_payload
 from tests.conftest import Clip, normalize_en
@@ -19,6 +20,8 @@ from tests.long_audio import concat_wav
 from tests.server_process import free_port, server_env, start_server
 from tests.workflows.support import create_workflow, start_run, steps_of, wait_run, wait_step
 from tests.workflows.test_resume import SECRET, pipeline
+
+pytestmark = pytest.mark.slow
 
 # Different English speech (16 kHz mono), about 45 s together: the kill lands mid-decode.
 SPEECH = [
