@@ -9,10 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from config.settings import Settings
 from tests.callback_receiver import Received, callback_receiver, verified_payload
 from tests.conftest import Clip, running_app, upload, wait_done
+
+pytestmark = pytest.mark.slow
 
 SECRET = "receiver-shared-secret"
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import srt
 import webvtt
 
@@ -53,6 +54,7 @@ async def test_jfk_transcript(api: RunningApp, clips: dict[str, Clip]) -> None:
     assert all(w["start"] <= w["end"] for s in result["segments"] for w in s["words"])
 
 
+@pytest.mark.slow
 async def test_priority_order(make_settings: Callable[..., Settings], clips: dict[str, Clip]) -> None:
     settings = make_settings(processor={"max_concurrent_tasks": 1})
     async with running_app(settings, paused=True) as running:
@@ -74,6 +76,7 @@ async def test_priority_order(make_settings: Callable[..., Settings], clips: dic
         assert [task["priority"] for task in starts] == ["high", "normal", "low"]
 
 
+@pytest.mark.slow
 async def test_translate_german_with_base(
     make_settings: Callable[..., Settings], clips: dict[str, Clip]
 ) -> None:
@@ -222,6 +225,7 @@ async def test_temperature_list_and_options(api: RunningApp, clips: dict[str, Cl
     assert single.json()["options"]["temperature"] == 0.2
 
 
+@pytest.mark.slow
 async def test_list_filters_and_paging(api: RunningApp, clips: dict[str, Clip]) -> None:
     ids = []
     for index, name in enumerate(["goforward.wav", "speech_recognition_english.wav", "jfk.wav"]):
@@ -269,6 +273,7 @@ async def test_delete_removes_row_and_media(api: RunningApp, clips: dict[str, Cl
     assert list(api.services.storage.root.iterdir()) == []
 
 
+@pytest.mark.slow
 async def test_delete_running_task_drops_result(
     make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
@@ -299,6 +304,7 @@ async def test_delete_running_task_drops_result(
         assert (await wait_done(running.client, next_id))["status"] == "completed"
 
 
+@pytest.mark.slow
 async def test_queued_tasks_survive_restart(
     make_settings: Callable[..., Settings], clips: dict[str, Clip]
 ) -> None:
@@ -314,6 +320,7 @@ async def test_queued_tasks_survive_restart(
             assert task["status"] == "completed"
 
 
+@pytest.mark.slow
 async def test_progress_is_reported(
     make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
 ) -> None:

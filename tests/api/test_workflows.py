@@ -152,6 +152,7 @@ def _task_media(api: RunningApp) -> set[str]:
     return {p.name for p in api.services.storage.root.iterdir() if p.suffix == ".media"}
 
 
+@pytest.mark.slow
 async def test_german_clip_is_translated(
     api: RunningApp, workflow_id: str, receiver: Receiver, clips: dict[str, Clip]
 ) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import inspect, text
 
 from app.db.migrate import upgrade_to_head
@@ -98,6 +99,7 @@ async def test_concurrent_claimers_never_share_a_task(database_url: str) -> None
         await setup.dispose()
 
 
+@pytest.mark.slow
 async def test_end_to_end_on_each_backend(
     database_url: str, make_settings: Callable[..., Settings], clips: dict[str, Clip]
 ) -> None:

@@ -17,6 +17,8 @@ from app.engines.model_resolver import ModelResolver
 from app.schemas.task import DecodeOptions, TaskType
 from app.services.openai_format import language_name
 from pathlib import Path
+
+pytestmark = pytest.mark.slow
 location = ModelResolver(Path(sys.argv[1])).resolve("tiny.en").location
 model = FasterWhisperModel("tiny.en", location, device="cpu", device_index=0, compute_type="int8",
                            cpu_threads=2, num_workers=1, batch_size=8)

@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 
 from app.db.models import Task
 from config.settings import Settings
 from tests.conftest import Clip, running_app, upload
 from tests.long_audio import concat_wav
+
+pytestmark = pytest.mark.slow
 
 PEER_SECRET = "peer-secret-for-tests"
 

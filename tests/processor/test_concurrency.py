@@ -6,9 +6,13 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from config.settings import Settings
 from tests.conftest import Clip, running_app, upload, wait_done
 from tests.long_audio import concat_wav
+
+pytestmark = pytest.mark.slow
 
 
 async def test_short_task_completes_while_long_one_runs(

@@ -7,6 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from app.db.callback_repository import CallbackRepository
 from app.db.migrate import upgrade_to_head
 from app.db.models import utcnow
@@ -18,6 +20,8 @@ from config.settings import CallbacksSettings
 from tests.callback_receiver import callback_receiver
 from tests.factories import claimed_task_row
 from tests.slow_peer import Body, slow_peer
+
+pytestmark = pytest.mark.slow
 
 ATTEMPT_SECONDS = 4.0
 

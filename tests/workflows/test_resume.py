@@ -8,11 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from config.settings import Settings
 from tests.callback_receiver import callback_receiver, verified_payload
 from tests.conftest import Clip, normalize_en, running_app
 from tests.workflows.support import create_workflow, start_run, steps_of, wait_run, wait_step
+
+pytestmark = pytest.mark.slow
 
 SECRET = "resume-secret"
 
