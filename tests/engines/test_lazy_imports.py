@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import AUDIO_DIR, ROOT
+
+pytestmark = pytest.mark.slow
 
 SCRIPT = """
 import json, sys
@@ -17,8 +21,6 @@ from app.engines.model_resolver import ModelResolver
 from app.schemas.task import DecodeOptions, TaskType
 from app.services.openai_format import language_name
 from pathlib import Path
-
-pytestmark = pytest.mark.slow
 location = ModelResolver(Path(sys.argv[1])).resolve("tiny.en").location
 model = FasterWhisperModel("tiny.en", location, device="cpu", device_index=0, compute_type="int8",
                            cpu_threads=2, num_workers=1, batch_size=8)
