@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -73,3 +77,16 @@ def callback_receiver(
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def verified_payload(received: Received, secret: str) -> dict[str, Any]:
+    """What a receiver does, written independently of the service's code."""
+    timestamp = received.headers["x-tingxie-timestamp"]
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + received.body, hashlib.sha256)
+    signature = received.headers["x-tingxie-signature"]
+    assert signature.startswith("sha256=")
+    assert hmac.compare_digest(signature.removeprefix("sha256="), expected.hexdigest())
+    assert abs(time.time() - int(timestamp)) < 300
+    assert received.headers["content-type"] == "application/json"
+    payload: dict[str, Any] = json.loads(received.body)
+    return payload

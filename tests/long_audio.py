@@ -152,3 +152,23 @@ def assert_clips_heard(segments: Sequence[dict[str, Any]], offsets: Sequence[tup
     for offset, clip in offsets:
         placed = PlacedClip(clip.file, offset, offset + clip.duration, clip.reference)
         assert clip_recall(placed, spans) >= 0.5, (clip.file, offset, spans)
+
+
+def concat_wav(sources: list[Path], target: Path, gap_seconds: float = 0.0) -> None:
+    """Join WAV files of one format into ``target``, with ``gap_seconds`` of silence after each."""
+    with wave.open(str(target), "wb") as out:
+        params_set = False
+        for source in sources:
+            with wave.open(str(source), "rb") as clip:
+                if not params_set:
+                    out.setparams(clip.getparams())
+                    params_set = True
+                    silence = (
+                        b"\x00"
+                        * int(clip.getframerate() * gap_seconds)
+                        * clip.getsampwidth()
+                        * clip.getnchannels()
+                    )
+                out.writeframes(clip.readframes(clip.getnframes()))
+                if gap_seconds:
+                    out.writeframes(silence)

@@ -7,17 +7,20 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.api.test_tasks import _concat_wav
 from tests.conftest import Clip
+from tests.long_audio import concat_wav
 from tests.server_process import free_port, server_env, start_server
+
+pytestmark = pytest.mark.slow
 
 
 def test_sigterm_releases_running_task_and_restart_resumes(
     tmp_path: Path, model_dir: Path, clips: dict[str, Clip]
 ) -> None:
     long_audio = tmp_path / "two-minutes.wav"
-    _concat_wav([clips["jfk.wav"].path] * 11, long_audio)
+    concat_wav([clips["jfk.wav"].path] * 11, long_audio)
     env = server_env(
         tmp_path,
         model_dir,

@@ -21,9 +21,11 @@ import httpx
 import pytest
 
 from config.settings import Settings
-from tests.api.test_tasks import _concat_wav
 from tests.conftest import Clip, running_app, upload
+from tests.long_audio import concat_wav
 from tests.server_process import free_port, server_env, start_server
+
+pytestmark = pytest.mark.slow
 
 
 @dataclass
@@ -80,7 +82,7 @@ def test_sigterm_with_open_sse_and_long_poll_exits_and_requeues(
     tmp_path: Path, model_dir: Path, clips: dict[str, Clip], signals: int, signum: signal.Signals
 ) -> None:
     long_audio = tmp_path / "two-minutes.wav"
-    _concat_wav([clips["jfk.wav"].path] * 11, long_audio)
+    concat_wav([clips["jfk.wav"].path] * 11, long_audio)
     settings = {
         "WHISPER__DEFAULT_MODEL": "tiny.en",
         "PROCESSOR__PROGRESS_INTERVAL_SECONDS": "0",

@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ROOT, Clip, normalize_en
 from tests.server_process import free_port, server_env
+
+pytestmark = pytest.mark.slow
 
 
 def test_start_py_serves_and_transcribes(tmp_path: Path, model_dir: Path, clips: dict[str, Clip]) -> None:

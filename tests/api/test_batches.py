@@ -8,6 +8,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import Clip, RunningApp, normalize_en
 
@@ -18,6 +19,7 @@ async def _post_batch(client: httpx.AsyncClient, paths: list[Path], **fields: st
         return await client.post("/api/v1/tasks/batch", files=files, data=fields)
 
 
+@pytest.mark.slow
 async def test_batch_progress_and_results(api: RunningApp, clips: dict[str, Clip]) -> None:
     paths = [clips["new-home-in-the-stars-16k.wav"].path, clips["goforward.wav"].path]
     response = await _post_batch(api.client, paths, language="en", platform="batch-test")

@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from config.settings import Settings
 from tests.conftest import running_app, wait_done
 from tests.speaker_samples import CONVERSATIONS, conversation
 from tests.workflows.support import create_workflow, start_run, steps_of, wait_run
+
+pytestmark = pytest.mark.slow
 
 
 async def test_batches_and_workflow_steps_diarize(

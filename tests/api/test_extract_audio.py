@@ -66,6 +66,7 @@ def _describe(data: bytes) -> tuple[str, str, int, int, float]:
         )
 
 
+@pytest.mark.slow
 async def test_video_audio_comes_back_as_wav_and_mp3_with_the_speech(
     api: RunningApp, video: Path, tmp_path: Path
 ) -> None:

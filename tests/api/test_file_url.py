@@ -6,9 +6,13 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from config.settings import Settings
 from tests.conftest import Clip, normalize_en, running_app, wait_done
 from tests.http_peer import serve_directory
+
+pytestmark = pytest.mark.slow
 
 
 async def test_file_url_is_downloaded_and_transcribed(

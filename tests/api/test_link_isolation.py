@@ -47,6 +47,7 @@ async def wait_hits(server: RecordingServer, count: int, timeout: float = 60) ->
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 async def test_slow_links_do_not_delay_an_ordinary_file_url_task(
     make_settings: Callable[..., Settings], clips: dict[str, Clip]
 ) -> None:

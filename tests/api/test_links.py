@@ -63,6 +63,7 @@ async def api(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Asyn
         yield running
 
 
+@pytest.mark.slow
 async def test_link_becomes_a_transcribed_task_with_its_metadata(api: RunningApp, site: str) -> None:
     page = f"{site}/jfk.html"
     response = await api.client.post(
@@ -94,6 +95,7 @@ async def test_link_becomes_a_transcribed_task_with_its_metadata(api: RunningApp
     assert created["id"] in [item["id"] for item in listed["items"]]
 
 
+@pytest.mark.slow
 async def test_a_link_task_is_diarized_when_asked(api: RunningApp, site: str) -> None:
     response = await api.client.post(
         "/api/v1/tasks/from-link", json={"url": f"{site}/talk.html", "diarize": True, "max_speakers": 3}

@@ -89,6 +89,7 @@ def test_decoding_stops_at_the_limit_whatever_the_header_says(tmp_path: Path) ->
     assert len(decode_samples(str(lying), max_seconds=700)) >= 600 * 16000  # whole FLAC blocks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [1, 2], ids=["sequential", "batched"])
 async def test_a_task_whose_header_lies_fails_cleanly_while_decoding(
     make_settings: Callable[..., Settings], tmp_path: Path, batch_size: int

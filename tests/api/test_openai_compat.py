@@ -32,6 +32,7 @@ def client(server: LiveServer) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
+@pytest.mark.slow
 def test_transcription_json_text_and_srt(
     client: openai.OpenAI, server: LiveServer, clips: dict[str, Clip]
 ) -> None:
@@ -91,6 +92,7 @@ def test_transcription_verbose_json_with_words(client: openai.OpenAI, clips: dic
     )
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
 def test_translation_with_base(client: openai.OpenAI, clips: dict[str, Clip]) -> None:
     with clips["picovoice_test_de.wav"].path.open("rb") as audio:

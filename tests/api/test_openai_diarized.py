@@ -43,6 +43,7 @@ def truth_at(talk: Conversation, start: float, end: float) -> str:
     return min(talk.turns, key=lambda turn: max(turn.start - middle, middle - turn.end, 0.0)).speaker
 
 
+@pytest.mark.slow
 def test_diarized_json_with_known_speaker_references(
     client: openai.OpenAI, three: tuple[Conversation, Path], tmp_path: Path
 ) -> None:
@@ -79,6 +80,7 @@ def test_diarized_json_refuses_unpaired_references(
     assert "pair up" in str(raised.value)
 
 
+@pytest.mark.slow
 def test_stream_sends_deltas_while_decoding_then_segments_and_done(
     client: openai.OpenAI, server: LiveServer, tmp_path: Path
 ) -> None:

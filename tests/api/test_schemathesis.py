@@ -19,6 +19,8 @@ from app.main import create_app
 from tests.conftest import RunningApp, isolated_settings
 from tests.llm_peer import ChatServer, serve_chat_api
 
+pytestmark = pytest.mark.slow
+
 MAX_EXAMPLES = 10
 """Fuzzing examples per operation (the coverage phase adds its own); the whole run takes 10-20 s here."""
 

@@ -297,6 +297,7 @@ async def _probe_health(client: httpx.AsyncClient, until: asyncio.Task[Any]) -> 
     return answers
 
 
+@pytest.mark.slow
 async def test_a_catastrophic_url_regex_does_not_stall_the_server(
     api: RunningApp,
     clients: dict[str, httpx.AsyncClient],

@@ -99,6 +99,7 @@ async def test_enrolment_is_validated_listed_and_scoped_to_its_key(
             assert (await connection.execute(text("SELECT COUNT(*) FROM speakers"))).scalar() == 0
 
 
+@pytest.mark.slow
 async def test_diarized_upload_names_enrolled_voices_in_every_format(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:

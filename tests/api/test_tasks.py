@@ -8,12 +8,14 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import srt
 import webvtt
 
 from app.schemas.task import WHISPER_TEMPERATURES
 from config.settings import Settings
 from tests.conftest import Clip, RunningApp, normalize_en, running_app, upload, wait_done
+from tests.long_audio import concat_wav
 
 
 async def test_jfk_transcript(api: RunningApp, clips: dict[str, Clip]) -> None:
@@ -52,6 +54,7 @@ async def test_jfk_transcript(api: RunningApp, clips: dict[str, Clip]) -> None:
     assert all(w["start"] <= w["end"] for s in result["segments"] for w in s["words"])
 
 
+@pytest.mark.slow
 async def test_priority_order(make_settings: Callable[..., Settings], clips: dict[str, Clip]) -> None:
     settings = make_settings(processor={"max_concurrent_tasks": 1})
     async with running_app(settings, paused=True) as running:
@@ -73,6 +76,7 @@ async def test_priority_order(make_settings: Callable[..., Settings], clips: dic
         assert [task["priority"] for task in starts] == ["high", "normal", "low"]
 
 
+@pytest.mark.slow
 async def test_translate_german_with_base(
     make_settings: Callable[..., Settings], clips: dict[str, Clip]
 ) -> None:
@@ -221,6 +225,7 @@ async def test_temperature_list_and_options(api: RunningApp, clips: dict[str, Cl
     assert single.json()["options"]["temperature"] == 0.2
 
 
+@pytest.mark.slow
 async def test_list_filters_and_paging(api: RunningApp, clips: dict[str, Clip]) -> None:
     ids = []
     for index, name in enumerate(["goforward.wav", "speech_recognition_english.wav", "jfk.wav"]):
@@ -268,11 +273,12 @@ async def test_delete_removes_row_and_media(api: RunningApp, clips: dict[str, Cl
     assert list(api.container.storage.root.iterdir()) == []
 
 
+@pytest.mark.slow
 async def test_delete_running_task_drops_result(
     make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
     long_audio = tmp_path / "long.wav"
-    _concat_wav([clips["jfk.wav"].path] * 12, long_audio)  # ~2 minutes
+    concat_wav([clips["jfk.wav"].path] * 12, long_audio)  # ~2 minutes
     settings = make_settings(processor={"progress_interval_seconds": 0})
     async with running_app(settings) as running:
         task_id = (await upload(running.client, long_audio)).json()["id"]
@@ -298,6 +304,7 @@ async def test_delete_running_task_drops_result(
         assert (await wait_done(running.client, next_id))["status"] == "completed"
 
 
+@pytest.mark.slow
 async def test_queued_tasks_survive_restart(
     make_settings: Callable[..., Settings], clips: dict[str, Clip]
 ) -> None:
@@ -313,11 +320,12 @@ async def test_queued_tasks_survive_restart(
             assert task["status"] == "completed"
 
 
+@pytest.mark.slow
 async def test_progress_is_reported(
     make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
     long_audio = tmp_path / "long.wav"
-    _concat_wav([clips["jfk.wav"].path] * 6, long_audio)
+    concat_wav([clips["jfk.wav"].path] * 6, long_audio)
     async with running_app(make_settings(processor={"progress_interval_seconds": 0})) as running:
         task_id = (await upload(running.client, long_audio)).json()["id"]
         seen: list[float] = []
@@ -332,24 +340,3 @@ async def test_progress_is_reported(
         partial = [p for p in seen if 0 < p < 100]
         assert partial, f"no intermediate progress seen: {seen}"
         assert partial == sorted(partial)
-
-
-def _concat_wav(sources: list[Path], target: Path, gap_seconds: float = 0.0) -> None:
-    import wave
-
-    with wave.open(str(target), "wb") as out:
-        params_set = False
-        for source in sources:
-            with wave.open(str(source), "rb") as clip:
-                if not params_set:
-                    out.setparams(clip.getparams())
-                    params_set = True
-                    silence = (
-                        b"\x00"
-                        * int(clip.getframerate() * gap_seconds)
-                        * clip.getsampwidth()
-                        * clip.getnchannels()
-                    )
-                out.writeframes(clip.readframes(clip.getnframes()))
-                if gap_seconds:
-                    out.writeframes(silence)

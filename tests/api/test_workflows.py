@@ -14,8 +14,7 @@ import pytest
 import pytest_asyncio
 import srt
 
-from tests.api.test_callbacks import verify
-from tests.callback_receiver import Receiver, callback_receiver
+from tests.callback_receiver import Receiver, callback_receiver, verified_payload
 from tests.conftest import Clip, RunningApp, normalize_en, running_app
 from tests.live_server import module_settings
 from tests.workflows.support import create_workflow, get_run, start_run, steps_of, wait_run, wait_step
@@ -87,7 +86,7 @@ async def workflow_id(api: RunningApp, receiver: Receiver) -> str:
 def delivery_for(receiver: Receiver, run_id: str) -> list[dict[str, Any]]:
     found = []
     for received in receiver.requests:
-        payload = verify(received, SECRET)
+        payload = verified_payload(received, SECRET)
         if payload["run_id"] == run_id:
             assert received.headers["idempotency-key"] == f"{run_id}:notify"
             assert received.headers["x-tingxie-event"] == "workflow.step"
@@ -153,6 +152,7 @@ def _task_media(api: RunningApp) -> set[str]:
     return {p.name for p in api.container.storage.root.iterdir() if p.suffix == ".media"}
 
 
+@pytest.mark.slow
 async def test_german_clip_is_translated(
     api: RunningApp, workflow_id: str, receiver: Receiver, clips: dict[str, Clip]
 ) -> None:

@@ -21,6 +21,8 @@ from tests.conftest import ROOT, Clip, normalize_en
 from tests.http_peer import serve_directory
 from tests.server_process import free_port, server_env, start_server
 
+pytestmark = pytest.mark.slow
+
 JFK_PHRASE = "ask not what your country can do for you"
 
 

@@ -8,27 +8,11 @@ from alembic import command
 
 from app.db.api_key_repository import ApiKeyRepository
 from app.db.migrate import alembic_config, upgrade_to_head
-from app.db.models import Task
 from app.db.session import create_engine, create_session_factory
 from app.db.task_repository import TaskFilters, TaskRepository
-from app.schemas.task import TaskStatus
 from app.services.auth import AuthService
 from config.settings import AuthSettings
-
-
-def _task(api_key_id: str | None) -> Task:
-    return Task(
-        status=TaskStatus.queued.value,
-        priority=1,
-        task_type="transcribe",
-        engine="faster_whisper",
-        model="tiny.en",
-        options={},
-        source="upload",
-        progress=0.0,
-        attempts=0,
-        api_key_id=api_key_id,
-    )
+from tests.factories import task_row
 
 
 async def test_keys_ownership_cancel_and_retry_on_each_backend(database_url: str) -> None:
@@ -46,7 +30,7 @@ async def test_keys_ownership_cancel_and_retry_on_each_backend(database_url: str
         assert await auth.authenticate(created.plaintext + "x") is None
 
         tasks = TaskRepository(sessions)
-        mine, other = await tasks.add(_task(created.key.id)), await tasks.add(_task(None))
+        mine, other = await tasks.add(task_row(api_key_id=created.key.id)), await tasks.add(task_row())
         rows, total = await tasks.search(TaskFilters(api_key_id=created.key.id), limit=10, offset=0)
         assert [row.id for row in rows] == [mine.id] and total == 1
         assert await tasks.delete(other.id, api_key_id=created.key.id) is None

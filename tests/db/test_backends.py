@@ -6,30 +6,21 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import inspect, text
 
 from app.db.migrate import upgrade_to_head
 from app.db.models import Task, utcnow
 from app.db.session import create_engine, create_session_factory
 from app.db.task_repository import TaskRepository
-from app.schemas.task import TaskPriority, TaskStatus
+from app.schemas.task import TaskPriority
 from config.settings import Settings
 from tests.conftest import Clip, normalize_en, running_app, upload, wait_done
+from tests.factories import task_row
 
 
 def _task(priority: TaskPriority, created_offset: float) -> Task:
-    return Task(
-        status=TaskStatus.queued.value,
-        priority=priority.rank,
-        task_type="transcribe",
-        engine="faster_whisper",
-        model="tiny.en",
-        options={},
-        source="upload",
-        progress=0.0,
-        attempts=0,
-        created_at=utcnow() + timedelta(milliseconds=created_offset),
-    )
+    return task_row(priority=priority.rank, created_at=utcnow() + timedelta(milliseconds=created_offset))
 
 
 async def test_migrations_create_the_same_schema(database_url: str) -> None:
@@ -108,6 +99,7 @@ async def test_concurrent_claimers_never_share_a_task(database_url: str) -> None
         await setup.dispose()
 
 
+@pytest.mark.slow
 async def test_end_to_end_on_each_backend(
     database_url: str, make_settings: Callable[..., Settings], clips: dict[str, Clip]
 ) -> None:

@@ -4,13 +4,12 @@ by one node at a time, fenced writes, and delivery up to the configured attempts
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from app.db.callback_repository import AttemptRecord, CallbackRepository
 from app.db.migrate import upgrade_to_head
-from app.db.models import CallbackAttempt, CallbackDelivery, Task, utcnow
+from app.db.models import CallbackAttempt, CallbackDelivery, utcnow
 from app.db.session import create_engine, create_session_factory
 from app.db.task_repository import Claim, TaskRepository
 from app.net.url_guard import UrlGuard
@@ -18,22 +17,7 @@ from app.schemas.callback import CallbackState
 from app.services.callbacks import CallbackDispatcher
 from config.settings import CallbacksSettings
 from tests.callback_receiver import callback_receiver
-
-
-def _task(callback_url: str | None, *, attempts: int = 1, lease_seconds: float = 60) -> Task:
-    return Task(
-        status="processing",
-        priority=1,
-        task_type="transcribe",
-        engine="faster_whisper",
-        model="tiny.en",
-        options={},
-        source="upload",
-        callback_url=callback_url,
-        attempts=attempts,
-        worker_id="worker-1",
-        lease_expires_at=utcnow() + timedelta(seconds=lease_seconds),
-    )
+from tests.factories import claimed_task_row
 
 
 async def test_outbox_claims_fencing_and_delivery(database_url: str) -> None:
@@ -44,15 +28,22 @@ async def test_outbox_claims_fencing_and_delivery(database_url: str) -> None:
     try:
         with callback_receiver(fail_first=1000, fail_status=503) as receiver:
             # Endings queue a delivery in the same transaction; only tasks with a callback_url.
-            ids = [(await tasks.add(_task(f"{receiver.url}/hook/{n}"))).id for n in range(5)]
-            quiet = (await tasks.add(_task(None))).id
+            ids = [
+                (await tasks.add(claimed_task_row(callback_url=f"{receiver.url}/hook/{n}"))).id
+                for n in range(5)
+            ]
+            quiet = (await tasks.add(claimed_task_row())).id
             for task_id in [*ids, quiet]:
                 assert await tasks.finish_owned(Claim(task_id, 1), status="completed", completed_at=utcnow())
             assert not await tasks.finish_owned(Claim(ids[0], 2), status="failed"), "a stale claim wrote"
             # The reaper's failures queue deliveries too.
-            expired = (await tasks.add(_task(f"{receiver.url}/hook/r", attempts=3, lease_seconds=-1))).id
+            expired = (
+                await tasks.add(
+                    claimed_task_row(callback_url=f"{receiver.url}/hook/r", attempts=3, lease_seconds=-1)
+                )
+            ).id
             assert await tasks.reap_expired(max_attempts=3) == (0, 1)
-            blocked = (await tasks.add(_task("http://10.9.8.7/hook"))).id
+            blocked = (await tasks.add(claimed_task_row(callback_url="http://10.9.8.7/hook"))).id
             assert await tasks.finish_owned(Claim(blocked, 1), status="failed", error="boom")
             latest = await outbox.latest_for([*ids, quiet, expired, blocked])
             assert set(latest) == {*ids, expired, blocked}

@@ -13,9 +13,12 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ROOT, Clip
 from tests.server_process import free_port
+
+pytestmark = pytest.mark.slow
 
 SHORT_CLIPS = [
     "pocketsphinx_cards_001.wav",

@@ -30,6 +30,8 @@ from config.settings import Settings
 from tests.conftest import Clip, running_app, upload
 from tests.server_process import free_port
 
+pytestmark = pytest.mark.slow
+
 OUTAGE_SECONDS = 10.0
 TASKS = 3
 

@@ -21,9 +21,11 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from tests.api.test_tasks import _concat_wav
 from tests.conftest import Clip, running_app, upload
 from tests.db.test_outage import PrivateMariaDB
+from tests.long_audio import concat_wav
+
+pytestmark = pytest.mark.slow
 
 OUTAGE_BUDGET_SECONDS = 6.0
 RETRY_WAIT_MAX_SECONDS = 2.25
@@ -62,7 +64,7 @@ async def test_result_finished_during_an_outage_is_not_stored_as_failed(
     tmp_path: Path,
 ) -> None:
     audio = tmp_path / "jfk-x5.wav"
-    _concat_wav([clips["jfk.wav"].path] * 5, audio)
+    concat_wav([clips["jfk.wav"].path] * 5, audio)
     settings = make_settings(
         database_url=mariadb.url,
         processor={

@@ -13,6 +13,7 @@ from app.db.session import create_engine, create_session_factory
 from app.db.stats_repository import StatsRepository
 from app.db.task_repository import TaskRepository
 from app.schemas.task import TaskPriority, TaskStatus
+from tests.factories import task_row
 
 
 def _task(
@@ -23,20 +24,13 @@ def _task(
     processing_time: float | None = None,
     finished_minutes_ago: float | None = None,
 ) -> Task:
-    now = utcnow()
-    return Task(
+    finished = None if finished_minutes_ago is None else utcnow() - timedelta(minutes=finished_minutes_ago)
+    return task_row(
         status=status.value,
         priority=priority.rank,
-        task_type="transcribe",
-        engine="faster_whisper",
-        model="tiny.en",
-        options={},
-        source="upload",
-        progress=0.0,
-        attempts=0,
         duration=duration,
         processing_time=processing_time,
-        completed_at=None if finished_minutes_ago is None else now - timedelta(minutes=finished_minutes_ago),
+        completed_at=finished,
     )
 
 

@@ -9,10 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 from app.container import Container
-from app.db.models import Task, utcnow
+from app.db.models import utcnow
 from app.services.auth import ANONYMOUS, Principal
 from app.workflows.definition import WorkflowDocument
 from config.settings import Settings
+from tests.factories import task_row
 
 SCHEDULED: dict[str, object] = {
     "name": "every five minutes",
@@ -95,15 +96,7 @@ PODCASTS: dict[str, object] = {
 async def finish_elsewhere(container: Container, *, api_key_id: str | None, **fields: Any) -> str:
     """A task completed by a worker that died before its in-process event fired: the same database
     writes as the processor's (insert, claim, fenced finish), and no event on any live node."""
-    task = Task(
-        task_type="transcribe",
-        engine="faster-whisper",
-        model="tiny.en",
-        options={},
-        source="upload",
-        api_key_id=api_key_id,
-        **fields,
-    )
+    task = task_row(api_key_id=api_key_id, **fields)
     await container.repositories.tasks.add(task)
     claim = await container.repositories.tasks.claim_next("dead-node")
     assert claim is not None and claim.task_id == task.id

@@ -24,6 +24,8 @@ from tests.conftest import Clip, normalize_en, running_app, upload, wait_done
 from tests.engines.test_long_audio_and_parity import build_long_file, long_file_clips
 from tests.long_audio import assert_clips_heard
 
+pytestmark = pytest.mark.slow
+
 TEN_CLIPS = [
     "jfk.flac",
     "stereo_diarization_left.wav",

@@ -21,6 +21,8 @@ from tests.conftest import Clip, normalize_en, running_app, upload, wait_done
 from tests.engines.test_long_audio_and_parity import build_long_file, long_file_clips
 from tests.long_audio import assert_clips_heard
 
+pytestmark = pytest.mark.slow
+
 
 def test_short_windows_follow_the_speech() -> None:
     """A chunk's window is its length plus 1 s, in 10 s steps, at least 10 s and at most 30 s."""

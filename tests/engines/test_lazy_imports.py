@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import AUDIO_DIR, ROOT
+
+pytestmark = pytest.mark.slow
 
 SCRIPT = """
 import json, sys

@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from faster_whisper import WhisperModel
 from faster_whisper.audio import decode_audio
 
 from app.engines.model_resolver import ModelResolver
 from config.settings import Settings
 from tests.conftest import Clip, normalize_en, running_app, upload, wait_done
+
+pytestmark = pytest.mark.slow
 
 SAMPLE_RATE = 16000
 

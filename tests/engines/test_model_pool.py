@@ -50,6 +50,7 @@ def test_cpu_threads_never_oversubscribe() -> None:
             assert threads >= 1 and (threads * instances <= 8 or threads == 1)
 
 
+@pytest.mark.slow
 async def test_lazy_load_lease_and_unload_frees_instance(make_settings: Callable[..., Settings]) -> None:
     pool = _pool(make_settings(), load_mode="lazy", min_size=0, devices="cpu")
     await pool.start()
@@ -69,6 +70,7 @@ async def test_lazy_load_lease_and_unload_frees_instance(make_settings: Callable
         await pool.stop()
 
 
+@pytest.mark.slow
 async def test_eager_mode_loads_min_size_with_warm_up(make_settings: Callable[..., Settings]) -> None:
     pool = _pool(make_settings(), load_mode="eager", min_size=1, default_model="tiny.en", devices="cpu")
     await pool.start()
@@ -94,6 +96,7 @@ async def test_idle_ttl_unloads_above_the_floor(make_settings: Callable[..., Set
         await pool.stop()
 
 
+@pytest.mark.slow
 async def test_failed_load_is_reported_and_retried(
     make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
@@ -131,6 +134,7 @@ async def test_failed_load_is_reported_and_retried(
         assert (await client.get("/api/v1/health")).json()["status"] == "ok"
 
 
+@pytest.mark.slow
 async def test_models_endpoints(make_settings: Callable[..., Settings]) -> None:
     async with running_app(make_settings()) as running:
         client = running.client
@@ -155,6 +159,7 @@ async def test_models_endpoints(make_settings: Callable[..., Settings]) -> None:
         assert "pool" in health and health["pool"]["max_size"] == 1
 
 
+@pytest.mark.slow
 async def test_out_of_memory_fails_one_task_and_rebuilds_instance(
     make_settings: Callable[..., Settings], clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,6 +194,7 @@ async def test_out_of_memory_fails_one_task_and_rebuilds_instance(
         assert (await wait_done(client, after))["status"] == "completed"
 
 
+@pytest.mark.slow
 async def test_lease_waits_while_instances_are_busy(make_settings: Callable[..., Settings]) -> None:
     pool = _pool(make_settings(), load_mode="lazy", min_size=0, devices="cpu", instances_per_device=1)
     await pool.start()

@@ -36,6 +36,7 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 async def test_openai_whisper_task_end_to_end(
     make_settings: Callable[..., Settings], random_checkpoint: Path, clips: dict[str, Clip]
 ) -> None:

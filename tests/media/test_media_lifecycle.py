@@ -7,11 +7,14 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from app.db.models import Task, utcnow
 from config.settings import Settings
 from tests.conftest import Clip, running_app, upload, wait_done
+
+pytestmark = pytest.mark.slow
 
 
 async def test_startup_sweeps_orphaned_files(

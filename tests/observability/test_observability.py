@@ -97,6 +97,7 @@ async def test_metrics_leave_out_the_queue_depth_when_the_database_fails(observe
     assert "tingxie_queue_depth" not in page  # left out rather than stale
 
 
+@pytest.mark.slow
 async def test_completed_and_failed_tasks_in_stats_and_metrics(
     observed: RunningApp, clips: dict[str, Clip]
 ) -> None:

@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 
 from app.db.models import Task
 from config.settings import Settings
-from tests.api.test_tasks import _concat_wav
 from tests.conftest import Clip, running_app, upload
+from tests.long_audio import concat_wav
+
+pytestmark = pytest.mark.slow
 
 PEER_SECRET = "peer-secret-for-tests"
 
@@ -83,7 +86,7 @@ async def test_cancel_and_retry_while_the_first_run_is_still_going(
     make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
     long_audio = tmp_path / "long.wav"
-    _concat_wav([clips["jfk.wav"].path] * 6, long_audio)
+    concat_wav([clips["jfk.wav"].path] * 6, long_audio)
     settings = make_settings(
         storage={"peer_secret": PEER_SECRET},
         processor={

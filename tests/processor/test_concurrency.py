@@ -6,16 +6,20 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from config.settings import Settings
-from tests.api.test_tasks import _concat_wav
 from tests.conftest import Clip, running_app, upload, wait_done
+from tests.long_audio import concat_wav
+
+pytestmark = pytest.mark.slow
 
 
 async def test_short_task_completes_while_long_one_runs(
     make_settings: Callable[..., Settings], tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
     long_audio = tmp_path / "long.wav"
-    _concat_wav([clips["jfk.wav"].path] * 8, long_audio)
+    concat_wav([clips["jfk.wav"].path] * 8, long_audio)
     settings = make_settings(processor={"max_concurrent_tasks": 2, "progress_interval_seconds": 0})
     async with running_app(settings) as running:
         long_id = (await upload(running.client, long_audio)).json()["id"]

@@ -5,37 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from app.db.callback_repository import CallbackRepository
 from app.db.migrate import upgrade_to_head
-from app.db.models import Task, utcnow
+from app.db.models import utcnow
 from app.db.session import create_engine, create_session_factory
 from app.db.task_repository import Claim, TaskRepository
 from app.net.url_guard import UrlGuard
 from app.services.callbacks import CallbackDispatcher
 from config.settings import CallbacksSettings
 from tests.callback_receiver import callback_receiver
+from tests.factories import claimed_task_row
 from tests.slow_peer import Body, slow_peer
 
+pytestmark = pytest.mark.slow
+
 ATTEMPT_SECONDS = 4.0
-
-
-def _processing_task(callback_url: str) -> Task:
-    return Task(
-        status="processing",
-        priority=1,
-        task_type="transcribe",
-        engine="faster_whisper",
-        model="tiny.en",
-        options={},
-        source="upload",
-        callback_url=callback_url,
-        attempts=1,
-        worker_id="worker-1",
-        lease_expires_at=utcnow() + timedelta(seconds=60),
-    )
 
 
 async def test_trickling_receiver_does_not_delay_another_tasks_callback(tmp_path: Path) -> None:
@@ -58,8 +46,8 @@ async def test_trickling_receiver_does_not_delay_another_tasks_callback(tmp_path
     )
     try:
         with slow_peer(Body.TRICKLE) as trickler, callback_receiver() as receiver:
-            slow = (await tasks.add(_processing_task(f"{trickler.url}/hook"))).id
-            quick = (await tasks.add(_processing_task(f"{receiver.url}/hook"))).id
+            slow = (await tasks.add(claimed_task_row(callback_url=f"{trickler.url}/hook"))).id
+            quick = (await tasks.add(claimed_task_row(callback_url=f"{receiver.url}/hook"))).id
             await dispatcher.start()
             # The slow task ends first; its receiver answers 200 and then one byte per 0.1 s.
             assert await tasks.finish_owned(Claim(slow, 1), status="completed", completed_at=utcnow())

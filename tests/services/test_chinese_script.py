@@ -105,6 +105,7 @@ def test_language_tags_mean_zh_plus_a_script(tag: str, script: str) -> None:
     assert DecodeOptions(language="zh").chinese_script is None
 
 
+@pytest.mark.slow
 async def test_every_script_on_the_shared_zh_clips(
     make_settings: Callable[..., Settings], clips: dict[str, Clip]
 ) -> None:
@@ -138,6 +139,7 @@ async def test_every_script_on_the_shared_zh_clips(
     assert unconverted_residue == set(SCRIPTS)
 
 
+@pytest.mark.slow
 async def test_tags_defaults_and_routes(
     make_settings: Callable[..., Settings], clips: dict[str, Clip]
 ) -> None:

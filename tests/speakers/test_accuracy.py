@@ -19,6 +19,8 @@ from app.speakers.voices import embed_sample
 from config.settings import DiarizationSettings
 from tests.speaker_samples import CONVERSATIONS, Conversation, conversation, speech_of
 
+pytestmark = pytest.mark.slow
+
 MAX_DER = 0.10
 
 

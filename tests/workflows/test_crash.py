@@ -12,14 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.api.test_callbacks import verify
-from tests.api.test_tasks import _concat_wav
-from tests.callback_receiver import Received, callback_receiver
+from tests.callback_receiver import Received, callback_receiver, verified_payload
 from tests.conftest import Clip, normalize_en
+from tests.long_audio import concat_wav
 from tests.server_process import free_port, server_env, start_server
 from tests.workflows.support import create_workflow, start_run, steps_of, wait_run, wait_step
 from tests.workflows.test_resume import SECRET, pipeline
+
+pytestmark = pytest.mark.slow
 
 # Different English speech (16 kHz mono), about 45 s together: the kill lands mid-decode.
 SPEECH = [
@@ -55,7 +57,7 @@ async def decoding(client: httpx.AsyncClient, task_id: str) -> None:
 
 def delivered_srt(request: Received, run_id: str) -> str:
     assert request.headers["idempotency-key"] == f"{run_id}:notify"
-    payload = verify(request, SECRET)
+    payload = verified_payload(request, SECRET)
     assert payload["idempotency_key"] == f"{run_id}:notify" and payload["run_id"] == run_id
     srt: str = payload["data"]["srt"]
     return srt
@@ -65,7 +67,7 @@ async def test_sigkill_mid_run_resumes_and_runs_nothing_twice(
     tmp_path: Path, model_dir: Path, clips: dict[str, Clip]
 ) -> None:
     long_audio = tmp_path / "speech.wav"
-    _concat_wav([clips[name].path for name in SPEECH], long_audio, gap_seconds=0.3)
+    concat_wav([clips[name].path for name in SPEECH], long_audio, gap_seconds=0.3)
     env = server_env(
         tmp_path,
         model_dir,

@@ -8,12 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from config.settings import Settings
-from tests.api.test_callbacks import verify
-from tests.callback_receiver import callback_receiver
+from tests.callback_receiver import callback_receiver, verified_payload
 from tests.conftest import Clip, normalize_en, running_app
 from tests.workflows.support import create_workflow, start_run, steps_of, tasks_of_run, wait_run, wait_step
+
+pytestmark = pytest.mark.slow
 
 SECRET = "resume-secret"
 
@@ -92,6 +94,6 @@ async def test_restarts_mid_run_resume_without_repeating_work(
     requests = receiver.requests
     assert len(requests) == failed_deliveries + 1
     assert {r.headers["idempotency-key"] for r in requests} == {f"{run_id}:notify"}
-    payload = verify(requests[-1], SECRET)
+    payload = verified_payload(requests[-1], SECRET)
     assert "fellow americans" in normalize_en(payload["data"]["srt"])
     assert {p.name for p in settings.storage.media_dir.iterdir()} == {task.media_path}, "run media is removed"

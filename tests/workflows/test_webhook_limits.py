@@ -14,6 +14,8 @@ from config.settings import Settings
 from tests.conftest import running_app
 from tests.slow_peer import Body, slow_peer
 
+pytestmark = pytest.mark.slow
+
 DEADLINE_SECONDS = 2.0
 
 

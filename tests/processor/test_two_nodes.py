@@ -9,10 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from config.settings import Settings
 from tests.conftest import Clip, normalize_en, running_app
 from tests.server_process import free_port, start_server
+
+pytestmark = pytest.mark.slow
 
 SECRET = "correct horse battery staple"
 

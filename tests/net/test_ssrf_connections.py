@@ -83,6 +83,7 @@ async def test_pinned_connection_keeps_the_host_name(
         assert media.hits == [("GET", "/speech.flac", f"media.test:{media.port}")]
 
 
+@pytest.mark.slow
 async def test_callback_connects_to_the_checked_address_not_a_rebound_one(
     make_settings: Callable[..., Settings], clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
 ) -> None:

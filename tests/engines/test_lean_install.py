@@ -28,6 +28,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_the_app_imports_and_builds_without_openai_whisper_or_torch() -> None:
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT_OPENAI_WHISPER], cwd=ROOT, capture_output=True, text=True, timeout=120

@@ -25,6 +25,8 @@ import pytest
 from tests.conftest import ROOT, Clip, normalize_en
 from tests.server_process import free_port, server_env, start_server
 
+pytestmark = pytest.mark.slow
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 

@@ -19,6 +19,8 @@ import pytest
 
 from tests.server_process import free_port, server_env, start_server
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = os.environ.get("TINGXIE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 LOOPBACK = {"127.0.0.1"}
 

@@ -6,10 +6,13 @@ import logging
 import re
 from collections.abc import Callable
 
+import pytest
+
 from config.settings import Settings
 from tests.conftest import Clip, running_app, upload, wait_done
 
 
+@pytest.mark.slow
 async def test_task_lines_carry_the_task_id(
     make_settings: Callable[..., Settings], clips: dict[str, Clip]
 ) -> None:
