@@ -85,6 +85,8 @@ class PreparedAudio:
     """What to decode, in frames (the whole file, ``clip_timestamps`` or VAD speech)."""
     cuts: list[int]
     """Frames in the middle of pauses where the task may be split into streams."""
+    loudest: float | None = None
+    """The recording's loudest log-mel level (``longform.loudest_level``)."""
 
 
 @dataclass(eq=False)
@@ -258,6 +260,7 @@ class BatchScheduler:
             language,
             None if language is None else 1.0,
             short_windows=self._decoder.short_windows,
+            loudest=audio.loudest,
         )
         job = _Job(
             task_id=task_id,

@@ -7,7 +7,7 @@ this module runs the rows: log-mel windows in, one encoder pass per window, one 
 **Short windows.** Whisper was trained on 30 s windows, but its encoder runs on fewer frames
 too, and its cost grows faster than the window: a 10 s window takes about a sixth of a 30 s
 one's time. So a stream that holds less than 30 s of audio (a short clip) is encoded in a
-window cut to its audio plus ``WINDOW_TAIL_SECONDS``, rounded up to ``WINDOW_STEP_SECONDS``
+window cut to its audio plus ``ENCODED_TAIL_SECONDS``, rounded up to ``ENCODED_STEP_SECONDS``
 (never shorter: with less context Whisper loops). On the shared clips this kept English WER
 equal (tiny.en) or better (base), and the error of the other languages equal or better, against
 full windows (``bench/RESULTS.md``).
@@ -27,10 +27,10 @@ from faster_whisper import WhisperModel
 from app.schemas.task import DecodeOptions
 
 CHUNK_SECONDS = 30.0
-WINDOW_STEP_SECONDS = 10.0
+ENCODED_STEP_SECONDS = 10.0
 """Short windows are cut in steps of this many seconds, and are never shorter: below about 10 s
 of context Whisper (tiny.en) repeats itself on short clips."""
-WINDOW_TAIL_SECONDS = 1.0
+ENCODED_TAIL_SECONDS = 1.0
 """Silence a short window keeps after its audio, so the last words are not taken for speech
 cut off at the window's end."""
 Sampling = dict[str, float | int]
@@ -48,12 +48,12 @@ def sampling_options(options: DecodeOptions, temperature: float) -> tuple[float,
     return temperature, {"beam_size": options.beam_size, "patience": options.patience}
 
 
-def window_seconds(length: float, *, short: bool = True) -> float:
+def encoded_seconds(length: float, *, short: bool = True) -> float:
     """Seconds of the window ``length`` seconds of audio are encoded in (see the module doc)."""
     if not short:
         return CHUNK_SECONDS
-    steps = max(1, math.ceil((length + WINDOW_TAIL_SECONDS) / WINDOW_STEP_SECONDS - 1e-9))
-    return min(CHUNK_SECONDS, steps * WINDOW_STEP_SECONDS)
+    steps = max(1, math.ceil((length + ENCODED_TAIL_SECONDS) / ENCODED_STEP_SECONDS - 1e-9))
+    return min(CHUNK_SECONDS, steps * ENCODED_STEP_SECONDS)
 
 
 def _batch(features: Sequence[npt.NDArray[np.float32]]) -> ctranslate2.StorageView:

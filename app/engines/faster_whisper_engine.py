@@ -25,7 +25,14 @@ from faster_whisper.transcribe import Segment as FwSegment
 from app.engines.base import SAMPLE_RATE, Audio, BatchCapableModel, ModelLoad, TranscriptionStream
 from app.engines.batch_scheduler import PreparedAudio
 from app.engines.batched import BatchedDecoder
-from app.engines.longform import Clip, Stream, decode_step, seconds_to_frames, streams_supported
+from app.engines.longform import (
+    Clip,
+    Stream,
+    decode_step,
+    loudest_level,
+    seconds_to_frames,
+    streams_supported,
+)
 from app.engines.vad import format_clip_timestamps, parse_clip_timestamps, pause_cuts, speech_regions
 from app.media.samples import decode_samples
 from app.schemas.result import Segment, Word
@@ -191,7 +198,7 @@ class FasterWhisperModel(BatchCapableModel):
         cuts: list[int] = []
         if duration > SPLITTABLE_SECONDS and self.batch_size > 1:
             cuts = [seconds_to_frames(moment) for moment in pause_cuts(samples)]
-        return PreparedAudio(samples, duration, clips, cuts)
+        return PreparedAudio(samples, duration, clips, cuts, loudest_level(self.model, samples))
 
     def _library_transcribe(
         self, samples: npt.NDArray[np.float32], clips: list[Clip], task_type: TaskType, options: DecodeOptions

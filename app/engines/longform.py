@@ -19,7 +19,7 @@ call per (window length, search options) with a prompt per row. A row that needs
 temperature stays at its window and is decoded again in a later step. The log-mel input is
 computed per window (no whole-file features are held), and a stream that holds less than 30 s
 of audio (a short clip) is encoded in a window cut to its audio plus 1 s, in 10 s steps
-(``batched.window_seconds``): the encoder's cost grows faster than the window.
+(``batched.encoded_seconds``): the encoder's cost grows faster than the window.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from faster_whisper.transcribe import get_compression_ratio
 from faster_whisper.utils import get_end
 
 from app.engines.base import SAMPLE_RATE
-from app.engines.batched import BatchedDecoder, sampling_options, window_seconds
+from app.engines.batched import BatchedDecoder, encoded_seconds, sampling_options
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
 
@@ -50,6 +50,9 @@ INPUT_STRIDE = 2
 """Log-mel frames per timestamp position (the encoder halves the frames)."""
 TIME_PRECISION = 0.02
 N_FFT = 400
+CONTEXT_FRAMES = 2
+"""Frames of audio before a window that its features are computed with (an STFT frame reaches
+``N_FFT / 2`` samples back)."""
 PROMPT_RESET_ON_TEMPERATURE = 0.5
 MAX_INITIAL_TIMESTAMP_INDEX = 50
 """Whisper's ``max_initial_timestamp`` of 1 s, in timestamp positions."""
@@ -83,8 +86,8 @@ class Window:
     """First frame."""
     size: int
     """Frames of audio in the window (at most ``WINDOW_FRAMES``)."""
-    frames: int
-    """Frames the window is encoded in (``size`` rounded up to a short window, or 3000)."""
+    encoded_frames: int
+    """Frames the window is encoded in (``size`` rounded up to a short encoding, or 3000)."""
 
 
 @dataclass(eq=False)
@@ -109,6 +112,8 @@ class Stream:
     segments: list[Segment] = field(default_factory=list)
     """Segments decoded so far, on the task's timeline, in order."""
     initial_tokens_added: bool = False
+    loudest: float | None = None
+    """The recording's loudest log-mel level (``loudest_level``), computed at the first window."""
     horizon: int = 0
     """For a stream cut off at a pause ahead of another stream of the same task: the frame up to
     which its last window may read audio past its end (the end of the clip it was cut from). That
@@ -152,7 +157,7 @@ class Stream:
             if size < WINDOW_FRAMES and self.frames <= WINDOW_FRAMES and not self.horizon:
                 # Short windows for a stream that fits in one window only (a short clip): at the
                 # tail of a long stream, prompted with its text, tiny.en looped in them.
-                seconds = window_seconds(size / FRAMES_PER_SECOND, short=self.short_windows)
+                seconds = encoded_seconds(size / FRAMES_PER_SECOND, short=self.short_windows)
                 frames = round(seconds * FRAMES_PER_SECOND)
             return Window(self.seek, size, frames)
         return None
@@ -175,6 +180,7 @@ class Stream:
             return None
         mine = [(start, min(end, cut)) for start, end in self.clips if start < cut]
         theirs = [(max(start, cut), end) for start, end in self.clips if end > cut]
+        inside = mine[-1][1] == cut and theirs[0][0] == cut  # cut inside a clip, not between two
         part = Stream(
             self.samples,
             theirs,
@@ -183,10 +189,11 @@ class Stream:
             self.language,
             self.language_probability,
             self.short_windows,
+            loudest=self.loudest,
             horizon=self.horizon,
         )
-        # Cut inside a clip: this stream's last window reads on into the next stream's audio.
-        self.horizon = theirs[0][1] if mine[-1][1] == cut and theirs[0][0] == cut else 0
+        # This stream's last window reads on into the next stream's audio.
+        self.horizon = theirs[0][1] if inside else 0
         self.clips = mine
         return part
 
@@ -364,41 +371,39 @@ class Stream:
         encoder_output: Callable[[], ctranslate2.StorageView],
     ) -> list[dict[str, Any]]:
         """The part of a window's segments spoken before this stream's end, for a window that
-        read on into the next stream's audio. The stream ends in a pause, but Whisper's segment
-        times are coarse and a segment may run on across the pause, so where one spans the end,
-        the window's words are aligned (as for word timestamps) and each word is kept when its
-        middle lies before the end."""
-        limit = self.end / FRAMES_PER_SECOND
-        if all(piece["end"] <= limit or piece["start"] >= limit for piece in pieces):
-            return [piece for piece in pieces if piece["start"] < limit]
+        reads on past it into the next stream's audio. The cut lies in a pause, but Whisper's
+        segment times are coarse and a segment may run on across the pause, so where one spans
+        the end, the window's words are aligned (as for word timestamps) and each word is kept
+        when its middle lies before the end."""
+        high = self.end / FRAMES_PER_SECOND
+        if all(piece["end"] <= high or piece["start"] >= high for piece in pieces):
+            return [piece for piece in pieces if piece["start"] < high]
         texts = [[token for token in piece["tokens"] if token < tokenizer.eot] for piece in pieces]
         alignment = model.find_alignment(
             tokenizer, [token for text in texts for token in text], encoder_output(), window.size
         )
         offset = window.seek / FRAMES_PER_SECOND
+        begin = tokenizer.timestamp_begin
         own: list[dict[str, Any]] = []
         index = 0
         for piece, text in zip(pieces, texts, strict=True):
             kept: list[int] = []
-            end = piece["start"]
+            start = end = None
             taken = 0
             while index < len(alignment) and taken < len(text):
                 word = alignment[index]
                 index += 1
                 taken += len(word["tokens"])
-                if offset + (word["start"] + word["end"]) / 2 < limit:
+                if offset + (word["start"] + word["end"]) / 2 < high:
                     kept.extend(word["tokens"])
+                    start = offset + word["start"] if start is None else start
                     end = offset + word["end"]
             if len(kept) == len(text):
                 own.append(piece)
-            elif kept:
-                own.append(
-                    {
-                        **piece,
-                        "tokens": [piece["tokens"][0], *kept],
-                        "end": min(max(end, piece["start"]), limit),
-                    }
-                )
+            elif kept and start is not None and end is not None:
+                start, end = max(start, piece["start"]), min(max(end, start), piece["end"], high)
+                stamps = [begin + round((time - offset) / TIME_PRECISION) for time in (start, end)]
+                own.append({**piece, "start": start, "end": end, "tokens": [stamps[0], *kept, stamps[1]]})
         return own
 
 
@@ -445,26 +450,51 @@ def split_by_timestamps(
 
 
 def window_features(
-    model: WhisperModel, samples: npt.NDArray[np.float32], window: Window, *, silence_padded: bool
+    model: WhisperModel,
+    samples: npt.NDArray[np.float32],
+    window: Window,
+    *,
+    silence_padded: bool,
+    loudest: float,
 ) -> npt.NDArray[np.float32]:
-    """The log-mel input of one window, computed from its own audio only.
+    """The log-mel input of one window, computed from its own audio only, equal to the same
+    frames of the library's whole-file spectrogram:
+
+    * Whisper clamps its log-mel at 8 (log10 units) below the loudest frame and scales by it;
+      the library's loudest frame is the whole recording's (``loudest``, from
+      ``loudest_level``), not the window's. As the clamp only rises with the level, a window's
+      own features are brought to the recording's level with one ``maximum``. (Left at the
+      window's level, quieter windows of a 10-minute file came out differently: tiny.en's WER
+      on it was 7.0 % where the library's was 4.1 %.)
+    * its first frames are computed with the audio before it, not mirrored at its start.
 
     As in the library, the frames after the window's audio are zeros (``pad_or_trim`` of the
     features), except for a multilingual model's first window when the language is still to be
     detected: the library detects it on (and decodes that window from) the features of the
     audio padded with silence."""
-    first = window.seek * HOP
-    if silence_padded:
-        audio = samples[first : first + window.frames * HOP + N_FFT]
-        length, keep = window.frames * HOP + N_FFT, window.frames
-    else:
-        audio = samples[first : first + window.size * HOP + N_FFT]
-        length, keep = window.size * HOP + N_FFT, window.size
+    keep = window.encoded_frames if silence_padded else window.size
+    before = min(CONTEXT_FRAMES, window.seek)
+    first = (window.seek - before) * HOP
+    length = (before + keep) * HOP + N_FFT
+    audio = samples[first : first + length]
     audio = np.pad(audio, (0, length - len(audio)))
-    mel: npt.NDArray[np.float32] = model.feature_extractor(audio, padding=False)[:, :keep]
-    if mel.shape[1] < window.frames:
-        mel = np.pad(mel, ((0, 0), (0, window.frames - mel.shape[1])))
-    return np.ascontiguousarray(mel[:, : window.frames], dtype=np.float32)
+    mel: npt.NDArray[np.float32] = model.feature_extractor(audio, padding=False)[:, before : before + keep]
+    mel = np.maximum(mel, (loudest - 4.0) / 4.0)
+    if mel.shape[1] < window.encoded_frames:
+        mel = np.pad(mel, ((0, 0), (0, window.encoded_frames - mel.shape[1])))
+    return np.ascontiguousarray(mel[:, : window.encoded_frames], dtype=np.float32)
+
+
+def loudest_level(model: WhisperModel, samples: npt.NDArray[np.float32]) -> float:
+    """The loudest frame of the whole recording's log-mel spectrogram (log10 of its power), as
+    the library's whole-file features are scaled by it; computed 30 s at a time, so that no
+    whole-file features are held."""
+    level = -10.0  # log10 of the floor of silence
+    step = WINDOW_FRAMES * HOP
+    for start in range(0, len(samples), step):
+        features = model.feature_extractor(samples[start : start + step + N_FFT], padding=False)
+        level = max(level, 4.0 * float(features.max()) - 4.0)
+    return level
 
 
 def _encode(model: WhisperModel, text: str) -> list[int]:
@@ -485,12 +515,19 @@ def decode_step(
     assert all(window is not None for window in windows)
     windows_ = [window for window in windows if window is not None]
     multilingual = decoder.multilingual
+    # The recording's level, computed once per recording (streams of one task share samples).
+    levels = {id(stream.samples): stream.loudest for stream in streams if stream.loudest is not None}
+    for stream in streams:
+        if id(stream.samples) not in levels:
+            levels[id(stream.samples)] = loudest_level(model, stream.samples)
+        stream.loudest = levels[id(stream.samples)]
     features = [
         window_features(
             model,
             stream.samples,
             window,
             silence_padded=stream.language is None or stream.detected_at == window.seek,
+            loudest=levels[id(stream.samples)],
         )
         for stream, window in zip(streams, windows_, strict=True)
     ]

@@ -11,7 +11,7 @@ import pytest
 from faster_whisper.audio import decode_audio
 
 from app.engines.base import SAMPLE_RATE
-from app.engines.batched import window_seconds
+from app.engines.batched import encoded_seconds
 from app.engines.faster_whisper_engine import FasterWhisperModel
 from app.engines.longform import Stream, decode_step, decode_streams
 from app.engines.model_resolver import ModelResolver
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 def test_short_windows_follow_the_speech() -> None:
     """A chunk's window is its length plus 1 s, in 10 s steps, at least 10 s and at most 30 s."""
-    assert [window_seconds(length) for length in (0.5, 8.9, 9.5, 19.0, 19.5, 28.0, 30.0)] == [
+    assert [encoded_seconds(length) for length in (0.5, 8.9, 9.5, 19.0, 19.5, 28.0, 30.0)] == [
         10.0,
         10.0,
         20.0,
@@ -35,7 +35,7 @@ def test_short_windows_follow_the_speech() -> None:
         30.0,
         30.0,
     ]
-    assert window_seconds(3.0, short=False) == 30.0
+    assert encoded_seconds(3.0, short=False) == 30.0
 
 
 @pytest.mark.parametrize("short_windows", [True, False])
@@ -82,7 +82,7 @@ def test_rows_of_three_window_lengths_in_one_batch(
     ]
     windows = [stream.window() for stream in streams]
     expected = [10, 20, 10, 30] if short_windows else [30, 30, 30, 30]
-    assert [window.frames for window in windows if window is not None] == [100 * s for s in expected]
+    assert [window.encoded_frames for window in windows if window is not None] == [100 * s for s in expected]
     decode_step(decoder, streams)
     assert all(stream.segments for stream in streams)
     decode_streams(decoder, streams)

