@@ -72,8 +72,7 @@ async def test_restarts_mid_run_resume_without_repeating_work(
             assert steps["transcribe"]["status"] == "completed" and steps["transcribe"]["task_id"] == task_id
             assert steps["subtitles"]["status"] == "completed"
             finished_before = {key: steps[key]["completed_at"] for key in ("transcribe", "subtitles")}
-        failed_deliveries = len(receiver.requests)
-        assert failed_deliveries >= 2
+        assert len(receiver.requests) >= 2
         receiver.fail_first = 0  # the receiver recovers while the service is down
 
         # 3. After another restart only the webhook runs again, and is delivered.
@@ -87,12 +86,16 @@ async def test_restarts_mid_run_resume_without_repeating_work(
             (task,) = await tasks_of_run(third.container, run_id)
             assert task.id == task_id and task.attempts == 1 and task.status == "completed"
             notify = steps["notify"]
-            assert notify["status"] == "completed" and notify["attempts"] == failed_deliveries + 1
-            assert [a["outcome"] for a in notify["history"]] == ["failed"] * failed_deliveries + ["completed"]
+            failed = len(notify["history"]) - 1
+            assert failed >= 1 and notify["status"] == "completed" and notify["attempts"] == failed + 1
+            assert [a["outcome"] for a in notify["history"]] == ["failed"] * failed + ["completed"]
             assert "HTTP 500" in notify["history"][0]["error"]
 
+    # Every recorded attempt was one delivery. One more may have reached the receiver without
+    # an outcome: the attempt the shutdown of the second app cut off, sent again, with the same
+    # idempotency key, after the restart.
     requests = receiver.requests
-    assert len(requests) == failed_deliveries + 1
+    assert failed + 1 <= len(requests) <= failed + 2
     assert {r.headers["idempotency-key"] for r in requests} == {f"{run_id}:notify"}
     payload = verified_payload(requests[-1], SECRET)
     assert "fellow americans" in normalize_en(payload["data"]["srt"])
