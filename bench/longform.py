@@ -14,10 +14,8 @@ time. Temperature 0 only (``--temperature``), so that each side is deterministic
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
-from contextlib import aclosing
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,44 +28,11 @@ sys.path.insert(0, str(ROOT))
 from faster_whisper import WhisperModel  # noqa: E402
 from workload import DEFAULT_MODEL_DIR, print_header, resolve_model  # noqa: E402
 
-from app.engines.batch_scheduler import BatchScheduler  # noqa: E402
-from app.engines.faster_whisper_engine import FasterWhisperModel  # noqa: E402
 from app.schemas.task import DecodeOptions, TaskType  # noqa: E402
-from tests.long_audio import LongAudio, build_long_audio, clip_recall, english_clips, wer  # noqa: E402
+from tests.engine_support import cpu_engine, decode_in_scheduler  # noqa: E402
+from tests.long_audio import build_long_audio, clip_recall, english_clips, wer  # noqa: E402
 
 Spans = list[tuple[float, float, str]]
-
-
-def engine(name: str, location: str, batch_size: int, threads: int) -> FasterWhisperModel:
-    return FasterWhisperModel(
-        name,
-        location,
-        device="cpu",
-        device_index=0,
-        compute_type="int8",
-        cpu_threads=threads,
-        num_workers=1,
-        batch_size=batch_size,
-    )
-
-
-def batched(model: FasterWhisperModel, audio: LongAudio, options: DecodeOptions) -> Spans:
-    decoder = model.batch_decoder
-    assert decoder is not None
-
-    async def run() -> Spans:
-        async def step(fn: object, *args: object) -> object:
-            return await asyncio.to_thread(fn, *args)  # type: ignore[arg-type]
-
-        scheduler = BatchScheduler(decoder, step, batch_size=model.batch_size, max_batch_wait=0.05)
-        prepared = model.prepare(audio.samples, options)
-        result = await scheduler.transcribe(prepared, TaskType.transcribe, options, task_id="bench")
-        async with aclosing(result.segments) as segments:
-            found = [(s.start, s.end, s.text) async for s in segments]
-        await scheduler.close()
-        return found
-
-    return asyncio.run(run())
 
 
 def main() -> int:
@@ -84,8 +49,8 @@ def main() -> int:
     location = resolve_model(args.model, args.model_dir)
     options = DecodeOptions(temperature=0.0)
     library = WhisperModel(location, device="cpu", compute_type="int8", cpu_threads=args.threads)
-    sequential = engine(args.model, location, 1, args.threads)
-    stream_batched = engine(args.model, location, args.batch_size, args.threads)
+    sequential = cpu_engine(args.model, location, 1, threads=args.threads)
+    stream_batched = cpu_engine(args.model, location, args.batch_size, threads=args.threads)
     clips = english_clips()
     totals = {"library": 0.0, "sequential": 0.0, "batched": 0.0}
     print(f"\nmodel {args.model}, beam 5, temperature 0, int8, {args.threads} threads")
@@ -104,7 +69,8 @@ def main() -> int:
             time.perf_counter() - start,
         )
         start = time.perf_counter()
-        sides["batched"] = (batched(stream_batched, audio, options), time.perf_counter() - start)
+        found_batched, _scheduler = decode_in_scheduler(stream_batched, audio.samples, options)
+        sides["batched"] = ([(s.start, s.end, s.text) for s in found_batched], time.perf_counter() - start)
         reference = [clip_recall(clip, sides["library"][0]) for clip in audio.clips]
         label = f"{audio.duration:.0f} s (seed {seed})"
         for side, (spans, elapsed) in sides.items():

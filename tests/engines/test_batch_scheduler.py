@@ -21,6 +21,7 @@ from app.engines.model_resolver import ModelResolver
 from app.schemas.task import DecodeOptions, TaskType
 from config.settings import Settings
 from tests.conftest import Clip, normalize_en, running_app, upload, wait_done
+from tests.engine_support import cpu_engine
 from tests.engines.test_long_audio_and_parity import build_long_file, long_file_clips
 from tests.long_audio import assert_clips_heard
 
@@ -169,17 +170,7 @@ async def test_short_clip_beside_a_long_file(
 
 @pytest.fixture(scope="module")
 def tiny_en(model_dir: Path) -> FasterWhisperModel:
-    location = ModelResolver(model_dir).resolve("tiny.en").location
-    return FasterWhisperModel(
-        "tiny.en",
-        location,
-        device="cpu",
-        device_index=0,
-        compute_type="int8",
-        cpu_threads=2,
-        num_workers=1,
-        batch_size=2,
-    )
+    return cpu_engine("tiny.en", ModelResolver(model_dir).resolve("tiny.en").location, 2)
 
 
 async def test_priority_round_robin_and_cancellation(

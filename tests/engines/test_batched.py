@@ -12,12 +12,12 @@ from faster_whisper.audio import decode_audio
 
 from app.engines.base import SAMPLE_RATE
 from app.engines.batched import encoded_seconds
-from app.engines.faster_whisper_engine import FasterWhisperModel
 from app.engines.longform import Stream, decode_step, decode_streams
 from app.engines.model_resolver import ModelResolver
 from app.schemas.task import DecodeOptions, TaskType
 from config.settings import Settings
 from tests.conftest import Clip, normalize_en, running_app, upload, wait_done
+from tests.engine_support import cpu_engine
 from tests.engines.test_long_audio_and_parity import build_long_file, long_file_clips
 from tests.long_audio import assert_clips_heard
 
@@ -45,17 +45,7 @@ def test_rows_of_three_window_lengths_in_one_batch(
     """Rows whose windows differ in length are encoded and decoded in one group per length, and
     each row's text comes back in its own place."""
     location = ModelResolver(model_dir).resolve("tiny.en").location
-    model = FasterWhisperModel(
-        "tiny.en",
-        location,
-        device="cpu",
-        device_index=0,
-        compute_type="int8",
-        cpu_threads=2,
-        num_workers=1,
-        batch_size=4,
-        short_windows=short_windows,
-    )
+    model = cpu_engine("tiny.en", location, 4, short_windows=short_windows)
     decoder = model.batch_decoder
     assert decoder is not None
     joined = ["jfk.flac", "1221-135766-0002.wav", "1089-134686-0001.wav"]

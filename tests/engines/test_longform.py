@@ -9,8 +9,6 @@ over its time span, and the file's WER may exceed the library's by half a point 
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import aclosing
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ from app.engines.longform import Stream, decode_step, decode_streams
 from app.engines.model_resolver import ModelResolver
 from app.schemas.result import Segment
 from app.schemas.task import DecodeOptions, TaskType
+from tests.engine_support import cpu_engine, decode_in_scheduler
 from tests.long_audio import (
     LongAudio,
     PlacedClip,
@@ -74,16 +73,7 @@ def floors(tiny_location: str) -> dict[str, float]:
 
 
 def _engine(location: str, batch_size: int) -> FasterWhisperModel:
-    return FasterWhisperModel(
-        "tiny.en",
-        location,
-        device="cpu",
-        device_index=0,
-        compute_type="int8",
-        cpu_threads=2,
-        num_workers=1,
-        batch_size=batch_size,
-    )
+    return cpu_engine("tiny.en", location, batch_size)
 
 
 def _spans(segments: list[Segment]) -> list[tuple[float, float, str]]:
@@ -116,23 +106,7 @@ def _assert_nothing_lost(
 
 
 def _batched(engine: FasterWhisperModel, audio: LongAudio) -> tuple[list[Segment], BatchScheduler]:
-    decoder = engine.batch_decoder
-    assert decoder is not None
-
-    async def run() -> tuple[list[Segment], BatchScheduler]:
-        async def step(fn: object, *args: object) -> object:
-            return await asyncio.to_thread(fn, *args)  # type: ignore[arg-type]
-
-        scheduler = BatchScheduler(decoder, step, batch_size=engine.batch_size, max_batch_wait=0.05)
-        prepared = engine.prepare(audio.samples, GREEDY)
-        batched = await scheduler.transcribe(prepared, TaskType.transcribe, GREEDY, task_id="long")
-        async with aclosing(batched.segments) as segments:
-            found = [segment async for segment in segments]
-        assert batched.decoded() == 1.0
-        await scheduler.close()
-        return found, scheduler
-
-    return asyncio.run(run())
+    return decode_in_scheduler(engine, audio.samples, GREEDY)
 
 
 @pytest.fixture(scope="module")
