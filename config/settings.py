@@ -172,7 +172,7 @@ class WhisperSettings(BaseModel):
     """With ``batch_size`` > 1: batches one instance runs at once (CTranslate2 workers sharing the weights). 1 by default: with stream batching two lanes of one thread each were no faster on the mixed workload (2.69 × vs 2.73 × the raw loop, tiny.en, 2 cores) and slower on one dense 10-minute file (0.52 × vs 0.66 ×), which they also split into twice as many streams. Each running batch holds its own activations."""
 
     express_seconds: float = Field(default=30.0, ge=0)
-    """With ``batch_size`` > 1: tasks with at most this many seconds of audio (by default what fits one window) are batched among themselves on one more lane, so a short clip never waits behind, nor shares a batch with, the windows of long files; 0 turns the express lane off."""
+    """Tasks with at most this many seconds of audio (by default what fits one window) take the express lane, so a short clip never waits behind the windows of long files: on the sequential path (``batch_size`` 1) its steps run at once, beside the one step of a long file that may be under way, on one more CTranslate2 worker, and the long file's next step waits for them; with ``batch_size`` > 1 short tasks are batched among themselves on one more lane. 0 turns the express lane off (and the extra worker)."""
 
     @property
     def concurrent_batches(self) -> int:
@@ -183,10 +183,11 @@ class WhisperSettings(BaseModel):
     @property
     def workers_per_instance(self) -> int:
         """CTranslate2 workers a faster-whisper instance is loaded with: ``num_workers``, or one per
-        batch that cross-task batching may run at once on it (lanes and the express lane)."""
+        step or batch that may run at once on it (the regular lanes and the express lane)."""
+        express = 1 if self.express_seconds > 0 else 0
         if self.batch_size > 1:
-            return max(self.num_workers, self.batch_lanes + (1 if self.express_seconds > 0 else 0))
-        return self.num_workers
+            return max(self.num_workers, self.batch_lanes + express)
+        return max(self.num_workers, 1 + express)
 
     @field_validator("model_dir")
     @classmethod

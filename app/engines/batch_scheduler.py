@@ -13,7 +13,7 @@ its own prompt. A row that needs the next temperature comes back in a later batc
   turn: a long file fills the batch only while nobody else waits, so it cannot starve short ones;
 * **splitting**: while there are fewer streams than rows in the regular lanes' batches
   (``batch_size`` × ``lanes``), a long task's stream is split in two at a pause of at least
-  ``SPLIT_PAUSE_SECONDS`` (``vad.pause_cuts``) near the middle of what it has left, and the second half
+  ``SPLIT_PAUSE_SECONDS`` (``vad.find_pauses``) near the middle of what it has left, and the second half
   becomes a stream of its own (decoded from a fresh prompt): a lone long file fills the batches
   with as few streams as it takes. Text never crosses tasks, and a cut lies in silence, shortly
   before the next speech;
@@ -60,6 +60,10 @@ SPLIT_PAUSE_SECONDS = 1.0
 """A long task is split into streams only at pauses at least this long."""
 MIN_SPLIT_SECONDS = 30.0
 """Each side of a split keeps at least this much audio (a window's worth)."""
+MIN_OVERLAP_SECONDS = 2.0
+MAX_OVERLAP_SECONDS = 20.0
+"""Streams split at a pause overlap up to the next pause between these many seconds after it
+(``Stream.split``): the stream before the cut decodes the speech after it too."""
 ARRIVAL_WAIT_SECONDS = 2.0
 """Most seconds a batch that is not full waits, from its oldest stream's readiness, while other
 tasks are still being prepared (audio decoding, VAD) for this instance: their streams fill it."""
@@ -87,6 +91,8 @@ class PreparedAudio:
     """Frames in the middle of pauses where the task may be split into streams."""
     loudest: float | None = None
     """The recording's loudest log-mel level (``longform.loudest_level``)."""
+    meetings: list[int] = field(default_factory=list)
+    """Frames in the middle of shorter pauses where two overlapping streams of the task meet."""
 
 
 @dataclass(eq=False)
@@ -100,6 +106,7 @@ class _Job:
     samples: npt.NDArray[np.float32]
     streams: list[Stream]
     cuts: list[int]
+    meetings: list[int]
     cancelled: Callable[[], bool]
     short: bool
     """At most ``express_seconds`` of audio: eligible for the express lane."""
@@ -269,6 +276,7 @@ class BatchScheduler:
             samples=audio.samples,
             streams=[stream],
             cuts=audio.cuts,
+            meetings=audio.meetings,
             cancelled=cancelled or (lambda: False),
             short=0 < stream.frames <= self.express_seconds * FRAMES_PER_SECOND,
             total_frames=stream.frames,
@@ -406,13 +414,23 @@ class BatchScheduler:
         middle = stream.seek + stream.remaining_frames() // 2
         options = [cut for cut in job.cuts if low <= cut <= high]
         for cut in sorted(options, key=lambda cut: abs(cut - middle)):
-            part = stream.split(cut)
+            part = stream.split(cut, self._overlap_end(job.meetings, cut, stream.end))
             if part is not None and not part.done:
                 job.streams.insert(job.streams.index(stream) + 1, part)
                 job.ready_at[part] = time.monotonic()
                 logger.debug("task %s: split at %.1f s", job.task_id, cut / FRAMES_PER_SECOND)
                 return True
         return False
+
+    @staticmethod
+    def _overlap_end(meetings: list[int], cut: int, end: int) -> int:
+        """Where the streams on either side of ``cut`` meet: the first pause at least
+        ``MIN_OVERLAP_SECONDS`` after it (the speech that follows the cut is decoded by the stream
+        before it too, with its prompt), or ``cut`` itself when there is none within
+        ``MAX_OVERLAP_SECONDS``."""
+        low = cut + round(MIN_OVERLAP_SECONDS * FRAMES_PER_SECOND)
+        high = min(end - 1, cut + round(MAX_OVERLAP_SECONDS * FRAMES_PER_SECOND))
+        return min((later for later in meetings if low <= later <= high), default=cut)
 
     def select(self, *, express: bool = False) -> list[tuple[_Job, Stream]]:
         """The next batch's rows: best priority first, round-robin across tasks (oldest first)

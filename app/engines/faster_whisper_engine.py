@@ -33,7 +33,7 @@ from app.engines.longform import (
     seconds_to_frames,
     streams_supported,
 )
-from app.engines.vad import format_clip_timestamps, parse_clip_timestamps, pause_cuts, speech_regions
+from app.engines.vad import find_pauses, format_clip_timestamps, parse_clip_timestamps, speech_regions
 from app.media.samples import decode_samples
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
@@ -187,7 +187,7 @@ class FasterWhisperModel(BatchCapableModel):
     ) -> PreparedAudio:
         """Decoded samples, what to decode (``vad_filter``'s Silero VAD is searched in pieces with
         ``pause`` called between them; see ``vad.speech_regions``), and the pauses a long task may
-        be split at (``vad.pause_cuts``)."""
+        be split at (``vad.find_pauses``)."""
         samples = (
             decode_samples(str(audio), max_seconds=self.max_audio_seconds)
             if isinstance(audio, Path)
@@ -196,9 +196,12 @@ class FasterWhisperModel(BatchCapableModel):
         duration = len(samples) / SAMPLE_RATE
         clips = task_clips(samples, options, pause)
         cuts: list[int] = []
+        meetings: list[int] = []
         if duration > SPLITTABLE_SECONDS and self.batch_size > 1:
-            cuts = [seconds_to_frames(moment) for moment in pause_cuts(samples)]
-        return PreparedAudio(samples, duration, clips, cuts, loudest_level(self.model, samples))
+            pauses = find_pauses(samples)
+            cuts = [seconds_to_frames(moment) for moment in pauses.cuts]
+            meetings = [seconds_to_frames(moment) for moment in pauses.meetings]
+        return PreparedAudio(samples, duration, clips, cuts, loudest_level(self.model, samples), meetings)
 
     def _library_transcribe(
         self, samples: npt.NDArray[np.float32], clips: list[Clip], task_type: TaskType, options: DecodeOptions

@@ -120,6 +120,9 @@ class Stream:
     window is decoded from 30 s of real audio, as the library decodes it, instead of from audio
     padded with silence, and the segments that start past the stream's end are left to the next
     stream."""
+    keep_from: int = 0
+    """For a stream split off another (``split``): the frame before which its speech is the
+    previous stream's. It decodes the audio before it for its prompt only."""
     detected_at: int | None = None
     """The seek of the window the language was detected on: as in the library, that window is
     decoded (at every temperature) from the features of its audio padded with silence."""
@@ -173,14 +176,20 @@ class Stream:
     def remaining_frames(self) -> int:
         return self.frames - self.decoded_frames()
 
-    def split(self, cut: int) -> Stream | None:
+    def split(self, cut: int, until: int | None = None) -> Stream | None:
         """Give the audio from frame ``cut`` on to a new stream (decoded from a fresh prompt);
-        ``None`` when ``cut`` is not ahead of this stream's next window."""
-        if cut <= self.seek + WINDOW_FRAMES or cut >= self.end:
+        ``None`` when ``cut`` is not ahead of this stream's next window.
+
+        The two overlap from ``cut`` to ``until`` (a later pause; by default ``cut``): this stream
+        decodes on to ``until`` and keeps its speech before it, the new one decodes that stretch
+        for its prompt only and keeps its speech from ``until`` on. A stream that starts without
+        a prompt may skip its first words (tiny.en dropped "five five" 0.5 s after a cut); this
+        stream, prompted with the text before, decodes them as the library does."""
+        until = cut if until is None else until
+        if cut <= self.seek + WINDOW_FRAMES or not cut <= until < self.end:
             return None
-        mine = [(start, min(end, cut)) for start, end in self.clips if start < cut]
+        mine = [(start, min(end, until)) for start, end in self.clips if start < until]
         theirs = [(max(start, cut), end) for start, end in self.clips if end > cut]
-        inside = mine[-1][1] == cut and theirs[0][0] == cut  # cut inside a clip, not between two
         part = Stream(
             self.samples,
             theirs,
@@ -191,9 +200,11 @@ class Stream:
             self.short_windows,
             loudest=self.loudest,
             horizon=self.horizon,
+            keep_from=until,
         )
-        # This stream's last window reads on into the next stream's audio.
-        self.horizon = theirs[0][1] if inside else 0
+        # This stream's last window reads on into the next stream's audio (to the end of the
+        # clip ``until`` lies in).
+        self.horizon = next((end for start, end in self.clips if start < until < end), 0)
         self.clips = mine
         return part
 
@@ -305,9 +316,13 @@ class Stream:
         current, seek, single_timestamp_ending = split_by_timestamps(tokenizer, tokens, window)
         self.seek = seek
         if window.seek + window.size > self.end:  # read past the end: the rest is the next stream's
-            own = self._own_speech(model, tokenizer, window, current, encoder_output)
+            own, _theirs = self._divide(model, tokenizer, window, current, encoder_output, self.end)
             if own != current or self.seek >= self.end:
                 current, self.seek, single_timestamp_ending = own, self.end, True
+        if window.seek < self.keep_from:  # the previous stream's speech: the prompt only
+            before, current = self._divide(model, tokenizer, window, current, encoder_output, self.keep_from)
+            for piece in before:
+                self.all_tokens.extend(piece["tokens"])
         if options.word_timestamps and current:
             model.add_word_timestamps(
                 current,
@@ -362,49 +377,70 @@ class Stream:
         if not options.condition_on_previous_text or temperature > PROMPT_RESET_ON_TEMPERATURE:
             self.prompt_reset_since = len(self.all_tokens)
 
-    def _own_speech(
+    def _divide(
         self,
         model: WhisperModel,
         tokenizer: Tokenizer,
         window: Window,
         pieces: list[dict[str, Any]],
         encoder_output: Callable[[], ctranslate2.StorageView],
-    ) -> list[dict[str, Any]]:
-        """The part of a window's segments spoken before this stream's end, for a window that
-        reads on past it into the next stream's audio. The cut lies in a pause, but Whisper's
-        segment times are coarse and a segment may run on across the pause, so where one spans
-        the end, the window's words are aligned (as for word timestamps) and each word is kept
-        when its middle lies before the end."""
-        high = self.end / FRAMES_PER_SECOND
-        if all(piece["end"] <= high or piece["start"] >= high for piece in pieces):
-            return [piece for piece in pieces if piece["start"] < high]
+        frame: int,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """A window's segments divided at ``frame`` (a pause where streams meet): what was said
+        before it and what after. Whisper's segment times are coarse and a segment may run on
+        across the pause, so where one spans ``frame`` the window's words are aligned (as for
+        word timestamps) and each word goes to the side its middle lies on."""
+        moment = frame / FRAMES_PER_SECOND
+        if all(piece["end"] <= moment or piece["start"] >= moment for piece in pieces):
+            return (
+                [piece for piece in pieces if piece["start"] < moment],
+                [piece for piece in pieces if piece["start"] >= moment],
+            )
         texts = [[token for token in piece["tokens"] if token < tokenizer.eot] for piece in pieces]
         alignment = model.find_alignment(
             tokenizer, [token for text in texts for token in text], encoder_output(), window.size
         )
         offset = window.seek / FRAMES_PER_SECOND
-        begin = tokenizer.timestamp_begin
-        own: list[dict[str, Any]] = []
+        sides: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
         index = 0
         for piece, text in zip(pieces, texts, strict=True):
-            kept: list[int] = []
-            start = end = None
+            words: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
             taken = 0
             while index < len(alignment) and taken < len(text):
                 word = alignment[index]
                 index += 1
                 taken += len(word["tokens"])
-                if offset + (word["start"] + word["end"]) / 2 < high:
-                    kept.extend(word["tokens"])
-                    start = offset + word["start"] if start is None else start
-                    end = offset + word["end"]
-            if len(kept) == len(text):
-                own.append(piece)
-            elif kept and start is not None and end is not None:
-                start, end = max(start, piece["start"]), min(max(end, start), piece["end"], high)
-                stamps = [begin + round((time - offset) / TIME_PRECISION) for time in (start, end)]
-                own.append({**piece, "start": start, "end": end, "tokens": [stamps[0], *kept, stamps[1]]})
-        return own
+                words[int(offset + (word["start"] + word["end"]) / 2 >= moment)].append(word)
+            for side, (kept, other) in enumerate((words, words[::-1])):
+                if not other:  # every word on this side: the times too
+                    bound = (
+                        {"start": max(piece["start"], moment)} if side else {"end": min(piece["end"], moment)}
+                    )
+                    sides[side].append({**piece, **bound})
+                elif kept:
+                    sides[side].append(self._part(tokenizer, piece, kept, offset, moment, after=bool(side)))
+        return sides
+
+    @staticmethod
+    def _part(
+        tokenizer: Tokenizer,
+        piece: dict[str, Any],
+        words: list[dict[str, Any]],
+        offset: float,
+        moment: float,
+        *,
+        after: bool,
+    ) -> dict[str, Any]:
+        """The ``words`` of a segment that spans ``moment``, as a segment of their own, its
+        times kept within the segment and on their side of ``moment``."""
+        start = max(offset + words[0]["start"], piece["start"], moment if after else piece["start"])
+        end = min(offset + words[-1]["end"], piece["end"], piece["end"] if after else moment)
+        end = max(end, start)
+        stamps = [
+            tokenizer.timestamp_begin + round((time - offset) / TIME_PRECISION) for time in (start, end)
+        ]
+        tokens = [token for word in words for token in word["tokens"]]
+        return {**piece, "start": start, "end": end, "tokens": [stamps[0], *tokens, stamps[1]]}
 
 
 def split_by_timestamps(

@@ -28,7 +28,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -51,6 +51,10 @@ from config.settings import WhisperSettings
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+EXPRESS_YIELD_SECONDS = 2.0
+"""Longest a long task's step waits for a short task's express step (so that a stream of short
+tasks cannot stall a long file)."""
 
 
 class ModelNotAllowedError(ValueError):
@@ -144,8 +148,8 @@ class Lease:
             raise ModelUnavailableError(f"{self.instance.id} is not loaded")
         return model
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._pool._run_step(self.instance, fn, *args)
+    async def run(self, fn: Callable[..., T], *args: Any, express: bool = False) -> T:
+        return await self._pool._run_step(self.instance, fn, *args, express=express)
 
     async def transcribe(
         self,
@@ -166,9 +170,17 @@ class Lease:
         model = self.model
         batcher = self.instance.batcher
         if batcher is None or not isinstance(model, BatchCapableModel) or not streams_supported(options):
-            stream = await self.run(model.transcribe, audio, task_type, options)
+            express = (
+                isinstance(model, BatchCapableModel)
+                and media_seconds is not None
+                and media_seconds <= self._pool.express_seconds
+            )
+            stream = await self.run(model.transcribe, audio, task_type, options, express=express)
             return Decoding(
-                stream.language, stream.language_probability, stream.duration, self._stepwise(stream.segments)
+                stream.language,
+                stream.language_probability,
+                stream.duration,
+                self._stepwise(stream.segments, express=express),
             )
         express = media_seconds is not None and media_seconds <= batcher.express_seconds
         prepared = await self._prepare(
@@ -201,10 +213,10 @@ class Lease:
             await batcher.room()
             return await asyncio.to_thread(fn, *args)
 
-    async def _stepwise(self, segments: Iterator[Segment]) -> AsyncGenerator[Segment, None]:
+    async def _stepwise(self, segments: Iterator[Segment], *, express: bool) -> AsyncGenerator[Segment, None]:
         """A lazy segment iterator, advanced one step (one segment) at a time through the lease."""
         while True:
-            segment = await self.run(next, segments, None)
+            segment = await self.run(next, segments, None, express=express)
             if segment is None:
                 return
             yield segment
@@ -228,6 +240,10 @@ class AsyncModelPool:
         self._gates = {device: asyncio.Semaphore(settings.instances_per_device) for device in self.devices}
         self._prep_gates = {device: asyncio.Semaphore(1) for device in self.devices}
         self._express_prep_gates = {device: asyncio.Semaphore(1) for device in self.devices}
+        self._express_gates = {device: asyncio.Semaphore(1) for device in self.devices}
+        self._express_idle = {device: asyncio.Event() for device in self.devices}
+        for idle in self._express_idle.values():
+            idle.set()
         self._running_on: dict[Device, int] = dict.fromkeys(self.devices, 0)
         self.peak_running: dict[Device, int] = dict.fromkeys(self.devices, 0)
         self._instances: dict[ModelKey, list[ModelInstance]] = {}
@@ -390,27 +406,58 @@ class AsyncModelPool:
             if instance.rebuild:
                 self._spawn(self._load(self._placeholder(instance.key, instance.device)))
 
+    @property
+    def express_seconds(self) -> float:
+        """Tasks with at most this many seconds of audio take the express lane (0: none do)."""
+        return self._settings.express_seconds
+
     async def _run_step(
-        self, instance: ModelInstance, fn: Callable[..., T], *args: Any, gated: bool = True
+        self,
+        instance: ModelInstance,
+        fn: Callable[..., T],
+        *args: Any,
+        gated: bool = True,
+        express: bool = False,
     ) -> T:
         """Run ``fn`` in a worker thread as one inference step on ``instance``: through the
-        device gate, unless the caller bounds its own steps (``gated=False``: batch schedulers)."""
+        device gate, unless the caller bounds its own steps (``gated=False``: batch schedulers).
+
+        ``express`` (a short task's step on the sequential path) skips the device gate, one at a
+        time per device, on the instance's second CTranslate2 worker: it runs at once, beside
+        the one step of a long file that may be under way, instead of after it. A gated step
+        waits (at most ``EXPRESS_YIELD_SECONDS``) while an express step runs, so the short task
+        then has the cores to itself."""
         device = instance.device
+        if express:
+            async with self._express_gates[device]:
+                self._express_idle[device].clear()
+                try:
+                    return await self._in_thread(instance, fn, *args)
+                finally:
+                    self._express_idle[device].set()
+        if gated:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(EXPRESS_YIELD_SECONDS):
+                    await self._express_idle[device].wait()
         async with self._gates[device] if gated else nullcontext():
-            instance.running += 1
-            self._running_on[device] += 1
-            self.peak_running[device] = max(self.peak_running[device], self._running_on[device])
-            try:
-                return await asyncio.to_thread(fn, *args)
-            except Exception as exc:
-                if is_out_of_memory(exc):
-                    logger.error("%s ran out of memory; it will be rebuilt", instance.id)
-                    await self._retire(instance, rebuild=True)
-                raise
-            finally:
-                instance.running -= 1
-                self._running_on[device] -= 1
-                instance.last_used = time.monotonic()
+            return await self._in_thread(instance, fn, *args)
+
+    async def _in_thread(self, instance: ModelInstance, fn: Callable[..., T], *args: Any) -> T:
+        device = instance.device
+        instance.running += 1
+        self._running_on[device] += 1
+        self.peak_running[device] = max(self.peak_running[device], self._running_on[device])
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                logger.error("%s ran out of memory; it will be rebuilt", instance.id)
+                await self._retire(instance, rebuild=True)
+            raise
+        finally:
+            instance.running -= 1
+            self._running_on[device] -= 1
+            instance.last_used = time.monotonic()
 
     # ------------------------------------------------------------------ loading and unloading
     def _placeholder(self, key: ModelKey, device: Device | None = None) -> ModelInstance:

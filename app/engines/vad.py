@@ -9,6 +9,7 @@ decoded as ``clip_timestamps`` instead: silence is skipped and timestamps stay e
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -78,36 +79,61 @@ def _speech_timestamps(
 
 
 PAUSE_FRAME = SAMPLE_RATE * 30 // 1000
-"""30 ms energy frames for ``pause_cuts``."""
+"""30 ms energy frames for ``find_pauses``."""
 CUT_LEAD_SECONDS = 0.5
 """A cut lies this long before the speech after a pause (or in the pause's middle, if shorter)."""
 
 
-def pause_cuts(audio: npt.NDArray[np.float32], min_pause: float = 1.0) -> list[float]:
-    """Seconds where a long file may be cut without cutting a word: in every stretch of at least
-    ``min_pause`` seconds whose energy stays near the recording's noise floor (below a fifth of
-    the way, in dB, from its 5th to its 95th percentile frame), shortly before the speech that
-    follows. Not in the pause's middle: a window that starts with seconds of silence makes
-    Whisper skip speech more often (tiny.en jumped over three clips after 4.7 s of silence).
+MEETING_PAUSE_SECONDS = 0.2
+"""Shortest pause where two overlapping streams of one task meet (``quiet_stretches``)."""
+
+
+@dataclass(frozen=True)
+class Pauses:
+    """Where a long file may be cut into streams and where two overlapping streams may meet, in
+    seconds (``find_pauses``)."""
+
+    cuts: list[float]
+    meetings: list[float]
+
+
+def find_pauses(
+    audio: npt.NDArray[np.float32],
+    min_cut_pause: float = 1.0,
+    min_meeting_pause: float = MEETING_PAUSE_SECONDS,
+) -> Pauses:
+    """Pauses in ``audio``: stretches whose energy stays near the recording's noise floor (below
+    a fifth of the way, in dB, from its 5th to its 95th percentile frame).
+
+    * **cuts**, in every pause of at least ``min_cut_pause`` seconds, shortly before the speech
+      that follows. Not in the pause's middle: a window that starts with seconds of silence
+      makes Whisper skip speech more often (tiny.en jumped over three clips after 4.7 s of
+      silence);
+    * **meetings**, the middle of every pause of at least ``min_meeting_pause`` seconds: where
+      the words of one stream end and the next one's begin (``Stream.split``).
 
     An energy gate, not Silero: Silero took 10 s on a 10-minute file (a sixth of the time tiny.en
     takes to transcribe it), and a second of quiet is never inside a word."""
     count = len(audio) // PAUSE_FRAME
     if count == 0:
-        return []
-    frames = audio[: count * PAUSE_FRAME].astype(np.float64).reshape(count, PAUSE_FRAME)
-    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
+        return Pauses([], [])
+    frames = audio[: count * PAUSE_FRAME].reshape(count, PAUSE_FRAME)
+    power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / PAUSE_FRAME
+    level = 10 * np.log10(power + 1e-10)
     floor, loud = np.percentile(level, 5), np.percentile(level, 95)
     quiet = level < floor + (loud - floor) / 5
     frame_seconds = PAUSE_FRAME / SAMPLE_RATE
-    cuts: list[float] = []
+    found = Pauses([], [])
     start: int | None = None
     for number, is_quiet in enumerate([*quiet.tolist(), False]):
         if is_quiet and start is None:
             start = number
         elif not is_quiet and start is not None:
             begin, end = start * frame_seconds, number * frame_seconds
-            if end - begin >= min_pause and start > 0 and number < count:
-                cuts.append(max((begin + end) / 2, end - CUT_LEAD_SECONDS))
+            if start > 0 and number < count:
+                if end - begin >= min_cut_pause:
+                    found.cuts.append(max((begin + end) / 2, end - CUT_LEAD_SECONDS))
+                if end - begin >= min_meeting_pause:
+                    found.meetings.append((begin + end) / 2)
             start = None
-    return cuts
+    return found

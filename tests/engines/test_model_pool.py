@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import weakref
 from collections.abc import Callable
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,9 @@ from app.engines.factory import ModelFactory
 from app.engines.model_pool import AsyncModelPool, ModelUnavailableError
 from app.engines.model_resolver import ModelResolver
 from app.schemas.model import InstanceState
+from app.schemas.task import DecodeOptions, TaskType
 from config.settings import Settings
-from tests.conftest import Clip, running_app, upload, wait_done
+from tests.conftest import Clip, normalize_en, running_app, upload, wait_done
 
 
 def _pool(settings: Settings, **overrides: Any) -> AsyncModelPool:
@@ -210,6 +213,70 @@ async def test_lease_waits_while_instances_are_busy(make_settings: Callable[...,
         assert len(order) == 6 and pool.peak_running[Device("cpu")] == 1
         assert len(pool.instances()) == 1, "max_size 1: everyone shares the single instance"
     finally:
+        await pool.stop()
+
+
+@pytest.mark.slow
+async def test_a_short_task_does_not_wait_for_a_long_tasks_step(
+    make_settings: Callable[..., Settings], clips: dict[str, Clip]
+) -> None:
+    """The express lane of the sequential path: a short task's steps skip the device gate (so it
+    is decoded beside the window a long file is decoding, not after it), and the long file's
+    next step waits until the short task's step is done."""
+    pool = _pool(make_settings(), load_mode="lazy", min_size=0, devices="cpu", instances_per_device=1)
+    await pool.start()
+    cpu = Device("cpu")
+    release = threading.Event()
+    try:
+        async with pool.lease("tiny.en") as long_task, pool.lease("tiny.en") as short_task:
+            assert long_task.instance is short_task.instance
+            # A long file's step holds the device gate until released.
+            holding = threading.Event()
+
+            def hold() -> None:
+                holding.set()
+                release.wait(30.0)
+
+            held = asyncio.create_task(long_task.run(hold))
+            assert await asyncio.to_thread(holding.wait, 10.0)
+            clip = clips["jfk.flac"]
+            decoding = await short_task.transcribe(
+                clip.path,
+                TaskType.transcribe,
+                DecodeOptions(),
+                task_id="short",
+                priority=1,
+                cancelled=lambda: False,
+                media_seconds=clip.duration,
+            )
+            async with aclosing(decoding.segments) as segments:
+                text = "".join([segment.text async for segment in segments])
+            assert not held.done(), "the short task finished while the long task's step still ran"
+            assert pool.peak_running[cpu] == 2
+            assert "ask not what your country" in normalize_en(text)
+            release.set()
+            await held
+
+            # While a short task's step runs, the long task's next step waits for it.
+            order: list[str] = []
+            short_started, express_release = threading.Event(), threading.Event()
+
+            def short_step() -> None:
+                order.append("short-start")
+                short_started.set()
+                express_release.wait(30.0)
+                order.append("short-end")
+
+            short = asyncio.create_task(short_task.run(short_step, express=True))
+            assert await asyncio.to_thread(short_started.wait, 10.0)
+            long = asyncio.create_task(long_task.run(order.append, "long"))
+            await asyncio.sleep(0.5)
+            assert order == ["short-start"], "the long task's step waited for the short one"
+            express_release.set()
+            await asyncio.gather(short, long)
+            assert order == ["short-start", "short-end", "long"]
+    finally:
+        release.set()
         await pool.stop()
 
 
