@@ -41,6 +41,7 @@ from app.engines.base import SAMPLE_RATE, BatchCapableModel, SpeechModel
 from app.engines.batch_scheduler import BatchScheduler
 from app.engines.devices import Device, cpu_threads_per_instance, parse_devices
 from app.engines.factory import ModelFactory
+from app.engines.heap import trim_heap
 from app.engines.longform import streams_supported
 from app.schemas.model import InstanceState
 from app.schemas.result import Segment
@@ -400,11 +401,14 @@ class AsyncModelPool:
             if instance.state is InstanceState.draining and instance.leases == 0:
                 self._forget(instance)
                 close = True
+            idle = all(other.leases == 0 for other in self.instances())
             self._cond.notify_all()
         if close:
             await self._close(instance)
             if instance.rebuild:
                 self._spawn(self._load(self._placeholder(instance.key, instance.device)))
+        if idle:  # the activations the workers' threads freed go back to the system
+            await asyncio.to_thread(trim_heap)
 
     @property
     def express_seconds(self) -> float:
@@ -650,3 +654,4 @@ def _warm_up(model: SpeechModel) -> None:
     )
     for _segment in stream.segments:
         pass
+    trim_heap()
