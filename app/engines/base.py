@@ -68,6 +68,13 @@ class BatchCapableModel(SpeechModel, Protocol):
         where it may be split); ``pause`` is called between pieces of long CPU work."""
         ...
 
+    def start(
+        self, prepared: PreparedAudio, task_type: TaskType, options: DecodeOptions
+    ) -> TranscriptionStream:
+        """Blocking: the sequential path on prepared audio. The first window is decoded now (the
+        language is then known); iterating ``segments`` decodes the rest, window by window."""
+        ...
+
 
 @dataclass(frozen=True)
 class ModelLoad:

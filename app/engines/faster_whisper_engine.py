@@ -153,33 +153,34 @@ class FasterWhisperModel(BatchCapableModel):
         return self._decoder
 
     def transcribe(self, audio: Audio, task_type: TaskType, options: DecodeOptions) -> TranscriptionStream:
-        """The sequential path: one stream, one window per step; the first window is decoded
-        now (the language is known), the rest as ``segments`` is iterated."""
-        samples = (
-            decode_samples(str(audio), max_seconds=self.max_audio_seconds)
-            if isinstance(audio, Path)
-            else audio
-        )
-        duration = len(samples) / SAMPLE_RATE
-        clips = task_clips(samples, options)
+        """The sequential path: ``prepare`` then ``start`` (the first window decoded now, the
+        rest as ``segments`` is iterated)."""
+        return self.start(self.prepare(audio, options), task_type, options)
+
+    def start(
+        self, prepared: PreparedAudio, task_type: TaskType, options: DecodeOptions
+    ) -> TranscriptionStream:
+        """The sequential path on prepared audio: one stream, one window per step; the first
+        window is decoded now (the language is known), the rest as ``segments`` is iterated."""
         if not streams_supported(options):
-            return self._library_transcribe(samples, clips, task_type, options)
+            return self._library_transcribe(prepared.samples, prepared.clips, task_type, options)
         decoder = self.decoder
         language = options.language if decoder.multilingual else "en"
         stream = Stream(
-            samples,
-            clips,
+            prepared.samples,
+            prepared.clips,
             task_type,
             options,
             language,
             None if language is None else 1.0,
             short_windows=decoder.short_windows,
+            loudest=prepared.loudest,
         )
         if stream.done:
-            return TranscriptionStream(language, None, duration, iter(()))
+            return TranscriptionStream(language, None, prepared.duration, iter(()))
         decode_step(decoder, [stream])
         return TranscriptionStream(
-            stream.language, stream.language_probability, duration, _stepped(decoder, stream)
+            stream.language, stream.language_probability, prepared.duration, _stepped(decoder, stream)
         )
 
     def prepare(
@@ -195,6 +196,8 @@ class FasterWhisperModel(BatchCapableModel):
         )
         duration = len(samples) / SAMPLE_RATE
         clips = task_clips(samples, options, pause)
+        if not streams_supported(options):  # the library's own transcribe: samples and clips only
+            return PreparedAudio(samples, duration, clips, [])
         cuts: list[int] = []
         meetings: list[int] = []
         if duration > SPLITTABLE_SECONDS and self.batch_size > 1:

@@ -164,26 +164,31 @@ class Lease:
         media_seconds: float | None = None,
     ) -> Decoding:
         """Start decoding a task's ``audio``: in the instance's batches with other tasks' audio
-        when it batches, else one step (one segment) at a time through the device gate.
+        when it batches, else one step (one window) at a time through the device gate, its audio
+        prepared outside the gate first (faster-whisper).
 
         ``media_seconds``, the probed length, lets a short file take the express queue (see
         ``_prepare``); ``cancelled`` is asked before each batch, and drops the task's streams."""
         model = self.model
-        batcher = self.instance.batcher
-        if batcher is None or not isinstance(model, BatchCapableModel) or not streams_supported(options):
-            express = (
-                isinstance(model, BatchCapableModel)
-                and media_seconds is not None
-                and media_seconds <= self._pool.express_seconds
+        if not isinstance(model, BatchCapableModel):
+            stream = await self.run(model.transcribe, audio, task_type, options)
+            return Decoding(
+                stream.language,
+                stream.language_probability,
+                stream.duration,
+                self._stepwise(stream.segments, express=False),
             )
-            stream = await self.run(model.transcribe, audio, task_type, options, express=express)
+        express = media_seconds is not None and media_seconds <= self._pool.express_seconds
+        batcher = self.instance.batcher
+        if batcher is None or not streams_supported(options):
+            prepared = await self._prepare(None, model.prepare, audio, options, express=express)
+            stream = await self.run(model.start, prepared, task_type, options, express=express)
             return Decoding(
                 stream.language,
                 stream.language_probability,
                 stream.duration,
                 self._stepwise(stream.segments, express=express),
             )
-        express = media_seconds is not None and media_seconds <= batcher.express_seconds
         prepared = await self._prepare(
             batcher,
             model.prepare,
@@ -203,13 +208,18 @@ class Lease:
             batched.decoded,
         )
 
-    async def _prepare(self, batcher: BatchScheduler, fn: Callable[..., T], *args: Any, express: bool) -> T:
-        """Run CPU-side preparation (decoding, VAD) in a worker thread outside the device gate,
-        one at a time per device, so the next batch's chunks get ready while a batch runs. It
-        waits its turn for the scheduler's room for more audio first. ``express`` (a short file)
-        takes a queue of its own, so a short clip is not prepared after the seconds of VAD a long
-        file needs."""
+    async def _prepare(
+        self, batcher: BatchScheduler | None, fn: Callable[..., T], *args: Any, express: bool
+    ) -> T:
+        """Run CPU-side preparation (decoding, VAD, the recording's level) in a worker thread
+        outside the device gate, one at a time per device, so that the device decodes other
+        tasks' windows meanwhile. With a scheduler it waits its turn for the scheduler's room for
+        more audio first. ``express`` (a short file) takes a queue of its own, so a short clip is
+        not prepared after the seconds a long file's preparation takes."""
         gates = self._pool._express_prep_gates if express else self._pool._prep_gates
+        if batcher is None:
+            async with gates[self.instance.device]:
+                return await asyncio.to_thread(fn, *args)
         async with batcher.arriving(short=express), gates[self.instance.device]:
             await batcher.room()
             return await asyncio.to_thread(fn, *args)

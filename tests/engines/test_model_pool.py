@@ -173,7 +173,7 @@ async def test_out_of_memory_fails_one_task_and_rebuilds_instance(
         [instance] = running.container.pool.instances()
         model = instance.model
         assert model is not None
-        real = model.transcribe
+        real = model.start
         calls = {"n": 0}
 
         def out_of_memory_once(*args: Any, **kwargs: Any) -> Any:
@@ -182,7 +182,7 @@ async def test_out_of_memory_fails_one_task_and_rebuilds_instance(
                 raise RuntimeError("CUDA failed with error out of memory")
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(model, "transcribe", out_of_memory_once)
+        monkeypatch.setattr(model, "start", out_of_memory_once)
         doomed = (await upload(client, clips["goforward.wav"].path)).json()["id"]
         failed = await wait_done(client, doomed)
         assert failed["status"] == "failed" and "out of memory" in failed["error"]
