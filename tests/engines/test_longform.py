@@ -24,11 +24,10 @@ from app.schemas.task import DecodeOptions, TaskType
 from tests.engine_support import cpu_engine, decode_in_scheduler
 from tests.long_audio import (
     LongAudio,
-    PlacedClip,
     build_long_audio,
     clip_recall,
     english_clips,
-    loose_words,
+    recall_floors,
     wer,
 )
 
@@ -56,20 +55,9 @@ def tiny_location(model_dir: Path) -> str:
 
 @pytest.fixture(scope="module")
 def floors(tiny_location: str) -> dict[str, float]:
-    """Per clip, the recall a long file must reach: 80 %, or less where the library itself,
-    on the clip alone, recognises fewer of its words (tiny.en hears "four queen of clubs" as
-    "for Queen of Clothes"), and all words but one in clips of up to four words (tiny.en hears
-    "ten of clubs" as "ten of clothes" in some contexts): a recognition error is not speech lost."""
+    """Per clip, the recall a long file must reach (``recall_floors``)."""
     library = WhisperModel(tiny_location, device="cpu", compute_type="int8", cpu_threads=2)
-    found = {}
-    for name, (samples, reference) in english_clips().items():
-        segments, _info = library.transcribe(samples, beam_size=5)
-        clip = PlacedClip(name, 0.0, len(samples) / 16000, reference)
-        alone = clip_recall(clip, [(0.0, clip.end, "".join(s.text for s in segments))])
-        # One misheard word in a clip of three or four ("ten of clothes") is not speech lost.
-        count = len(loose_words(reference))
-        found[name] = min(0.8, alone, (count - 1) / count if count <= 4 else 1.0)
-    return found
+    return recall_floors(library, english_clips())
 
 
 def _engine(location: str, batch_size: int) -> FasterWhisperModel:
