@@ -322,7 +322,8 @@ class Stream:
         if window.seek < self.keep_from:  # the previous stream's speech: the prompt only
             before, current = self._divide(model, tokenizer, window, current, encoder_output, self.keep_from)
             for piece in before:
-                self.all_tokens.extend(piece["tokens"])
+                if piece["start"] != piece["end"] and tokenizer.decode(piece["tokens"]).strip():
+                    self.all_tokens.extend(piece["tokens"])
         if options.word_timestamps and current:
             model.add_word_timestamps(
                 current,

@@ -5,7 +5,11 @@
 * A task holds a *lease* on one instance for its whole run, and runs each inference step
   through the lease. Steps go through a per-device gate of ``instances_per_device`` slots, so
   the threads in use never exceed what the device was planned for, and steps of concurrent
-  tasks interleave fairly (FIFO) instead of one long file holding a device to itself.
+  tasks interleave fairly (FIFO) instead of one long file holding a device to itself. A short
+  task (``express_seconds``) skips the gate on the instance's second worker, so it never waits
+  for a long file's window (``_run_step``).
+* When the pool's last lease ends, the heap memory the workers freed goes back to the system
+  (``heap.trim_heap``).
 * Loads run one at a time in a worker thread, with a warm-up inference. A failed load is
   recorded (health shows it) and retried by the maintenance loop while the pool is below its
   desired size; it never silently shrinks the pool.
