@@ -18,6 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# This directory holds ``queue.py`` (the queue benchmark), which would shadow the standard
+# library's ``queue`` that urllib3 imports: keep the directory on the path, after the stdlib.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.append(sys.path.pop(0))
+
 import httpx
 from faster_whisper import WhisperModel
 from workload import (
