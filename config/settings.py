@@ -185,9 +185,7 @@ class WhisperSettings(BaseModel):
         """CTranslate2 workers a faster-whisper instance is loaded with: ``num_workers``, or one per
         step or batch that may run at once on it (the regular lanes and the express lane)."""
         express = 1 if self.express_seconds > 0 else 0
-        if self.batch_size > 1:
-            return max(self.num_workers, self.batch_lanes + express)
-        return max(self.num_workers, 1 + express)
+        return max(self.num_workers, self.concurrent_batches + express)
 
     @field_validator("model_dir")
     @classmethod

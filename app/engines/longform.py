@@ -412,7 +412,8 @@ class Stream:
                 index += 1
                 taken += len(word["tokens"])
                 words[int(offset + (word["start"] + word["end"]) / 2 >= moment)].append(word)
-            for side, (kept, other) in enumerate((words, words[::-1])):
+            before, after = words
+            for side, (kept, other) in enumerate(((before, after), (after, before))):
                 if not other:  # every word on this side: the times too
                     bound = (
                         {"start": max(piece["start"], moment)} if side else {"end": min(piece["end"], moment)}

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from app.background import BackgroundLoop
-from app.engines.base import SAMPLE_RATE, BatchCapableModel, SpeechModel
+from app.engines.base import SAMPLE_RATE, BatchCapableModel, SpeechModel, TranscriptionStream
 from app.engines.batch_scheduler import BatchScheduler
 from app.engines.devices import Device, cpu_threads_per_instance, parse_devices
 from app.engines.factory import ModelFactory
@@ -175,24 +175,13 @@ class Lease:
         ``_prepare``); ``cancelled`` is asked before each batch, and drops the task's streams."""
         model = self.model
         if not isinstance(model, BatchCapableModel):
-            stream = await self.run(model.transcribe, audio, task_type, options)
-            return Decoding(
-                stream.language,
-                stream.language_probability,
-                stream.duration,
-                self._stepwise(stream.segments, express=False),
-            )
+            return self._stepwise(await self.run(model.transcribe, audio, task_type, options), express=False)
         express = media_seconds is not None and media_seconds <= self._pool.express_seconds
         batcher = self.instance.batcher
         if batcher is None or not streams_supported(options):
             prepared = await self._prepare(None, model.prepare, audio, options, express=express)
             stream = await self.run(model.start, prepared, task_type, options, express=express)
-            return Decoding(
-                stream.language,
-                stream.language_probability,
-                stream.duration,
-                self._stepwise(stream.segments, express=express),
-            )
+            return self._stepwise(stream, express=express)
         prepared = await self._prepare(
             batcher,
             model.prepare,
@@ -228,7 +217,17 @@ class Lease:
             await batcher.room()
             return await asyncio.to_thread(fn, *args)
 
-    async def _stepwise(self, segments: Iterator[Segment], *, express: bool) -> AsyncGenerator[Segment, None]:
+    def _stepwise(self, stream: TranscriptionStream, *, express: bool) -> Decoding:
+        """A sequential transcription whose segments are decoded one step at a time through the
+        lease (``express``: on the express lane)."""
+        return Decoding(
+            stream.language,
+            stream.language_probability,
+            stream.duration,
+            self._steps(stream.segments, express=express),
+        )
+
+    async def _steps(self, segments: Iterator[Segment], *, express: bool) -> AsyncGenerator[Segment, None]:
         """A lazy segment iterator, advanced one step (one segment) at a time through the lease."""
         while True:
             segment = await self.run(next, segments, None, express=express)

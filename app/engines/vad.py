@@ -85,7 +85,7 @@ CUT_LEAD_SECONDS = 0.5
 
 
 MEETING_PAUSE_SECONDS = 0.2
-"""Shortest pause where two overlapping streams of one task meet (``quiet_stretches``)."""
+"""Shortest pause where two overlapping streams of one task meet (``find_pauses``)."""
 
 
 @dataclass(frozen=True)
