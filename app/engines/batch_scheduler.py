@@ -93,6 +93,9 @@ class PreparedAudio:
     """The recording's loudest log-mel level (``longform.loudest_level``)."""
     meetings: list[int] = field(default_factory=list)
     """Frames in the middle of shorter pauses where two overlapping streams of the task meet."""
+    loud: npt.NDArray[np.bool_] | None = None
+    """Where the audio is louder than its pauses (``vad.Pauses.loud``), for a task that may be
+    split: the streams check that their windows' words account for it (``Stream.loud``)."""
 
 
 @dataclass(eq=False)
@@ -268,6 +271,7 @@ class BatchScheduler:
             None if language is None else 1.0,
             short_windows=self._decoder.short_windows,
             loudest=audio.loudest,
+            loud=audio.loud,
         )
         job = _Job(
             task_id=task_id,

@@ -198,13 +198,13 @@ class FasterWhisperModel(BatchCapableModel):
         clips = task_clips(samples, options, pause)
         if not streams_supported(options):  # the library's own transcribe: samples and clips only
             return PreparedAudio(samples, duration, clips, [])
-        cuts: list[int] = []
-        meetings: list[int] = []
-        if duration > SPLITTABLE_SECONDS and self.batch_size > 1:
-            pauses = find_pauses(samples)
-            cuts = [seconds_to_frames(moment) for moment in pauses.cuts]
-            meetings = [seconds_to_frames(moment) for moment in pauses.meetings]
-        return PreparedAudio(samples, duration, clips, cuts, loudest_level(self.model, samples), meetings)
+        loudest = loudest_level(self.model, samples)
+        if duration <= SPLITTABLE_SECONDS or self.batch_size == 1:
+            return PreparedAudio(samples, duration, clips, [], loudest)
+        pauses = find_pauses(samples)
+        cuts = [seconds_to_frames(moment) for moment in pauses.cuts]
+        meetings = [seconds_to_frames(moment) for moment in pauses.meetings]
+        return PreparedAudio(samples, duration, clips, cuts, loudest, meetings, pauses.loud)
 
     def _library_transcribe(
         self, samples: npt.NDArray[np.float32], clips: list[Clip], task_type: TaskType, options: DecodeOptions

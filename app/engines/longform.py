@@ -24,6 +24,7 @@ of audio (a short clip) is encoded in a window cut to its audio plus 1 s, in 10 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from faster_whisper.utils import get_end
 
 from app.engines.base import SAMPLE_RATE
 from app.engines.batched import BatchedDecoder, encoded_seconds, sampling_options
+from app.engines.vad import PAUSE_FRAME
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
 
@@ -56,6 +58,18 @@ CONTEXT_FRAMES = 2
 PROMPT_RESET_ON_TEMPERATURE = 0.5
 MAX_INITIAL_TIMESTAMP_INDEX = 50
 """Whisper's ``max_initial_timestamp`` of 1 s, in timestamp positions."""
+UNHEARD_SECONDS = 1.0
+"""Loud audio no word of a window accounts for, from which the window is decoded again
+(``Stream._unheard``)."""
+WORD_MARGIN_SECONDS = 0.2
+"""Audio on either side of an aligned word taken as the word's (alignment is coarse)."""
+LONGEST_WORD_SECONDS = 1.5
+"""At most this much audio before an aligned word's end is taken as the word's: alignment
+stretches the first word after skipped speech back over it."""
+RESUME_LEAD_SECONDS = 0.3
+"""A window decoded again after unheard speech starts this long before it."""
+
+logger = logging.getLogger(__name__)
 
 Clip = tuple[int, int]
 """A stretch to decode, in log-mel frames (10 ms) of the task's audio: start, end."""
@@ -126,6 +140,12 @@ class Stream:
     detected_at: int | None = None
     """The seek of the window the language was detected on: as in the library, that window is
     decoded (at every temperature) from the features of its audio padded with silence."""
+    loud: npt.NDArray[np.bool_] | None = None
+    """Where the task's audio is louder than its pauses, per ``vad.PAUSE_FRAME`` (a task the
+    scheduler may split; ``vad.find_pauses``). Where given, a window whose words leave a second
+    of it unaccounted for is decoded again from there (``_unheard``)."""
+    redecoded_at: int = -1
+    """The seek of the last window decoded again after unheard speech: it is taken as it comes."""
 
     def __post_init__(self) -> None:
         content = len(self.samples) // HOP
@@ -201,6 +221,7 @@ class Stream:
             loudest=self.loudest,
             horizon=self.horizon,
             keep_from=until,
+            loud=self.loud,
         )
         # This stream's last window reads on into the next stream's audio (to the end of the
         # clip ``until`` lies in).
@@ -272,6 +293,7 @@ class Stream:
         ``generate_segments`` in faster-whisper 1.0.3)."""
         tokenizer = self.ensure_tokenizer(model)
         options = self.options
+        prompted = len(self.all_tokens) > self.prompt_reset_since
         tokens: list[int] = result.sequences_ids[0]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         compression_ratio = get_compression_ratio(tokenizer.decode(tokens).strip())
@@ -324,6 +346,14 @@ class Stream:
             for piece in before:
                 if piece["start"] != piece["end"] and tokenizer.decode(piece["tokens"]).strip():
                     self.all_tokens.extend(piece["tokens"])
+        unheard = None
+        if self.loud is not None and current and window.seek != self.redecoded_at:
+            unheard = self._unheard(
+                model, tokenizer, window, tokens, current, encoder_output, prompted=prompted
+            )
+        if unheard is not None:  # decoded again from there, without the prompt that hid it
+            current, self.seek = unheard
+            self.redecoded_at, single_timestamp_ending = self.seek, True
         if options.word_timestamps and current:
             model.add_word_timestamps(
                 current,
@@ -375,8 +405,83 @@ class Stream:
                     words=words,
                 )
             )
-        if not options.condition_on_previous_text or temperature > PROMPT_RESET_ON_TEMPERATURE:
+        if (
+            not options.condition_on_previous_text
+            or temperature > PROMPT_RESET_ON_TEMPERATURE
+            or unheard is not None
+        ):
             self.prompt_reset_since = len(self.all_tokens)
+
+    def _unheard(
+        self,
+        model: WhisperModel,
+        tokenizer: Tokenizer,
+        window: Window,
+        tokens: list[int],
+        pieces: list[dict[str, Any]],
+        encoder_output: Callable[[], ctranslate2.StorageView],
+        *,
+        prompted: bool,
+    ) -> tuple[list[dict[str, Any]], int] | None:
+        """Where this window's words leave ``UNHEARD_SECONDS`` of loud audio unaccounted for: the
+        window's segments before it and the frame to decode again from, or ``None``.
+
+        Whisper sometimes jumps over a sentence: prompted with text that already says something
+        like it, tiny.en went from "ask not what your country can do for you" straight on to the
+        next clip, 5 s later, its timestamps running over the skipped sentence. The window's
+        words are aligned (as for word timestamps) and the loud frames (``vad.find_pauses``)
+        that no word is near are counted; the stream goes on from the first such stretch, and
+        that window is decoded without the prompt (once: what it finds is kept)."""
+        assert self.loud is not None
+        first, last = max(window.seek, self.keep_from), min(self.seek, self.end)
+        if last - first < UNHEARD_SECONDS * FRAMES_PER_SECOND:
+            return None
+        # All the window's text, its unfinished last sentence too: aligned without it, the
+        # window's words were spread over the audio it would have covered.
+        text = [token for token in tokens if token < tokenizer.eot]
+        words = model.find_alignment(tokenizer, text, encoder_output(), window.size)
+        offset = window.seek / FRAMES_PER_SECOND
+        per_second = SAMPLE_RATE / PAUSE_FRAME
+        low = round(first / FRAMES_PER_SECOND * per_second)
+        high = round(last / FRAMES_PER_SECOND * per_second)
+        loud = self.loud[low:high]
+        heard = np.zeros(len(loud), dtype=bool)
+        for word in words:
+            end = offset + word["end"]
+            start = max(offset + word["start"], end - LONGEST_WORD_SECONDS)
+            span = slice(
+                max(0, round((start - WORD_MARGIN_SECONDS) * per_second) - low),
+                max(0, round((end + WORD_MARGIN_SECONDS) * per_second) - low),
+            )
+            heard[span] = True
+        # The first stretch between two words (or a word and the window's edge) that holds
+        # enough loud frames.
+        count, begin = 0, None
+        for index, (is_heard, is_loud) in enumerate(zip(heard.tolist(), loud.tolist(), strict=True)):
+            if is_heard:
+                count, begin = 0, None
+            elif is_loud:
+                begin = index if begin is None else begin
+                count += 1
+                if count >= UNHEARD_SECONDS * per_second:
+                    break
+        else:
+            return None
+        assert begin is not None
+        gap = (low + begin) / per_second
+        ends = [offset + word["end"] for word in words if offset + word["end"] <= gap]
+        resume = max(gap - RESUME_LEAD_SECONDS, max(ends, default=0.0), first / FRAMES_PER_SECOND)
+        frame = seconds_to_frames(resume)
+        if frame - window.seek < FRAMES_PER_SECOND and not prompted:
+            return None  # the same window, unprompted, again: nothing would change
+        before, _after = self._divide(model, tokenizer, window, pieces, encoder_output, frame)
+        logger.debug(
+            "window at %.1f s: loud audio without words at %.1f s, decoded again from %.1f s",
+            offset,
+            gap,
+            frame / FRAMES_PER_SECOND,
+        )
+        return before, frame
 
     def _divide(
         self,

@@ -9,7 +9,7 @@ decoded as ``clip_timestamps`` instead: silence is skipped and timestamps stay e
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -88,13 +88,16 @@ MEETING_PAUSE_SECONDS = 0.2
 """Shortest pause where two overlapping streams of one task meet (``find_pauses``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Pauses:
     """Where a long file may be cut into streams and where two overlapping streams may meet, in
-    seconds (``find_pauses``)."""
+    seconds, and where it is louder than its pauses (``find_pauses``)."""
 
     cuts: list[float]
     meetings: list[float]
+    loud: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """Per ``PAUSE_FRAME`` of audio, whether it is above the pauses' energy gate: speech, or a
+    sound, that a transcript should account for (``longform.Stream.loud``)."""
 
 
 def find_pauses(
@@ -110,7 +113,8 @@ def find_pauses(
       makes Whisper skip speech more often (tiny.en jumped over three clips after 4.7 s of
       silence);
     * **meetings**, the middle of every pause of at least ``min_meeting_pause`` seconds: where
-      the words of one stream end and the next one's begin (``Stream.split``).
+      the words of one stream end and the next one's begin (``Stream.split``);
+    * **loud**, every frame above the gate.
 
     An energy gate, not Silero: Silero took 10 s on a 10-minute file (a sixth of the time tiny.en
     takes to transcribe it), and a second of quiet is never inside a word."""
@@ -123,7 +127,7 @@ def find_pauses(
     floor, loud = np.percentile(level, 5), np.percentile(level, 95)
     quiet = level < floor + (loud - floor) / 5
     frame_seconds = PAUSE_FRAME / SAMPLE_RATE
-    found = Pauses([], [])
+    found = Pauses([], [], ~quiet)
     start: int | None = None
     for number, is_quiet in enumerate([*quiet.tolist(), False]):
         if is_quiet and start is None:

@@ -48,6 +48,9 @@ async def test_sigkilled_worker_loses_no_task_and_runs_none_twice(
         "WHISPER__MODEL_DIR": str(model_dir),
         "WHISPER__DEFAULT_MODEL": "tiny.en",
         "WHISPER__CPU_THREADS": "1",
+        # Short windows (a 1–2 s clip encoded in 10 s, not 30 s) keep the 200 transcriptions quick:
+        # this test is about the queue, not the decoder.
+        "WHISPER__SHORT_WINDOWS": "true",
         "PROCESSOR__LEASE_SECONDS": "3",
         "PROCESSOR__HEARTBEAT_INTERVAL_SECONDS": "0.5",
         "PROCESSOR__POLL_INTERVAL_SECONDS": "0.2",
