@@ -359,11 +359,15 @@ class Stream:
                 current,
                 tokenizer,
                 encoder_output(),
-                window.size,
+                # Cut short at unheard speech, the words are aligned with the audio before it
+                # only: over the whole window, alignment spread them over the rest of it.
+                window.size if unheard is None else self.seek - window.seek,
                 options.prepend_punctuations,
                 options.append_punctuations,
                 last_speech_timestamp=self.last_speech_timestamp,
             )
+            if window.seek < self.keep_from:
+                _not_before(current, self.keep_from / FRAMES_PER_SECOND)
             time_offset = window.seek / FRAMES_PER_SECOND
             if not single_timestamp_ending:
                 last_word_end = get_end(current)
@@ -548,6 +552,19 @@ class Stream:
         ]
         tokens = [token for word in words for token in word["tokens"]]
         return {**piece, "start": start, "end": end, "tokens": [stamps[0], *tokens, stamps[1]]}
+
+
+def _not_before(pieces: list[dict[str, Any]], moment: float) -> None:
+    """Keep word-timed segments from starting before ``moment``, where a split-off stream's own
+    speech begins: the alignment moves a segment's start to its first word, which may lie a
+    little before the meeting point (0.3 s in a test file), and the task's segments would go
+    out of order across its streams."""
+    for piece in pieces:
+        piece["start"] = max(piece["start"], moment)
+        piece["end"] = max(piece["end"], piece["start"] + TIME_PRECISION)
+        for word in piece.get("words", []):
+            word["start"] = max(word["start"], moment)
+            word["end"] = max(word["end"], word["start"])
 
 
 def split_by_timestamps(

@@ -97,13 +97,20 @@ async def test_batched_long_file_and_word_timestamps(
     long_file = tmp_path / "long.wav"
     offsets = build_long_file(chosen, long_file, total_seconds=300.0)
     async with running_app(make_settings(whisper={"batch_size": 8})) as running:
-        task_id = (await upload(running.client, long_file, temperature="0")).json()["id"]
+        task_id = (await upload(running.client, long_file, temperature="0", word_timestamps="true")).json()[
+            "id"
+        ]
         task = await wait_done(running.client, task_id, timeout=300)
         assert task["status"] == "completed", task["error"]
         segments = task["result"]["segments"]
         assert [s["id"] for s in segments] == list(range(len(segments)))
+        # In order across the streams the file is split into, with their word times (aligned
+        # per window, each stream's kept from where its own speech begins).
         starts = [s["start"] for s in segments]
         assert starts == sorted(starts)
+        assert all(segment["words"] for segment in segments)
+        words = [word["start"] for segment in segments for word in segment["words"]]
+        assert words == sorted(words)
         assert_clips_heard(segments, offsets)
         text = normalize_en(task["result"]["text"])
         assert "ask not what your country can do for you" in text

@@ -175,6 +175,22 @@ def test_long_files_lose_nothing_batched(
     assert max(len(record.rows) for record in scheduler.history) == len(streams)
 
 
+def test_word_times_stay_in_order_across_streams(long_files: list[LongAudio], tiny_location: str) -> None:
+    """With word timestamps, the alignment moves a segment's start to its first word, which can
+    lie a little before the point where a split-off stream's own speech begins (0.3 s before the
+    previous stream's last segment, in this file); the stream keeps its times from there, and
+    the task's segments and words stay in order. A window cut short at unheard speech aligns
+    its words with the audio before that speech only (over the whole window, a word was put
+    20 s later, after the next stream's first segment)."""
+    options = DecodeOptions(temperature=0.0, word_timestamps=True)
+    found, _scheduler = decode_in_scheduler(_engine(tiny_location, BATCHED), long_files[0].samples, options)
+    assert all(segment.words for segment in found)
+    starts = [segment.start for segment in found]
+    assert starts == sorted(starts)
+    words = [word.start for segment in found for word in segment.words or []]
+    assert words == sorted(words)
+
+
 def test_batching_never_changes_a_rows_text(tiny_location: str) -> None:
     """Rows of one batch are decoded with their whole prompts (no cut to a shared length), so
     each stream's segments are exactly those it gets decoded alone."""
