@@ -40,7 +40,7 @@ from faster_whisper.utils import get_end
 
 from app.engines.base import SAMPLE_RATE
 from app.engines.batched import BatchedDecoder, encoded_seconds, sampling_options
-from app.engines.vad import PAUSE_FRAME
+from app.engines.vad import PAUSE_FRAME, speech_regions
 from app.schemas.result import Segment, Word
 from app.schemas.task import DecodeOptions, TaskType
 
@@ -66,6 +66,8 @@ WORD_MARGIN_SECONDS = 0.2
 LONGEST_WORD_SECONDS = 1.5
 """At most this much audio before an aligned word's end is taken as the word's: alignment
 stretches the first word after skipped speech back over it."""
+MIN_UNHEARD_SPEECH_SECONDS = 0.5
+"""Speech (Silero VAD) that stretch must hold to be decoded again."""
 RESUME_LEAD_SECONDS = 0.3
 """A window decoded again after unheard speech starts this long before it."""
 
@@ -458,21 +460,9 @@ class Stream:
                 max(0, round((end + WORD_MARGIN_SECONDS) * per_second) - low),
             )
             heard[span] = True
-        # The first stretch between two words (or a word and the window's edge) that holds
-        # enough loud frames.
-        count, begin = 0, None
-        for index, (is_heard, is_loud) in enumerate(zip(heard.tolist(), loud.tolist(), strict=True)):
-            if is_heard:
-                count, begin = 0, None
-            elif is_loud:
-                begin = index if begin is None else begin
-                count += 1
-                if count >= UNHEARD_SECONDS * per_second:
-                    break
-        else:
+        gap = self._first_speech_unheard(heard, loud, low, per_second)
+        if gap is None:
             return None
-        assert begin is not None
-        gap = (low + begin) / per_second
         ends = [offset + word["end"] for word in words if offset + word["end"] <= gap]
         resume = max(gap - RESUME_LEAD_SECONDS, max(ends, default=0.0), first / FRAMES_PER_SECOND)
         frame = seconds_to_frames(resume)
@@ -486,6 +476,32 @@ class Stream:
             frame / FRAMES_PER_SECOND,
         )
         return before, frame
+
+    def _first_speech_unheard(
+        self, heard: npt.NDArray[np.bool_], loud: npt.NDArray[np.bool_], low: int, per_second: float
+    ) -> float | None:
+        """The start, in seconds, of the first stretch between two words (or a word and the
+        window's edge) that holds ``UNHEARD_SECONDS`` of loud frames and in which Silero VAD
+        finds speech: the energy gate takes any sound for speech, and on 40 s of noise a window
+        decoded again without its prompt came back with a hallucinated loop."""
+        needed = UNHEARD_SECONDS * per_second
+        count, begin = 0, None
+        for index, (is_heard, is_loud) in enumerate(
+            [*zip(heard.tolist(), loud.tolist(), strict=True), (True, False)]
+        ):
+            if not is_heard:
+                if is_loud:
+                    begin = index if begin is None else begin
+                    count += 1
+                continue
+            if begin is not None and count >= needed:
+                start, end = (low + begin) / per_second, (low + index) / per_second
+                audio = self.samples[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
+                speech = sum(b - a for a, b in speech_regions(audio))
+                if speech >= MIN_UNHEARD_SPEECH_SECONDS:
+                    return start
+            count, begin = 0, None
+        return None
 
     def _divide(
         self,
