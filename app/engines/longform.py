@@ -436,8 +436,9 @@ class Stream:
         like it, tiny.en went from "ask not what your country can do for you" straight on to the
         next clip, 5 s later, its timestamps running over the skipped sentence. The window's
         words are aligned (as for word timestamps) and the loud frames (``vad.find_pauses``)
-        that no word is near are counted; the stream goes on from the first such stretch, and
-        that window is decoded without the prompt (once: what it finds is kept)."""
+        that no word is near are counted; the stream goes on from the first such stretch in
+        which Silero VAD finds speech (``_first_speech_unheard``), and that window is decoded
+        without the prompt (once: what it finds is kept)."""
         assert self.loud is not None
         first, last = max(window.seek, self.keep_from), min(self.seek, self.end)
         if last - first < UNHEARD_SECONDS * FRAMES_PER_SECOND:
