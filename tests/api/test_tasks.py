@@ -281,7 +281,8 @@ async def test_delete_running_task_drops_result(
     concat_wav([clips["jfk.wav"].path] * 12, long_audio)  # ~2 minutes
     settings = make_settings(processor={"progress_interval_seconds": 0})
     async with running_app(settings) as running:
-        task_id = (await upload(running.client, long_audio)).json()["id"]
+        # Temperature 0: a clip repeated twelve times sends the fallback through every temperature.
+        task_id = (await upload(running.client, long_audio, temperature="0")).json()["id"]
         processor = running.container.processor
         assert processor is not None
         for _ in range(200):
