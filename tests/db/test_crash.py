@@ -99,6 +99,9 @@ async def test_sigkilled_worker_loses_no_task_and_runs_none_twice(
             while await count("completed") < 40:
                 assert time.monotonic() < deadline, "workers made no progress"
                 await asyncio.sleep(0.2)
+            # Freeze w1 at a moment it is seen holding tasks, then kill it: a short clip takes a
+            # fraction of a second, so w1 may hold none at the moment a kill would come.
+            held = await _freeze_holding_tasks(client, processes["w1"], "w1")
             processes["w1"].send_signal(signal.SIGKILL)
             processes["w1"].wait(10)
 
@@ -113,7 +116,8 @@ async def test_sigkilled_worker_loses_no_task_and_runs_none_twice(
             assert all(t["status"] == "completed" and t["result"] is not None for t in tasks)
             # The tasks w1 held when it died were re-queued by the reaper and finished by w2.
             retried = [t for t in tasks if t["attempts"] == 2]
-            assert retried and all(t["worker_id"] == "w2" for t in retried)
+            assert {str(t["id"]) for t in retried} == held
+            assert all(t["worker_id"] == "w2" for t in retried)
             assert all(t["attempts"] <= 2 for t in tasks)
             live = sorted(w["id"] for w in (await client.get("/api/v1/workers")).json())
             assert live == ["w2"], "the killed worker must drop out of the live list"
@@ -139,3 +143,19 @@ async def test_sigkilled_worker_loses_no_task_and_runs_none_twice(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+async def _freeze_holding_tasks(
+    client: httpx.AsyncClient, worker: subprocess.Popen[bytes], worker_id: str
+) -> set[str]:
+    """Stop ``worker`` (SIGSTOP) at a moment it holds tasks; the ids of the tasks it holds."""
+    deadline = time.monotonic() + 60
+    while True:
+        worker.send_signal(signal.SIGSTOP)
+        page = (await client.get("/api/v1/tasks", params={"status": "processing", "limit": 100})).json()
+        held = {str(task["id"]) for task in page["items"] if task["worker_id"] == worker_id}
+        if held:
+            return held
+        worker.send_signal(signal.SIGCONT)
+        assert time.monotonic() < deadline, f"{worker_id} never held a task"
+        await asyncio.sleep(0.05)
