@@ -9,7 +9,7 @@ decoded as ``clip_timestamps`` instead: silence is skipped and timestamps stay e
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -95,7 +95,7 @@ class Pauses:
 
     cuts: list[float]
     meetings: list[float]
-    loud: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    loud: npt.NDArray[np.bool_]
     """Per ``PAUSE_FRAME`` of audio, whether it is above the pauses' energy gate: speech, or a
     sound, that a transcript should account for (``longform.Stream.loud``)."""
 
@@ -120,7 +120,7 @@ def find_pauses(
     takes to transcribe it), and a second of quiet is never inside a word."""
     count = len(audio) // PAUSE_FRAME
     if count == 0:
-        return Pauses([], [])
+        return Pauses([], [], np.zeros(0, dtype=bool))
     frames = audio[: count * PAUSE_FRAME].reshape(count, PAUSE_FRAME)
     power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / PAUSE_FRAME
     level = 10 * np.log10(power + 1e-10)
