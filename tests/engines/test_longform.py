@@ -143,10 +143,23 @@ def test_long_files_lose_nothing_sequentially(
         _assert_nothing_lost(audio, found, library[number], label)
 
 
-# File 1 is left out: at the start of a stream tiny.en hears its "ten of clubs" (239.9 s) as
-# "10. Cloves." where the library, prompted, writes "Ten of Clovs" (a known gap of issue 14, see
-# docs/batching.md; as a strict xfail it cost CI 13 s, and CI has no time to spare).
-@pytest.mark.parametrize("number", [0, 2])
+@pytest.mark.parametrize(
+    "number",
+    [
+        0,
+        pytest.param(
+            1,
+            marks=pytest.mark.xfail(
+                reason="known gap (issue 14, docs/batching.md): at the start of a stream tiny.en "
+                "hears 'ten of clubs' (239.9 s) as '10. Cloves.' where the library, prompted, "
+                "writes 'Ten of Clovs'. Strict: it fails CI once it passes, so that the gap is "
+                "closed on purpose.",
+                strict=True,
+            ),
+        ),
+        2,
+    ],
+)
 def test_long_files_lose_nothing_batched(
     number: int, long_files: list[LongAudio], tiny_location: str, library: list[LibraryRun]
 ) -> None:
